@@ -1,0 +1,38 @@
+#include "core/graph/layer.h"
+
+namespace segrel::graph {
+
+absl::string_view LayerRoleName(LayerRole role) {
+  switch (role) {
+    case LayerRole::kConvolution:
+      return "convolution";
+    case LayerRole::kLinear:
+      return "linear";
+    case LayerRole::kNormalisation:
+      return "normalisation";
+    case LayerRole::kActivation:
+      return "activation";
+    case LayerRole::kSum:
+      return "sum";
+    case LayerRole::kAveragePool:
+      return "average pooling";
+    case LayerRole::kScaling:
+      return "scaling";
+    case LayerRole::kStructural:
+      return "structural";
+  }
+  return "unknown";
+}
+
+at::Tensor ParametricLayer::Affine(const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& v,
+                                   const at::Tensor& x) const {
+  at::Tensor result = WithWeight(weight, x)->Apply({v});
+  if (bias.defined()) result = result + BiasAsOutput(bias, x);
+  return result;
+}
+
+LinearMapPtr ParametricLayer::Jacobian(const std::vector<at::Tensor>& inputs, const at::Tensor& output) const {
+  return WithWeight(ParametersAt(inputs[0]).weight, inputs[0]);
+}
+
+}  // namespace segrel::graph

@@ -1,0 +1,101 @@
+#include "core/graph/layers/convolution.h"
+
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace segrel::graph {
+namespace {
+
+std::vector<int64_t> Zeros(size_t n) { return std::vector<int64_t>(n, 0); }
+
+// Sizes of a transposed convolution's output for an input of `input_sizes`.
+std::vector<int64_t> TransposedOutputSizes(at::IntArrayRef input_sizes, const at::Tensor& weight,
+                                           const ConvolutionGeometry& g) {
+  std::vector<int64_t> sizes = {input_sizes[0], weight.size(1) * g.groups};
+  for (size_t d = 0; d + 2 < input_sizes.size(); ++d) {
+    const int64_t kernel = weight.size(static_cast<int64_t>(d) + 2);
+    sizes.push_back((input_sizes[d + 2] - 1) * g.stride[d] - 2 * g.padding[d] + g.dilation[d] * (kernel - 1) +
+                    g.output_padding[d] + 1);
+  }
+  return sizes;
+}
+
+// The linear part of a convolution layer for one weight: v -> W * v, and its adjoint.
+class ConvolutionMap final : public LinearMap {
+ public:
+  ConvolutionMap(at::Tensor weight, const ConvolutionGeometry& geometry, std::vector<int64_t> input_sizes)
+      : weight_(std::move(weight)), geometry_(geometry), input_sizes_(std::move(input_sizes)) {}
+
+  at::Tensor Apply(const std::vector<at::Tensor>& inputs) const override {
+    const at::Tensor& v = inputs[0];
+    if (!geometry_.transposed) return Correlate(v, weight_, geometry_);
+    return CorrelateAdjoint(v, weight_, geometry_, TransposedOutputSizes(v.sizes(), weight_, geometry_));
+  }
+
+  std::vector<at::Tensor> Adjoint(const at::Tensor& g) const override {
+    if (geometry_.transposed) return {Correlate(g, weight_, geometry_)};
+    return {CorrelateAdjoint(g, weight_, geometry_, WithBatch(input_sizes_, g.size(0)))};
+  }
+
+ private:
+  at::Tensor weight_;
+  ConvolutionGeometry geometry_;
+  std::vector<int64_t> input_sizes_;
+};
+
+}  // namespace
+
+at::Tensor Correlate(const at::Tensor& v, const at::Tensor& weight, const ConvolutionGeometry& g) {
+  return at::convolution(v, weight, /*bias=*/{}, g.stride, g.padding, g.dilation, /*transposed=*/false,
+                         Zeros(g.stride.size()), g.groups);
+}
+
+at::Tensor CorrelateAdjoint(const at::Tensor& g, const at::Tensor& weight, const ConvolutionGeometry& geometry,
+                            at::IntArrayRef input_sizes) {
+  // Only the input gradient is requested, so `input` is read for its sizes and type alone.
+  const at::Tensor input_shape = at::empty(input_sizes, g.options());
+  return std::get<0>(at::convolution_backward(g, input_shape, weight, /*bias_sizes=*/c10::nullopt,
+                                              geometry.stride, geometry.padding, geometry.dilation,
+                                              /*transposed=*/false, Zeros(geometry.stride.size()), geometry.groups,
+                                              {true, false, false}));
+}
+
+ConvolutionLayer::ConvolutionLayer(at::Tensor weight, at::Tensor bias, ConvolutionGeometry geometry)
+    : weight_(std::move(weight)), bias_(std::move(bias)), geometry_(std::move(geometry)) {
+  if (geometry_.output_padding.empty()) geometry_.output_padding = Zeros(geometry_.stride.size());
+  kind_ = absl::StrCat(geometry_.transposed ? "conv_transpose" : "conv", weight_.dim() - 2, "d");
+}
+
+at::Tensor ConvolutionLayer::Forward(const std::vector<at::Tensor>& inputs) const {
+  return Affine(weight_, bias_, inputs[0], inputs[0]);
+}
+
+void ConvolutionLayer::ConvertTo(const at::TensorOptions& options) {
+  weight_ = weight_.to(options);
+  if (bias_.defined()) bias_ = bias_.to(options);
+}
+
+LinearMapPtr ConvolutionLayer::WithWeight(const at::Tensor& weight, const at::Tensor& x) const {
+  return std::make_shared<ConvolutionMap>(weight, geometry_, x.sizes().vec());
+}
+
+at::Tensor ConvolutionLayer::Affine(const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& v,
+                                    const at::Tensor& x) const {
+  if (!geometry_.transposed) {
+    return at::convolution(v, weight, bias, geometry_.stride, geometry_.padding, geometry_.dilation, false,
+                           Zeros(geometry_.stride.size()), geometry_.groups);
+  }
+  at::Tensor result = WithWeight(weight, x)->Apply({v});
+  if (bias.defined()) result.add_(BiasAsOutput(bias, x));
+  return result;
+}
+
+at::Tensor ConvolutionLayer::BiasAsOutput(const at::Tensor& bias, const at::Tensor& x) const {
+  std::vector<int64_t> shape(weight_.dim(), 1);
+  shape[1] = bias.numel();
+  return bias.view(shape);
+}
+
+}  // namespace segrel::graph
