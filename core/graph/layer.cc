@@ -24,6 +24,13 @@ absl::string_view LayerRoleName(LayerRole role) {
   return "unknown";
 }
 
+at::Tensor ConvertParameter(const at::Tensor& tensor, const at::TensorOptions& options) {
+  if (!tensor.defined()) return tensor;
+  at::TensorOptions target = at::TensorOptions().device(options.device());
+  if (tensor.is_floating_point() && options.has_dtype()) target = target.dtype(options.dtype());
+  return tensor.to(target);
+}
+
 at::Tensor ParametricLayer::Affine(const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& v,
                                    const at::Tensor& x) const {
   at::Tensor result = WithWeight(weight, x)->Apply({v});

@@ -54,6 +54,10 @@ class Layer {
   virtual void ConvertTo(const at::TensorOptions& options) {}
 };
 
+// Returns `tensor` on `options`' device, with `options`' dtype if it is floating point (integer tensors keep
+// their type). Undefined tensors stay undefined.
+at::Tensor ConvertParameter(const at::Tensor& tensor, const at::TensorOptions& options);
+
 // The affine form x -> A_weight x + bias of a layer with weights. `bias` may be undefined (no bias).
 struct AffineParameters {
   at::Tensor weight;

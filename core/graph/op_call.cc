@@ -1,5 +1,7 @@
 #include "core/graph/op_call.h"
 
+#include "core/graph/layer.h"
+
 #include <utility>
 
 namespace segrel::graph {
@@ -27,7 +29,7 @@ OpCall OpCall::WithArgument(size_t index, c10::IValue value) const {
 
 void OpCall::ConvertTo(const at::TensorOptions& options) {
   for (c10::IValue& argument : arguments_) {
-    if (argument.isTensor()) argument = argument.toTensor().to(options);
+    if (argument.isTensor()) argument = ConvertParameter(argument.toTensor(), options);
   }
 }
 

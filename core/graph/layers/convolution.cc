@@ -73,8 +73,8 @@ at::Tensor ConvolutionLayer::Forward(const std::vector<at::Tensor>& inputs) cons
 }
 
 void ConvolutionLayer::ConvertTo(const at::TensorOptions& options) {
-  weight_ = weight_.to(options);
-  if (bias_.defined()) bias_ = bias_.to(options);
+  weight_ = ConvertParameter(weight_, options);
+  bias_ = ConvertParameter(bias_, options);
 }
 
 LinearMapPtr ConvolutionLayer::WithWeight(const at::Tensor& weight, const at::Tensor& x) const {

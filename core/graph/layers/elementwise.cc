@@ -37,8 +37,8 @@ LinearMapPtr ScaleLayer::Jacobian(const std::vector<at::Tensor>& inputs, const a
 }
 
 void ScaleLayer::ConvertTo(const at::TensorOptions& options) {
-  if (factor_.defined()) factor_ = factor_.to(options);
-  if (offset_.defined()) offset_ = offset_.to(options);
+  factor_ = ConvertParameter(factor_, options);
+  offset_ = ConvertParameter(offset_, options);
 }
 
 }  // namespace segrel::graph

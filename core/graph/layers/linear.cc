@@ -25,8 +25,8 @@ at::Tensor LinearLayer::Forward(const std::vector<at::Tensor>& inputs) const {
 }
 
 void LinearLayer::ConvertTo(const at::TensorOptions& options) {
-  weight_ = weight_.to(options);
-  if (bias_.defined()) bias_ = bias_.to(options);
+  weight_ = ConvertParameter(weight_, options);
+  bias_ = ConvertParameter(bias_, options);
 }
 
 LinearMapPtr LinearLayer::WithWeight(const at::Tensor& weight, const at::Tensor& x) const {

@@ -15,10 +15,6 @@ at::Tensor AlongChannels(const at::Tensor& values, int64_t ndim) {
   return values.reshape(shape);
 }
 
-void ConvertIfDefined(at::Tensor& tensor, const at::TensorOptions& options) {
-  if (tensor.defined()) tensor = tensor.to(options);
-}
-
 }  // namespace
 
 ChannelAffineLayer::ChannelAffineLayer(std::string kind, at::Tensor scale, at::Tensor shift)
@@ -30,8 +26,8 @@ at::Tensor ChannelAffineLayer::Forward(const std::vector<at::Tensor>& inputs) co
 }
 
 void ChannelAffineLayer::ConvertTo(const at::TensorOptions& options) {
-  ConvertIfDefined(scale_, options);
-  ConvertIfDefined(shift_, options);
+  scale_ = ConvertParameter(scale_, options);
+  shift_ = ConvertParameter(shift_, options);
 }
 
 LinearMapPtr ChannelAffineLayer::WithWeight(const at::Tensor& weight, const at::Tensor& x) const {
@@ -50,8 +46,8 @@ at::Tensor GroupNormLayer::Forward(const std::vector<at::Tensor>& inputs) const 
 }
 
 void GroupNormLayer::ConvertTo(const at::TensorOptions& options) {
-  ConvertIfDefined(gamma_, options);
-  ConvertIfDefined(beta_, options);
+  gamma_ = ConvertParameter(gamma_, options);
+  beta_ = ConvertParameter(beta_, options);
 }
 
 AffineParameters GroupNormLayer::ParametersAt(const at::Tensor& x) const {
