@@ -1,0 +1,255 @@
+#include "core/io/nifti.h"
+
+#include <nifti2_io.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
+#include "core/common/torch_status.h"
+
+namespace segrel::io {
+namespace {
+
+using volume::Affine;
+using volume::NiftiGeometry;
+using volume::Volume;
+
+struct NiftiImageDeleter {
+  void operator()(nifti_image* image) const { nifti_image_free(image); }
+};
+using NiftiImagePtr = std::unique_ptr<nifti_image, NiftiImageDeleter>;
+
+// nifticlib reports problems on stderr; segrel reports them as statuses instead.
+void QuietNiftiLibrary() {
+  static std::once_flag once;
+  std::call_once(once, [] { nifti_set_debug_level(0); });
+}
+
+Affine FromDmat44(const nifti_dmat44& m) {
+  Affine affine{};
+  for (int r = 0; r < 4; ++r) {
+    for (int c = 0; c < 4; ++c) affine[r][c] = m.m[r][c];
+  }
+  return affine;
+}
+
+nifti_dmat44 ToDmat44(const Affine& affine) {
+  nifti_dmat44 m;
+  for (int r = 0; r < 4; ++r) {
+    for (int c = 0; c < 4; ++c) m.m[r][c] = affine[r][c];
+  }
+  return m;
+}
+
+// nibabel's affine for a header without sform and qform: pixdim scaling, x flipped, centred on the grid.
+Affine FallbackAffine(const nifti_image& image) {
+  Affine affine = volume::IdentityAffine();
+  const double zooms[3] = {image.pixdim[1], image.pixdim[2], image.pixdim[3]};
+  const double sign[3] = {-1.0, 1.0, 1.0};
+  const int64_t sizes[3] = {image.nx, image.ny, image.nz};
+  for (int d = 0; d < 3; ++d) {
+    affine[d][d] = sign[d] * zooms[d];
+    affine[d][3] = -affine[d][d] * static_cast<double>(sizes[d] - 1) / 2.0;
+  }
+  return affine;
+}
+
+double Determinant3(const Affine& a) {
+  return a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0]) +
+         a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0]);
+}
+
+template <typename T>
+void ConvertVoxels(const void* source, float* target, int64_t count, double slope, double intercept) {
+  const T* values = static_cast<const T*>(source);
+  for (int64_t n = 0; n < count; ++n) target[n] = static_cast<float>(static_cast<double>(values[n]) * slope + intercept);
+}
+
+absl::Status ConvertToFloat(const nifti_image& image, float* target, const std::string& path) {
+  double slope = 1.0, intercept = 0.0;
+  // As nibabel: a zero or non-finite slope means "not scaled".
+  if (std::isfinite(image.scl_slope) && image.scl_slope != 0.0) {
+    slope = image.scl_slope;
+    intercept = std::isfinite(image.scl_inter) ? image.scl_inter : 0.0;
+  }
+  const int64_t n = image.nvox;
+  switch (image.datatype) {
+    case NIFTI_TYPE_UINT8: ConvertVoxels<uint8_t>(image.data, target, n, slope, intercept); break;
+    case NIFTI_TYPE_INT8: ConvertVoxels<int8_t>(image.data, target, n, slope, intercept); break;
+    case NIFTI_TYPE_UINT16: ConvertVoxels<uint16_t>(image.data, target, n, slope, intercept); break;
+    case NIFTI_TYPE_INT16: ConvertVoxels<int16_t>(image.data, target, n, slope, intercept); break;
+    case NIFTI_TYPE_UINT32: ConvertVoxels<uint32_t>(image.data, target, n, slope, intercept); break;
+    case NIFTI_TYPE_INT32: ConvertVoxels<int32_t>(image.data, target, n, slope, intercept); break;
+    case NIFTI_TYPE_UINT64: ConvertVoxels<uint64_t>(image.data, target, n, slope, intercept); break;
+    case NIFTI_TYPE_INT64: ConvertVoxels<int64_t>(image.data, target, n, slope, intercept); break;
+    case NIFTI_TYPE_FLOAT32: ConvertVoxels<float>(image.data, target, n, slope, intercept); break;
+    case NIFTI_TYPE_FLOAT64: ConvertVoxels<double>(image.data, target, n, slope, intercept); break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": NIfTI data type ", nifti_datatype_string(image.datatype), " is not supported"));
+  }
+  return absl::OkStatus();
+}
+
+NiftiGeometry GeometryOf(const nifti_image& image) {
+  NiftiGeometry g;
+  g.sform_code = image.sform_code;
+  g.sform = FromDmat44(image.sto_xyz);
+  g.qform_code = image.qform_code;
+  g.quatern_b = image.quatern_b;
+  g.quatern_c = image.quatern_c;
+  g.quatern_d = image.quatern_d;
+  g.qoffset_x = image.qoffset_x;
+  g.qoffset_y = image.qoffset_y;
+  g.qoffset_z = image.qoffset_z;
+  g.qfac = image.qfac;
+  g.spacing = {image.pixdim[1], image.pixdim[2], image.pixdim[3]};
+  g.xyz_units = image.xyz_units;
+  return g;
+}
+
+absl::Status CheckHeader(const nifti_image& image, const std::string& path, const NiftiReadOptions& options) {
+  if (image.ndim < 1 || image.ndim > 4) {
+    bool extra_dims_are_one = image.ndim > 4;
+    for (int d = 5; d <= image.ndim && d < 8; ++d) extra_dims_are_one = extra_dims_are_one && image.dim[d] == 1;
+    if (!extra_dims_are_one) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": ", image.ndim, "-D image; segrel reads 3-D and 4-D"));
+    }
+  }
+  const int64_t sizes[4] = {image.nx, image.ny, image.nz, image.nt};
+  int64_t voxels = 1;
+  for (int d = 0; d < 4; ++d) {
+    const int64_t size = d < image.ndim ? sizes[d] : std::max<int64_t>(sizes[d], 1);
+    if (size <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": dimension ", d + 1, " has size ", size));
+    }
+    if (voxels > std::numeric_limits<int64_t>::max() / size) {
+      return absl::ResourceExhaustedError(absl::StrCat(path, ": the header's dimensions overflow"));
+    }
+    voxels *= size;
+  }
+  if (voxels > options.max_bytes / 4) {
+    return absl::ResourceExhaustedError(absl::StrCat(path, ": the header asks for ", voxels,
+                                                     " voxels, more than the limit of ", options.max_bytes / 4));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Volume> ReadNifti(const std::string& path, const NiftiReadOptions& options) {
+  QuietNiftiLibrary();
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error)) return absl::NotFoundError(absl::StrCat(path, ": no such file"));
+
+  NiftiImagePtr image(nifti_image_read(path.c_str(), /*read_data=*/0));
+  if (image == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a readable NIfTI-1 or NIfTI-2 file"));
+  }
+  SEGREL_RETURN_IF_ERROR(CheckHeader(*image, path, options));
+  if (nifti_image_load(image.get()) != 0 || image->data == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": the voxel data is truncated or unreadable"));
+  }
+
+  Volume volume;
+  volume.source = path;
+  volume.nifti = GeometryOf(*image);
+  if (image->sform_code > 0) {
+    volume.affine = FromDmat44(image->sto_xyz);
+  } else if (image->qform_code > 0) {
+    volume.affine = FromDmat44(image->qto_xyz);
+  } else {
+    volume.affine = FallbackAffine(*image);
+  }
+  if (std::abs(Determinant3(volume.affine)) < 1e-12) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": degenerate voxel-to-world transform (zero spacing or "
+                                                         "collinear axes)"));
+  }
+
+  return CatchTorch(path, [&]() -> absl::StatusOr<Volume> {
+    const int64_t nt = image->ndim >= 4 ? image->nt : 1;
+    // NIfTI stores x fastest: the data is a C-order [t, z, y, x] array.
+    at::Tensor data = at::empty({nt, image->nz, image->ny, image->nx}, at::kFloat);
+    SEGREL_RETURN_IF_ERROR(ConvertToFloat(*image, data.data_ptr<float>(), path));
+    const int64_t non_finite = (~at::isfinite(data)).sum().item<int64_t>();
+    if (non_finite > 0) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": ", non_finite, " voxels are NaN or infinite"));
+    }
+    data = data.permute({3, 2, 1, 0});
+    volume.data = (nt == 1 ? data.squeeze(3) : data).contiguous();
+    return volume;
+  });
+}
+
+absl::Status WriteNifti(const std::string& path, const at::Tensor& data, NiftiDataType type,
+                        const volume::Volume& grid) {
+  QuietNiftiLibrary();
+  if (data.dim() != 3 || data.sizes() != at::IntArrayRef(grid.SpatialSizes().data(), 3)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": data of ", data.dim(), " dimensions does not fit the grid ",
+                                                   volume::GridSummary(grid)));
+  }
+  const int datatype = type == NiftiDataType::kUInt8 ? NIFTI_TYPE_UINT8 : NIFTI_TYPE_FLOAT32;
+  const int64_t dims[8] = {3, data.size(0), data.size(1), data.size(2), 1, 1, 1, 1};
+  NiftiImagePtr image(nifti_make_new_nim(dims, datatype, /*data_fill=*/1));
+  if (image == nullptr) return absl::ResourceExhaustedError(absl::StrCat(path, ": cannot allocate the image"));
+
+  SEGREL_RETURN_IF_ERROR(CatchTorch(path, [&]() -> absl::Status {
+    // To NIfTI's x-fastest order.
+    const at::Tensor ordered = data.detach().to(at::kCPU).permute({2, 1, 0}).contiguous();
+    const at::Tensor converted = ordered.to(type == NiftiDataType::kUInt8 ? at::kByte : at::kFloat);
+    std::memcpy(image->data, converted.data_ptr(), converted.numel() * converted.element_size());
+    return absl::OkStatus();
+  }));
+
+  const NiftiGeometry geometry = grid.nifti.value_or(NiftiGeometry{});
+  if (grid.nifti.has_value()) {
+    image->qform_code = geometry.qform_code;
+    image->quatern_b = geometry.quatern_b;
+    image->quatern_c = geometry.quatern_c;
+    image->quatern_d = geometry.quatern_d;
+    image->qoffset_x = geometry.qoffset_x;
+    image->qoffset_y = geometry.qoffset_y;
+    image->qoffset_z = geometry.qoffset_z;
+    image->qfac = geometry.qfac;
+    image->sform_code = geometry.sform_code;
+    image->sto_xyz = ToDmat44(geometry.sform);
+    image->xyz_units = geometry.xyz_units;
+    for (int d = 0; d < 3; ++d) image->pixdim[d + 1] = geometry.spacing[d];
+  } else {
+    // A grid from elsewhere: its affine as sform and qform ("aligned to an anatomical scan").
+    image->sform_code = NIFTI_XFORM_ALIGNED_ANAT;
+    image->sto_xyz = ToDmat44(grid.affine);
+    image->qform_code = NIFTI_XFORM_ALIGNED_ANAT;
+    double dx, dy, dz;
+    nifti_dmat44_to_quatern(image->sto_xyz, &image->quatern_b, &image->quatern_c, &image->quatern_d,
+                            &image->qoffset_x, &image->qoffset_y, &image->qoffset_z, &dx, &dy, &dz, &image->qfac);
+    image->pixdim[1] = dx;
+    image->pixdim[2] = dy;
+    image->pixdim[3] = dz;
+    image->xyz_units = NIFTI_UNITS_MM;
+  }
+  image->dx = image->pixdim[1];
+  image->dy = image->pixdim[2];
+  image->dz = image->pixdim[3];
+  image->pixdim[0] = image->qfac;
+
+  if (nifti_set_filenames(image.get(), path.c_str(), /*check=*/0, /*set_byte_order=*/1) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a NIfTI file name (.nii or .nii.gz)"));
+  }
+  nifti_image_write(image.get());
+  // nifti_image_write reports failure only on stderr: check that the file is there and readable.
+  NiftiImagePtr written(nifti_image_read(path.c_str(), /*read_data=*/0));
+  if (written == nullptr || written->nvox != image->nvox) {
+    return absl::InternalError(absl::StrCat(path, ": could not write the NIfTI file"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace segrel::io
