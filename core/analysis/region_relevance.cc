@@ -36,13 +36,26 @@ absl::StatusOr<at::Tensor> RelevanceNormalisers(const lrp::ExplainedForward& for
   return forward.Transpose(at::ones_like(forward.input()));
 }
 
+at::Tensor EligibleVoxels(const at::Tensor& normalisers, double tau) { return normalisers[0].abs() > tau; }
+
 absl::StatusOr<RegionRelevance> TwoPassRegionRelevance(const lrp::ExplainedForward& forward,
+                                                       const std::vector<ClassRegion>& regions,
+                                                       const RegionRelevanceOptions& options) {
+  SEGREL_ASSIGN_OR_RETURN(const at::Tensor normalisers, RelevanceNormalisers(forward));
+  return TwoPassRegionRelevance(forward, normalisers, regions, options);
+}
+
+absl::StatusOr<RegionRelevance> TwoPassRegionRelevance(const lrp::ExplainedForward& forward,
+                                                       const at::Tensor& normalisers,
                                                        const std::vector<ClassRegion>& regions,
                                                        const RegionRelevanceOptions& options) {
   const at::Tensor& output = forward.output();
   SEGREL_RETURN_IF_ERROR(CheckRegions(regions, output));
+  if (normalisers.sizes() != output.sizes()) {
+    return absl::InvalidArgumentError("normalisers do not have the network output's shape");
+  }
   RegionRelevance result;
-  SEGREL_ASSIGN_OR_RETURN(result.normalisers, RelevanceNormalisers(forward));
+  result.normalisers = normalisers;
   // The starting relevance r = 1 / c on each region's eligible voxels: one batch entry per region, or one for all.
   SEGREL_ASSIGN_OR_RETURN(
       const at::Tensor r, CatchTorch("region relevance", [&]() -> absl::StatusOr<at::Tensor> {

@@ -42,11 +42,20 @@ struct RegionRelevance {
 // Returns c = Lambda^T 1: the share of each output voxel's relevance that reaches the input.
 absl::StatusOr<at::Tensor> RelevanceNormalisers(const lrp::ExplainedForward& forward);
 
-// Eq. 2 for every region by the two-pass method. Errors: InvalidArgument for a mask or channel that does not fit
-// the network output.
+// Eq. 2 for every region by the two-pass method, with normalisers c already computed (RelevanceNormalisers).
+// Errors: InvalidArgument for a mask or channel that does not fit the network output.
+absl::StatusOr<RegionRelevance> TwoPassRegionRelevance(const lrp::ExplainedForward& forward,
+                                                       const at::Tensor& normalisers,
+                                                       const std::vector<ClassRegion>& regions,
+                                                       const RegionRelevanceOptions& options = {});
+
+// As above, computing the normalisers first (one transpose pass).
 absl::StatusOr<RegionRelevance> TwoPassRegionRelevance(const lrp::ExplainedForward& forward,
                                                        const std::vector<ClassRegion>& regions,
                                                        const RegionRelevanceOptions& options = {});
+
+// Voxels where |c| > tau, per output channel: bool, the output's sizes without the batch dimension.
+at::Tensor EligibleVoxels(const at::Tensor& normalisers, double tau);
 
 // Eq. 2 for every region by its definition, one relevance pass per voxel (slow: for tests and benchmarks).
 // A voxel is left out when |sum(M_a) / y_a| <= tau.

@@ -42,8 +42,9 @@ int LayerGraph::AddNode(std::unique_ptr<Layer> layer, std::vector<int> inputs, s
   return nodes_.back().output;
 }
 
-void LayerGraph::SetOutput(int value, OutputActivation activation) {
+void LayerGraph::SetOutput(int value, std::vector<int64_t> output_sizes, OutputActivation activation) {
   output_ = value;
+  output_sizes_ = std::move(output_sizes);
   output_activation_ = activation;
   // Keep only the nodes the output depends on.
   std::vector<bool> needed(num_values_, false);

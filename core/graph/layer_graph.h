@@ -45,15 +45,17 @@ class LayerGraph {
 
   // Builder: appends a node reading `inputs` (existing values) and returns the id of its output value.
   int AddNode(std::unique_ptr<Layer> layer, std::vector<int> inputs, std::string origin);
-  // Builder: sets the output value and the activation the network applied to it. Removes the nodes that do not
-  // contribute to the output.
-  void SetOutput(int value, OutputActivation activation);
+  // Builder: sets the output value, its sizes, and the activation the network applied to it. Removes the nodes
+  // that do not contribute to the output.
+  void SetOutput(int value, std::vector<int64_t> output_sizes, OutputActivation activation);
 
   const std::vector<GraphNode>& nodes() const { return nodes_; }
   int num_values() const { return num_values_; }
   int output() const { return output_; }
   OutputActivation output_activation() const { return output_activation_; }
   const std::vector<int64_t>& input_sizes() const { return input_sizes_; }
+  // The sizes of the output (logits) for an input of input_sizes().
+  const std::vector<int64_t>& output_sizes() const { return output_sizes_; }
 
   // Number of nodes reading each value (the graph output counts as one more reader).
   std::vector<int> ReaderCounts() const;
@@ -78,6 +80,7 @@ class LayerGraph {
 
  private:
   std::vector<int64_t> input_sizes_;
+  std::vector<int64_t> output_sizes_;
   std::vector<GraphNode> nodes_;
   int num_values_ = 1;
   int output_ = kInputValue;

@@ -28,6 +28,10 @@ class LinearMap {
 
   // Returns A^T(g): one tensor per layer input.
   virtual std::vector<at::Tensor> Adjoint(const at::Tensor& g) const = 0;
+
+  // Whether Apply and Adjoint always return tensors with storage of their own (never a view of their argument),
+  // so that callers may scale them in place.
+  virtual bool ResultsAreFresh() const { return false; }
 };
 
 using LinearMapPtr = std::shared_ptr<const LinearMap>;
@@ -47,6 +51,7 @@ class ElementwiseScaleMap final : public LinearMap {
   ElementwiseScaleMap(at::Tensor factor, std::vector<int64_t> input_sizes);
   at::Tensor Apply(const std::vector<at::Tensor>& inputs) const override;
   std::vector<at::Tensor> Adjoint(const at::Tensor& g) const override;
+  bool ResultsAreFresh() const override { return true; }
 
  private:
   at::Tensor factor_;

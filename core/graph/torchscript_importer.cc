@@ -16,6 +16,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "core/common/status_macros.h"
@@ -37,8 +38,22 @@ using torch::jit::Node;
 using torch::jit::Value;
 using Kind = ImportedValue::Kind;
 
-// "aten::cumsum at model.py:12: x = torch.cumsum(x, 2)": the operator, and where the network's Python source
-// (or, failing that, the TorchScript code in the file) has it.
+// Traced networks record the Python call stack as their "source": lines "FILE(LINE): FUNCTION", innermost first.
+// Returns "FILE:LINE (FUNCTION)" for the innermost frame outside PyTorch itself (the user's model code), or "".
+std::string UserFrame(const std::string& stack) {
+  for (absl::string_view line : absl::StrSplit(stack, '\n')) {
+    const size_t open = line.rfind('(');
+    const size_t close = line.find("): ", open == absl::string_view::npos ? 0 : open);
+    if (open == absl::string_view::npos || close == absl::string_view::npos || close < open) continue;
+    const absl::string_view file = line.substr(0, open);
+    if (absl::StrContains(file, "/torch/") || absl::StartsWith(file, "Serialized")) continue;
+    return absl::StrCat(file, ":", line.substr(open + 1, close - open - 1), " (", line.substr(close + 3), ")");
+  }
+  return "";
+}
+
+// "aten::cumsum at model.py:12: x = torch.cumsum(x, 2)": the operator, and where the network's Python source has it
+// (scripted networks: the source line; traced ones: the user's frame of the recorded call stack).
 std::string NodeOrigin(const Node* node) {
   std::string origin = node->kind().toQualString();
   torch::jit::SourceRange range = node->sourceRange();
@@ -46,10 +61,14 @@ std::string NodeOrigin(const Node* node) {
   const std::shared_ptr<torch::jit::Source>& source = range.source();
   if (!source) return origin;
   const size_t line = source->lineno_for_offset(range.start());
+  const std::string text = source->get_line(line).str();
+  if (absl::StrContains(text, "): ")) {
+    const std::string frame = UserFrame(source->text_str().str());
+    if (!frame.empty()) return absl::StrCat(origin, " at ", frame);
+  }
   if (const auto& file = source->filename(); file.has_value()) {
     absl::StrAppend(&origin, " at ", *file, ":", source->lineno_to_source_lineno(line));
   }
-  const std::string text = source->get_line(line).str();
   absl::StrAppend(&origin, ": ", absl::StripAsciiWhitespace(text));
   return origin;
 }
@@ -99,7 +118,7 @@ class GraphImporter {
         return absl::InvalidArgumentError(absl::StrCat("the network returns ", output.list.size(),
                                                        " tensors; segrel needs one tensor"));
       case Kind::kActivatedOutput:
-        graph_.SetOutput(output.data, output.activation);
+        graph_.SetOutput(output.data, SizesOf(output.data), output.activation);
         return absl::OkStatus();
       case Kind::kData:
         break;
@@ -107,11 +126,11 @@ class GraphImporter {
     // A final sigmoid is recorded rather than explained.
     for (const GraphNode& node : graph_.nodes()) {
       if (node.output == output.data && node.layer->Kind() == "sigmoid") {
-        graph_.SetOutput(node.inputs[0], OutputActivation::kSigmoid);
+        graph_.SetOutput(node.inputs[0], SizesOf(node.inputs[0]), OutputActivation::kSigmoid);
         return absl::OkStatus();
       }
     }
-    graph_.SetOutput(output.data, OutputActivation::kNone);
+    graph_.SetOutput(output.data, SizesOf(output.data), OutputActivation::kNone);
     return absl::OkStatus();
   }
 
@@ -352,7 +371,10 @@ class GraphImporter {
     };
     absl::StatusOr<at::Tensor> proxy = run(/*on_meta=*/true);
     if (proxy.ok()) return proxy;
-    return run(/*on_meta=*/false);
+    proxy = run(/*on_meta=*/false);
+    // An operator that refuses its inputs' shapes: the input does not fit the network.
+    if (!proxy.ok()) return absl::InvalidArgumentError(proxy.status().message());
+    return proxy;
   }
 
   // An in-place operator is imported as its functional form, which is right only if no later node reads the
@@ -365,6 +387,8 @@ class GraphImporter {
     }
     return absl::OkStatus();
   }
+
+  std::vector<int64_t> SizesOf(int id) const { return proxies_.at(id).sizes().vec(); }
 
   bool HasDataInput(const Node* node) {
     for (const Value* input : node->inputs()) {

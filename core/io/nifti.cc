@@ -3,6 +3,7 @@
 #include <nifti2_io.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -10,6 +11,7 @@
 #include <mutex>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
 #include "core/common/torch_status.h"
@@ -25,6 +27,59 @@ struct NiftiImageDeleter {
   void operator()(nifti_image* image) const { nifti_image_free(image); }
 };
 using NiftiImagePtr = std::unique_ptr<nifti_image, NiftiImageDeleter>;
+
+struct FreeDeleter {
+  void operator()(void* memory) const { std::free(memory); }
+};
+
+// Header fields as the file stores them. nifticlib's nifti_image has them "fixed" without a word: sizes <= 0
+// after the first read as 1, zero spacings as 1, a non-finite scl_inter as 0.
+struct StoredHeader {
+  int64_t dim[8];
+  double pixdim[8];
+  double scl_slope;
+  double scl_inter;
+};
+
+template <typename Header>
+StoredHeader StoredFieldsOf(const Header& header) {
+  StoredHeader stored;
+  for (int d = 0; d < 8; ++d) {
+    stored.dim[d] = header.dim[d];
+    stored.pixdim[d] = header.pixdim[d];
+  }
+  stored.scl_slope = header.scl_slope;
+  stored.scl_inter = header.scl_inter;
+  return stored;
+}
+
+// Reads the header of a file again, byte-swapped to this machine's order but otherwise untouched.
+absl::StatusOr<StoredHeader> ReadStoredHeader(const std::string& path) {
+  // nifti_read_header tells the NIfTI version but does not swap; nifti_read_n1_hdr and nifti_read_n2_hdr swap.
+  // (nifti_image::nifti_type says NIfTI-1 for NIfTI-2 files too.)
+  int version = 0, swapped = 0;
+  std::free(nifti_read_header(path.c_str(), &version, /*check=*/0));
+  if (version == 2) {
+    const std::unique_ptr<nifti_2_header, FreeDeleter> header(nifti_read_n2_hdr(path.c_str(), &swapped, 0));
+    if (header != nullptr) return StoredFieldsOf(*header);
+  } else {
+    const std::unique_ptr<nifti_1_header, FreeDeleter> header(nifti_read_n1_hdr(path.c_str(), &swapped, 0));
+    if (header != nullptr) return StoredFieldsOf(*header);
+  }
+  return absl::InvalidArgumentError(absl::StrCat(path, ": cannot read the NIfTI header"));
+}
+
+// nifti_image_load. nifticlib's nifti_read_buffer replaces NaN and infinite float voxels by 0, silently; it decides
+// by the datatype, while byte swapping goes by swapsize. Loading float data as the integer type of the same width
+// keeps the stored bits, so that ReadNifti can find and refuse such voxels as nibabel would show them.
+int LoadStoredVoxels(nifti_image& image) {
+  const int datatype = image.datatype;
+  if (datatype == NIFTI_TYPE_FLOAT32) image.datatype = NIFTI_TYPE_INT32;
+  if (datatype == NIFTI_TYPE_FLOAT64) image.datatype = NIFTI_TYPE_INT64;
+  const int result = nifti_image_load(&image);
+  image.datatype = datatype;
+  return result;
+}
 
 // nifticlib reports problems on stderr; segrel reports them as statuses instead.
 void QuietNiftiLibrary() {
@@ -115,10 +170,11 @@ NiftiGeometry GeometryOf(const nifti_image& image) {
   return g;
 }
 
-absl::Status CheckHeader(const nifti_image& image, const std::string& path, const NiftiReadOptions& options) {
+absl::Status CheckHeader(const nifti_image& image, const StoredHeader& stored, const std::string& path,
+                         const NiftiReadOptions& options) {
   if (image.ndim < 1 || image.ndim > 4) {
     bool extra_dims_are_one = image.ndim > 4;
-    for (int d = 5; d <= image.ndim && d < 8; ++d) extra_dims_are_one = extra_dims_are_one && image.dim[d] == 1;
+    for (int d = 5; d <= image.ndim && d < 8; ++d) extra_dims_are_one = extra_dims_are_one && stored.dim[d] == 1;
     if (!extra_dims_are_one) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": ", image.ndim, "-D image; segrel reads 3-D and 4-D"));
     }
@@ -126,7 +182,7 @@ absl::Status CheckHeader(const nifti_image& image, const std::string& path, cons
   const int64_t sizes[4] = {image.nx, image.ny, image.nz, image.nt};
   int64_t voxels = 1;
   for (int d = 0; d < 4; ++d) {
-    const int64_t size = d < image.ndim ? sizes[d] : std::max<int64_t>(sizes[d], 1);
+    const int64_t size = d < image.ndim ? stored.dim[d + 1] : std::max<int64_t>(sizes[d], 1);
     if (size <= 0) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": dimension ", d + 1, " has size ", size));
     }
@@ -138,6 +194,23 @@ absl::Status CheckHeader(const nifti_image& image, const std::string& path, cons
   if (voxels > options.max_bytes / 4) {
     return absl::ResourceExhaustedError(absl::StrCat(path, ": the header asks for ", voxels,
                                                      " voxels, more than the limit of ", options.max_bytes / 4));
+  }
+  // As nibabel ("Valid slope but invalid intercept").
+  if (std::isfinite(stored.scl_slope) && stored.scl_slope != 0.0 && !std::isfinite(stored.scl_inter)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": scl_slope is ", stored.scl_slope, " but scl_inter is ",
+                                                   stored.scl_inter));
+  }
+  return absl::OkStatus();
+}
+
+// Where pixdim makes the affine (qform, fall-back), a zero or negative spacing is an error: nifticlib would read it
+// as 1 (nibabel as |pixdim|, 0 as 1), and a negative x spacing would flip left and right.
+absl::Status CheckSpacing(const StoredHeader& stored, const std::string& path) {
+  for (int d = 1; d <= 3; ++d) {
+    if (!(std::isfinite(stored.pixdim[d]) && stored.pixdim[d] > 0.0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": spacing pixdim[", d, "] is ", stored.pixdim[d], "; it must be positive"));
+    }
   }
   return absl::OkStatus();
 }
@@ -153,8 +226,10 @@ absl::StatusOr<Volume> ReadNifti(const std::string& path, const NiftiReadOptions
   if (image == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not a readable NIfTI-1 or NIfTI-2 file"));
   }
-  SEGREL_RETURN_IF_ERROR(CheckHeader(*image, path, options));
-  if (nifti_image_load(image.get()) != 0 || image->data == nullptr) {
+  SEGREL_ASSIGN_OR_RETURN(const StoredHeader stored, ReadStoredHeader(path));
+  SEGREL_RETURN_IF_ERROR(CheckHeader(*image, stored, path, options));
+  if (image->sform_code <= 0) SEGREL_RETURN_IF_ERROR(CheckSpacing(stored, path));
+  if (LoadStoredVoxels(*image) != 0 || image->data == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": the voxel data is truncated or unreadable"));
   }
 
@@ -191,6 +266,10 @@ absl::StatusOr<Volume> ReadNifti(const std::string& path, const NiftiReadOptions
 absl::Status WriteNifti(const std::string& path, const at::Tensor& data, NiftiDataType type,
                         const volume::Volume& grid) {
   QuietNiftiLibrary();
+  // nifticlib would add ".nii" to any other name and write a file other than `path`.
+  if (!absl::EndsWith(path, ".nii") && !absl::EndsWith(path, ".nii.gz")) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a NIfTI file name (.nii or .nii.gz)"));
+  }
   if (data.dim() != 3 || data.sizes() != at::IntArrayRef(grid.SpatialSizes().data(), 3)) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": data of ", data.dim(), " dimensions does not fit the grid ",
                                                    volume::GridSummary(grid)));

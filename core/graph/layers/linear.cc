@@ -11,6 +11,7 @@ class MatrixMap final : public LinearMap {
   explicit MatrixMap(at::Tensor weight) : weight_(std::move(weight)) {}
   at::Tensor Apply(const std::vector<at::Tensor>& inputs) const override { return at::linear(inputs[0], weight_); }
   std::vector<at::Tensor> Adjoint(const at::Tensor& g) const override { return {at::matmul(g, weight_)}; }
+  bool ResultsAreFresh() const override { return true; }
 
  private:
   at::Tensor weight_;

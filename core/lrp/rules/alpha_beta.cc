@@ -10,8 +10,7 @@ absl::StatusOr<std::vector<Term>> AlphaBetaRule::Terms(const LayerAtForward& at)
   const graph::AffineParameters p = layer->ParametersAt(x);
   const at::Tensor w_plus = p.weight.clamp_min(0);
   const at::Tensor w_minus = p.weight.clamp_max(0);
-  const at::Tensor x_plus = PositivePart(x);
-  const at::Tensor x_minus = NegativePart(x);
+  const auto [x_plus, x_minus] = SplitSigns(x);
   const at::Tensor b_plus = p.bias.defined() ? p.bias.clamp_min(0) : at::Tensor();
   const at::Tensor b_minus = p.bias.defined() ? p.bias.clamp_max(0) : at::Tensor();
   // The positive contributions z+ and the negative ones z-, each with its own bias part.

@@ -16,8 +16,7 @@ absl::StatusOr<std::vector<Term>> GammaRule::Terms(const LayerAtForward& at) con
     c_plus = p.bias + gamma_ * p.bias.clamp_min(0);
     c_minus = p.bias + gamma_ * p.bias.clamp_max(0);
   }
-  const at::Tensor x_plus = PositivePart(x);
-  const at::Tensor x_minus = NegativePart(x);
+  const auto [x_plus, x_minus] = SplitSigns(x);
   // Positive outputs are explained by the gamma-favoured positive contributions, negative ones by the negative.
   const at::Tensor positive = StabilizedReciprocal(
       AffineSum(*layer, x, {{x_plus, v_plus}, {x_minus, v_minus}}, c_plus), stabilizer_).mul_(z > 0);

@@ -15,10 +15,13 @@ namespace segrel::lrp {
 // 1 / s(z), s(z) = z + eps * (sign(z) + [z == 0]): z shifted away from zero by eps, as Zennit's stabilize().
 at::Tensor StabilizedReciprocal(const at::Tensor& z, double eps);
 
-// x+ = max(x, 0) and x- = min(x, 0). Undefined when the part is identically zero, so that rules drop the terms
-// that would only add zeros (after a ReLU, every x- term).
-at::Tensor PositivePart(const at::Tensor& x);
-at::Tensor NegativePart(const at::Tensor& x);
+// x+ = max(x, 0) and x- = min(x, 0), each undefined when identically zero, so that rules drop the terms that would
+// only add zeros (after a ReLU, every x- term). A part equal to x is x itself, not a copy.
+struct SignParts {
+  at::Tensor positive;
+  at::Tensor negative;
+};
+SignParts SplitSigns(const at::Tensor& x);
 
 // The layer's affine form, or InvalidArgument naming `rule` when the layer has no weights.
 absl::StatusOr<const graph::ParametricLayer*> AsParametric(const LayerAtForward& at, absl::string_view rule);
@@ -28,7 +31,7 @@ at::Tensor AffineSum(const graph::ParametricLayer& layer, const at::Tensor& x,
                      std::initializer_list<std::pair<at::Tensor, at::Tensor>> inputs_and_weights,
                      const at::Tensor& bias);
 
-// Appends the term x_part (.) A_weight^T (g (.) R); a zero input part (undefined, see PositivePart) adds none.
+// Appends the term x_part (.) A_weight^T (g (.) R); a zero input part (undefined, see SplitSigns) adds none.
 void AddTerm(std::vector<Term>& terms, const graph::ParametricLayer& layer, const at::Tensor& x,
              const at::Tensor& x_part, const at::Tensor& weight, const at::Tensor& output_factor);
 

@@ -1,0 +1,173 @@
+// LRP engine benchmark (issue "LRP engine ..."): a depth-3 U-Net with batch norm (16 base features, 6 input
+// sequences, 2 classes) on a 96x96x64 volume, CPU, with an explicit thread count. Prints, per composite, the time
+// of a plain forward pass, of the whole explanation of balanced regions (4,096 + 4,096 voxels: explained forward
+// pass, transpose pass, relevance pass for both classes together), of the per-class variant (one relevance pass
+// entry per class), and of the naive method per voxel, and their ratios, all measured in this one run.
+//
+//   lrp_bench [--model bench/unet_bench.pt] [--threads 2] [--repeats 3] [--naive-voxels 2]
+//             [--composites epsilon-plus,epsilon,...]
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/grad_mode.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "core/analysis/region_relevance.h"
+#include "core/common/allocator.h"
+#include "core/analysis/regions.h"
+#include "core/graph/torchscript_importer.h"
+#include "core/lrp/composite.h"
+#include "core/lrp/explainer.h"
+
+namespace {
+
+using segrel::analysis::ClassRegion;
+
+struct Options {
+  std::string model = "bench/unet_bench.pt";
+  int threads = 2;
+  int repeats = 3;
+  int naive_voxels = 2;
+  std::vector<int64_t> input_sizes = {1, 6, 96, 96, 64};
+  int64_t region_voxels = 4096;
+  std::vector<std::string> composites = segrel::lrp::Composite::Names();
+};
+
+[[noreturn]] void Die(const std::string& message) {
+  std::fprintf(stderr, "lrp_bench: %s\n", message.c_str());
+  std::exit(1);
+}
+
+template <typename T>
+T OrDie(absl::StatusOr<T> value) {
+  if (!value.ok()) Die(std::string(value.status().message()));
+  return *std::move(value);
+}
+
+// Median wall time of `repeats` runs of `work`, in seconds.
+double MedianSeconds(int repeats, const std::function<void()>& work) {
+  std::vector<double> times;
+  for (int r = 0; r < repeats; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    work();
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+Options ParseOptions(int argc, char** argv) {
+  Options options;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string name = argv[i], value = argv[i + 1];
+    if (name == "--model") {
+      options.model = value;
+    } else if (name == "--threads" && absl::SimpleAtoi(value, &options.threads)) {
+    } else if (name == "--repeats" && absl::SimpleAtoi(value, &options.repeats)) {
+    } else if (name == "--naive-voxels" && absl::SimpleAtoi(value, &options.naive_voxels)) {
+    } else if (name == "--composites") {
+      options.composites = absl::StrSplit(value, ',');
+    } else {
+      Die("unknown option or bad value: " + name + " " + value);
+    }
+  }
+  return options;
+}
+
+// `count` voxels for each of the two classes, drawn from those whose normaliser is eligible.
+std::vector<ClassRegion> BalancedBenchmarkRegions(const at::Tensor& normalisers, int64_t count) {
+  std::vector<ClassRegion> regions;
+  const at::Tensor eligible = segrel::analysis::EligibleVoxels(normalisers, 1e-6);
+  for (int64_t k = 0; k < 2; ++k) {
+    const at::Tensor candidates = eligible[k].flatten().nonzero().flatten();
+    const std::vector<int64_t> picks =
+        segrel::analysis::SampleWithoutReplacement(candidates.numel(), std::min(count, candidates.numel()), 42 + k);
+    at::Tensor mask = at::zeros({eligible[k].numel()}, at::kBool);
+    mask.index_put_({candidates.index({at::tensor(picks, at::kLong)})}, true);
+    regions.push_back({k, k, mask.view(eligible[k].sizes())});
+  }
+  return regions;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  segrel::ReuseFreedMemory();
+  const Options options = ParseOptions(argc, argv);
+  at::set_num_threads(options.threads);
+  at::manual_seed(0);
+  const at::Tensor input = at::randn(options.input_sizes);
+  const segrel::graph::TorchScriptModel model = OrDie(segrel::graph::TorchScriptModel::Load(options.model));
+  auto graph = std::make_shared<const segrel::graph::LayerGraph>(OrDie(model.ImportGraph(options.input_sizes)));
+
+  std::printf("model %s, input [%lld, %lld, %lld, %lld, %lld], %d threads (at::get_num_threads() = %d), %d repeats\n",
+              options.model.c_str(), static_cast<long long>(options.input_sizes[0]),
+              static_cast<long long>(options.input_sizes[1]), static_cast<long long>(options.input_sizes[2]),
+              static_cast<long long>(options.input_sizes[3]), static_cast<long long>(options.input_sizes[4]),
+              options.threads, at::get_num_threads(), options.repeats);
+
+  torch::autograd::AutoGradMode no_grad(false);
+  const double torchscript = MedianSeconds(options.repeats, [&] { OrDie(model.Run(input)); });
+  const double forward = MedianSeconds(options.repeats, [&] { OrDie(graph->Forward(input)); });
+  std::printf("plain forward: segrel layer graph %.3f s, TorchScript module %.3f s\n\n", forward, torchscript);
+  std::printf("%-26s %9s %9s %9s %9s %9s %8s %10s %12s\n", "composite", "expl.fwd", "transpose", "relevance",
+              "whole", "per-class", "whole/fw", "perclass/fw", "naive/voxel");
+
+  for (const std::string& name : options.composites) {
+    const segrel::lrp::Explainer explainer(graph, OrDie(segrel::lrp::Composite::Create(name)));
+    // Regions are drawn once, from the first explained forward pass.
+    const segrel::lrp::ExplainedForward first = OrDie(explainer.Forward(input));
+    const std::vector<ClassRegion> regions =
+        BalancedBenchmarkRegions(OrDie(segrel::analysis::RelevanceNormalisers(first)), options.region_voxels);
+
+    double explained_forward = 0, transpose = 0, relevance = 0, per_class_relevance = 0;
+    const double whole = MedianSeconds(options.repeats, [&] {
+      auto t0 = std::chrono::steady_clock::now();
+      const segrel::lrp::ExplainedForward f = OrDie(explainer.Forward(input));
+      auto t1 = std::chrono::steady_clock::now();
+      const at::Tensor c = OrDie(segrel::analysis::RelevanceNormalisers(f));
+      auto t2 = std::chrono::steady_clock::now();
+      segrel::analysis::RegionRelevanceOptions combined;
+      combined.per_region = false;
+      OrDie(segrel::analysis::TwoPassRegionRelevance(f, c, regions, combined));
+      auto t3 = std::chrono::steady_clock::now();
+      explained_forward = std::chrono::duration<double>(t1 - t0).count();
+      transpose = std::chrono::duration<double>(t2 - t1).count();
+      relevance = std::chrono::duration<double>(t3 - t2).count();
+    });
+    const at::Tensor c = OrDie(segrel::analysis::RelevanceNormalisers(first));
+    per_class_relevance = MedianSeconds(options.repeats, [&] {
+      OrDie(segrel::analysis::TwoPassRegionRelevance(first, c, regions));
+    });
+    const double per_class = whole - relevance + per_class_relevance;
+
+    // Naive: one relevance pass per voxel; time a few voxels and extrapolate to all 2 x region_voxels.
+    std::vector<ClassRegion> few;
+    for (const ClassRegion& region : regions) {
+      const at::Tensor voxels = region.mask.flatten().nonzero().flatten().slice(0, 0, options.naive_voxels / 2 + 1);
+      at::Tensor mask = at::zeros({region.mask.numel()}, at::kBool);
+      mask.index_put_({voxels}, true);
+      few.push_back({region.class_index, region.channel, mask.view(region.mask.sizes())});
+    }
+    int64_t naive_count = 0;
+    for (const ClassRegion& region : few) naive_count += region.mask.sum().item<int64_t>();
+    const double naive_total = MedianSeconds(1, [&] { OrDie(segrel::analysis::NaiveRegionRelevance(first, few)); });
+    const double naive_per_voxel = naive_total / static_cast<double>(naive_count);
+    const double naive_whole = naive_per_voxel * 2.0 * static_cast<double>(options.region_voxels);
+
+    std::printf("%-26s %9.3f %9.3f %9.3f %9.3f %9.3f %8.2f %10.2f %12.3f\n", name.c_str(), explained_forward,
+                transpose, relevance, whole, per_class, whole / forward, per_class / forward, naive_per_voxel);
+    std::printf("%-26s naive for %lld voxels (extrapolated): %.0f s = %.0f x the two-pass explanation\n", "",
+                static_cast<long long>(2 * options.region_voxels), naive_whole, naive_whole / whole);
+    std::fflush(stdout);
+  }
+  return 0;
+}

@@ -1,0 +1,75 @@
+// Explaining one segmentation: the network's prediction for a study, and which input sequences it relied on for
+// each class (the paper's section 2.3), with exact Eq. 2 region relevance.
+//
+// ExplainSegmentation imports the network for the study's shape, runs the explained forward pass, one transpose
+// pass (normalisers c), chooses the regions (balanced, or the user's masks), and runs one batched relevance pass
+// with one entry per class. The combined map M = sum over classes; per-sequence relevance = channel sums.
+#ifndef SEGREL_CORE_ANALYSIS_EXPLANATION_H_
+#define SEGREL_CORE_ANALYSIS_EXPLANATION_H_
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/graph/layer_graph.h"
+#include "core/graph/torchscript_importer.h"
+#include "core/lrp/rule_registry.h"
+
+namespace segrel::analysis {
+
+struct ExplainOptions {
+  std::string composite = "epsilon-plus";   // a name from lrp::Composite::Names()
+  lrp::RuleParameters rule_parameters;      // epsilon, stabiliser, gamma, z-box bounds
+  double tau = 1e-6;                        // eligibility threshold on |c_a|
+  uint64_t seed = 0;                        // for the balanced background region
+  std::map<int64_t, at::Tensor> region_masks;  // class -> mask ([i, j, k], non-zero = in); empty: balanced regions
+  at::Device device = at::kCPU;
+};
+
+// One explained class.
+struct ClassExplanation {
+  int64_t class_index = 0;
+  int64_t channel = 0;            // network output channel explained
+  std::string region_kind;        // "balanced" or "mask"
+  int64_t predicted_voxels = 0;
+  int64_t region_voxels = 0;      // voxels explained
+  int64_t excluded_voxels = 0;    // voxels of the region left out for |c_a| <= tau
+  double mean_normaliser = 0;     // mean c_a over the region: the share of relevance that reaches the input
+  std::vector<double> raw;        // per input sequence: channel sums of this class's M
+};
+
+struct StageSeconds {
+  double import_graph = 0;
+  double forward = 0;
+  double transpose = 0;
+  double relevance = 0;
+};
+
+struct Explanation {
+  graph::OutputActivation output_activation = graph::OutputActivation::kNone;
+  at::Tensor logits;          // [1, K, i, j, k], float32 on the CPU
+  at::Tensor segmentation;    // [i, j, k], int64 class per voxel, on the CPU
+  at::Tensor relevance_map;   // combined M, [C, i, j, k], float32 on the CPU
+  std::vector<double> raw;    // per input sequence: channel sums of M
+  std::vector<ClassExplanation> classes;
+  std::vector<std::string> notes;
+  StageSeconds seconds;
+};
+
+// Explains `model`'s segmentation of `input` ([1, C, i, j, k], float32).
+// Errors: InvalidArgument when the network's output is not [1, K, i, j, k] on the input's grid, the input does
+// not fit the network, or a region mask does not fit; NotFound for an unknown composite; Unimplemented for a
+// network segrel cannot explain; LibTorch failures as CatchTorch maps them.
+absl::StatusOr<Explanation> ExplainSegmentation(const graph::TorchScriptModel& model, const at::Tensor& input,
+                                                const ExplainOptions& options);
+
+// raw / sum(raw): shares that sum to 1 (all zero when the sum is zero).
+std::vector<double> Shares(const std::vector<double>& raw);
+
+}  // namespace segrel::analysis
+
+#endif  // SEGREL_CORE_ANALYSIS_EXPLANATION_H_
