@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -45,8 +47,9 @@ double RelativeError(const at::Tensor& a, const at::Tensor& b, double floor) {
 
 std::string TestTempDir() {
   const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::filesystem::path dir = std::filesystem::temp_directory_path() / "segrel_tests" /
-                              (std::string(info->test_suite_name()) + "." + info->name());
+  std::string name = std::string(info->test_suite_name()) + "." + info->name();
+  std::replace(name.begin(), name.end(), '/', '_');  // parameterised tests
+  std::filesystem::path dir = std::filesystem::temp_directory_path() / "segrel_tests" / name;
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();

@@ -33,7 +33,7 @@ ModelFixture LoadModelFixture(const std::string& name, const std::string& data_n
 // max |a - b| / max(max |b|, floor).
 double RelativeError(const at::Tensor& a, const at::Tensor& b, double floor = 1e-30);
 
-// A path for a temporary directory unique to the running test (created).
+// A temporary directory unique to the running test, created empty (each call empties it again).
 std::string TestTempDir();
 
 }  // namespace segrel::testing

@@ -2,6 +2,7 @@
 // LRP implementation (tests/fixtures/reference_lrp.py), and its refusals of bad input.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -35,8 +36,14 @@ std::string ReadFile(const std::string& path) {
 }
 
 // Runs `segrel analyze` with `arguments` (shell-quoted by the caller where needed).
+// Its output goes to files of the running test's own (ctest runs tests in parallel).
 RunResult RunSegrel(const std::string& arguments) {
-  const std::string dir = std::filesystem::temp_directory_path() / "segrel_analyze_run";
+  static int runs = 0;
+  const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string name = std::string(test->test_suite_name()) + "." + test->name();
+  std::replace(name.begin(), name.end(), '/', '_');
+  const std::string dir = (std::filesystem::temp_directory_path() / "segrel_tests" / "runs" /
+                           (name + "." + std::to_string(++runs))).string();
   std::filesystem::create_directories(dir);
   const std::string command = std::string(SEGREL_BINARY) + " analyze " + arguments + " > " + dir + "/out.txt 2> " + dir +
                               "/err.txt";
