@@ -52,6 +52,11 @@ T OrDie(absl::StatusOr<T> value) {
   return *std::move(value);
 }
 
+double Median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
 // Median wall time of `repeats` runs of `work`, in seconds.
 double MedianSeconds(int repeats, const std::function<void()>& work) {
   std::vector<double> times;
@@ -60,8 +65,7 @@ double MedianSeconds(int repeats, const std::function<void()>& work) {
     work();
     times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  return Median(times);
 }
 
 Options ParseOptions(int argc, char** argv) {
@@ -117,55 +121,62 @@ int main(int argc, char** argv) {
   torch::autograd::AutoGradMode no_grad(false);
   const double torchscript = MedianSeconds(options.repeats, [&] { OrDie(model.Run(input)); });
   const double forward = MedianSeconds(options.repeats, [&] { OrDie(graph->Forward(input)); });
-  std::printf("plain forward: segrel layer graph %.3f s, TorchScript module %.3f s\n\n", forward, torchscript);
-  std::printf("%-26s %9s %9s %9s %9s %9s %8s %10s %12s\n", "composite", "expl.fwd", "transpose", "relevance",
-              "whole", "per-class", "whole/fw", "perclass/fw", "naive/voxel");
+  std::printf("plain forward (no autograd): segrel layer graph %.3f s, the TorchScript module itself %.3f s\n",
+              forward, torchscript);
+  std::printf("ratios below are to segrel's forward pass (same kernels); to the TorchScript module's in brackets\n\n");
+  std::printf("%-26s %8s %9s %9s %8s %9s %14s %14s %11s\n", "composite", "expl.fwd", "transpose", "relevance",
+              "whole", "per-class", "whole/fwd", "per-class/fwd", "naive/voxel");
 
   for (const std::string& name : options.composites) {
     const segrel::lrp::Explainer explainer(graph, OrDie(segrel::lrp::Composite::Create(name)));
-    // Regions are drawn once, from the first explained forward pass.
+    // Regions are drawn once, from a first explained forward pass.
     const segrel::lrp::ExplainedForward first = OrDie(explainer.Forward(input));
-    const std::vector<ClassRegion> regions =
-        BalancedBenchmarkRegions(OrDie(segrel::analysis::RelevanceNormalisers(first)), options.region_voxels);
+    const at::Tensor normalisers = OrDie(segrel::analysis::RelevanceNormalisers(first));
+    const std::vector<ClassRegion> regions = BalancedBenchmarkRegions(normalisers, options.region_voxels);
 
-    double explained_forward = 0, transpose = 0, relevance = 0, per_class_relevance = 0;
-    const double whole = MedianSeconds(options.repeats, [&] {
-      auto t0 = std::chrono::steady_clock::now();
+    // The whole explanation: explained forward, transpose pass (c), one relevance pass for both classes.
+    std::vector<double> stage_forward, stage_transpose, stage_relevance, whole_times;
+    for (int r = 0; r < options.repeats; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
       const segrel::lrp::ExplainedForward f = OrDie(explainer.Forward(input));
-      auto t1 = std::chrono::steady_clock::now();
+      const auto t1 = std::chrono::steady_clock::now();
       const at::Tensor c = OrDie(segrel::analysis::RelevanceNormalisers(f));
-      auto t2 = std::chrono::steady_clock::now();
+      const auto t2 = std::chrono::steady_clock::now();
       segrel::analysis::RegionRelevanceOptions combined;
       combined.per_region = false;
       OrDie(segrel::analysis::TwoPassRegionRelevance(f, c, regions, combined));
-      auto t3 = std::chrono::steady_clock::now();
-      explained_forward = std::chrono::duration<double>(t1 - t0).count();
-      transpose = std::chrono::duration<double>(t2 - t1).count();
-      relevance = std::chrono::duration<double>(t3 - t2).count();
+      const auto t3 = std::chrono::steady_clock::now();
+      stage_forward.push_back(std::chrono::duration<double>(t1 - t0).count());
+      stage_transpose.push_back(std::chrono::duration<double>(t2 - t1).count());
+      stage_relevance.push_back(std::chrono::duration<double>(t3 - t2).count());
+      whole_times.push_back(std::chrono::duration<double>(t3 - t0).count());
+    }
+    const double whole = Median(whole_times);
+    // Per class: one relevance pass entry per class (what `segrel analyze` reports), instead of the combined one.
+    const double per_class_relevance = MedianSeconds(options.repeats, [&] {
+      OrDie(segrel::analysis::TwoPassRegionRelevance(first, normalisers, regions));
     });
-    const at::Tensor c = OrDie(segrel::analysis::RelevanceNormalisers(first));
-    per_class_relevance = MedianSeconds(options.repeats, [&] {
-      OrDie(segrel::analysis::TwoPassRegionRelevance(first, c, regions));
-    });
-    const double per_class = whole - relevance + per_class_relevance;
+    const double per_class = whole - Median(stage_relevance) + per_class_relevance;
 
     // Naive: one relevance pass per voxel; time a few voxels and extrapolate to all 2 x region_voxels.
     std::vector<ClassRegion> few;
+    int64_t naive_count = 0;
     for (const ClassRegion& region : regions) {
-      const at::Tensor voxels = region.mask.flatten().nonzero().flatten().slice(0, 0, options.naive_voxels / 2 + 1);
+      const at::Tensor voxels = region.mask.flatten().nonzero().flatten().slice(0, 0, (options.naive_voxels + 1) / 2);
       at::Tensor mask = at::zeros({region.mask.numel()}, at::kBool);
       mask.index_put_({voxels}, true);
+      naive_count += voxels.numel();
       few.push_back({region.class_index, region.channel, mask.view(region.mask.sizes())});
     }
-    int64_t naive_count = 0;
-    for (const ClassRegion& region : few) naive_count += region.mask.sum().item<int64_t>();
-    const double naive_total = MedianSeconds(1, [&] { OrDie(segrel::analysis::NaiveRegionRelevance(first, few)); });
-    const double naive_per_voxel = naive_total / static_cast<double>(naive_count);
+    const double naive_per_voxel =
+        MedianSeconds(1, [&] { OrDie(segrel::analysis::NaiveRegionRelevance(first, few)); }) /
+        static_cast<double>(naive_count);
     const double naive_whole = naive_per_voxel * 2.0 * static_cast<double>(options.region_voxels);
 
-    std::printf("%-26s %9.3f %9.3f %9.3f %9.3f %9.3f %8.2f %10.2f %12.3f\n", name.c_str(), explained_forward,
-                transpose, relevance, whole, per_class, whole / forward, per_class / forward, naive_per_voxel);
-    std::printf("%-26s naive for %lld voxels (extrapolated): %.0f s = %.0f x the two-pass explanation\n", "",
+    std::printf("%-26s %8.3f %9.3f %9.3f %8.3f %9.3f %6.2f (%5.2f) %6.2f (%5.2f) %11.3f\n", name.c_str(),
+                Median(stage_forward), Median(stage_transpose), Median(stage_relevance), whole, per_class,
+                whole / forward, whole / torchscript, per_class / forward, per_class / torchscript, naive_per_voxel);
+    std::printf("%-26s naive Eq. 2 for %lld voxels (extrapolated): %.0f s, %.0f x the two-pass explanation\n", "",
                 static_cast<long long>(2 * options.region_voxels), naive_whole, naive_whole / whole);
     std::fflush(stdout);
   }

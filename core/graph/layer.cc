@@ -31,6 +31,13 @@ at::Tensor ConvertParameter(const at::Tensor& tensor, const at::TensorOptions& o
   return tensor.to(target);
 }
 
+Layer::Linearisation Layer::Linearise(const std::vector<at::Tensor>& inputs) const {
+  Linearisation result;
+  result.output = Forward(inputs);
+  result.jacobian = Jacobian(inputs, result.output);
+  return result;
+}
+
 at::Tensor ParametricLayer::Affine(const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& v,
                                    const at::Tensor& x) const {
   at::Tensor result = WithWeight(weight, x)->Apply({v});

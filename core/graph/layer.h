@@ -50,6 +50,14 @@ class Layer {
   // Returns the Jacobian of f at `inputs` (for an affine f: its linear part). `output` is Forward(inputs).
   virtual LinearMapPtr Jacobian(const std::vector<at::Tensor>& inputs, const at::Tensor& output) const = 0;
 
+  // Returns Forward(inputs) and the Jacobian there. Layers that get both for the price of one (max pooling's
+  // indices) override it.
+  struct Linearisation {
+    at::Tensor output;
+    LinearMapPtr jacobian;
+  };
+  virtual Linearisation Linearise(const std::vector<at::Tensor>& inputs) const;
+
   // Moves the layer's parameters to `options` (device and floating-point type).
   virtual void ConvertTo(const at::TensorOptions& options) {}
 };

@@ -22,6 +22,32 @@ absl::Status CheckSizes(const at::Tensor& tensor, const at::Tensor& expected, ab
   return absl::OkStatus();
 }
 
+// Moves diagonal scalings between neighbouring layers. In a chain A -> (pass layers, e.g. ReLU) -> B where each
+// value has a single reader, B's relevance ends with "multiply by its input x" and A's begins with "multiply by
+// g_A" (and the transpose pass the other way round): the same elementwise products, once per pass, on the same
+// positions. Multiplying g_A by x once here and dropping x from B gives the same Lambda and Lambda^T with one
+// elementwise pass less per layer and direction. Values inside the chain then hold other intermediate
+// relevances, which nothing reads.
+void FuseScalings(const graph::LayerGraph& graph, std::vector<LayerRelevance>& layers) {
+  const std::vector<graph::GraphNode>& nodes = graph.nodes();
+  std::vector<int> producer(graph.num_values(), -1);
+  for (size_t i = 0; i < nodes.size(); ++i) producer[nodes[i].output] = static_cast<int>(i);
+  const std::vector<int> readers = graph.ReaderCounts();
+  for (size_t b = 0; b < nodes.size(); ++b) {
+    const at::Tensor* factor = layers[b].SharedInputFactor();
+    if (factor == nullptr || nodes[b].inputs.size() != 1) continue;
+    int value = nodes[b].inputs[0];
+    int a = producer[value];
+    while (a >= 0 && readers[value] == 1 && layers[a].IsIdentity() && nodes[a].inputs.size() == 1) {
+      value = nodes[a].inputs[0];
+      a = producer[value];
+    }
+    if (a < 0 || readers[value] != 1 || layers[a].IsIdentity()) continue;
+    layers[a].ScaleOutputFactors(*factor);
+    layers[b].DropInputFactors();
+  }
+}
+
 }  // namespace
 
 ExplainedForward::ExplainedForward(std::shared_ptr<const graph::LayerGraph> graph, at::Tensor input,
@@ -91,15 +117,29 @@ absl::StatusOr<ExplainedForward> Explainer::Forward(const at::Tensor& input) con
     for (int id : node.inputs) inputs.push_back(values[id]);
     const Rule& rule = composite_.RuleFor(node.layer->Role(), first_[i]);
     SEGREL_RETURN_IF_ERROR(CatchTorch(absl::StrCat("explained forward pass, ", node.origin), [&]() -> absl::Status {
-      values[node.output] = node.layer->Forward(inputs);
-      SEGREL_ASSIGN_OR_RETURN(std::vector<Term> terms, rule.Terms({*node.layer, inputs, values[node.output]}));
-      layers.emplace_back(std::move(terms));
+      graph::LinearMapPtr jacobian;
+      if (rule.UsesJacobian()) {
+        graph::Layer::Linearisation linearised = node.layer->Linearise(inputs);
+        values[node.output] = std::move(linearised.output);
+        jacobian = std::move(linearised.jacobian);
+      } else {
+        values[node.output] = node.layer->Forward(inputs);
+      }
+      absl::StatusOr<std::vector<Term>> terms = rule.Terms({*node.layer, inputs, values[node.output], jacobian});
+      if (!terms.ok()) {
+        return absl::Status(terms.status().code(), absl::StrCat(node.origin, ": ", terms.status().message()));
+      }
+      layers.emplace_back(*std::move(terms));
       return absl::OkStatus();
     }));
     for (int id : node.inputs) {
       if (--unread[id] == 0) values[id].reset();
     }
   }
+  SEGREL_RETURN_IF_ERROR(CatchTorch("explained forward pass", [&]() -> absl::Status {
+    FuseScalings(*graph_, layers);
+    return absl::OkStatus();
+  }));
   return ExplainedForward(graph_, input, values[graph_->output()], std::move(layers));
 }
 

@@ -1,5 +1,8 @@
 #include "core/lrp/rule.h"
 
+#include <algorithm>
+#include <utility>
+
 namespace segrel::lrp {
 namespace {
 
@@ -78,6 +81,43 @@ at::Tensor LayerRelevance::Transpose(const std::vector<at::Tensor>& u) const {
     sum.Add(std::move(output), owned);
   }
   return sum.Take();
+}
+
+const at::Tensor* LayerRelevance::SharedInputFactor() const {
+  if (terms_.empty()) return nullptr;
+  const at::Tensor* shared = nullptr;
+  for (const Term& term : terms_) {
+    if (term.input_factors.size() != 1 || !term.input_factors[0].defined()) return nullptr;
+    if (shared != nullptr && !shared->is_same(term.input_factors[0])) return nullptr;
+    shared = &term.input_factors[0];
+  }
+  return shared;
+}
+
+void LayerRelevance::DropInputFactors() {
+  for (Term& term : terms_) term.input_factors.clear();
+}
+
+void LayerRelevance::ScaleOutputFactors(const at::Tensor& factor) {
+  std::vector<std::pair<at::Tensor, at::Tensor>> scaled;  // original factor -> scaled, for shared factors
+  for (Term& term : terms_) {
+    if (!term.output_factor.defined()) {
+      term.output_factor = factor;
+      continue;
+    }
+    auto it = std::find_if(scaled.begin(), scaled.end(),
+                           [&](const auto& entry) { return entry.first.is_same(term.output_factor); });
+    if (it == scaled.end()) {
+      scaled.emplace_back(term.output_factor, term.output_factor * factor);
+      it = scaled.end() - 1;
+    }
+    term.output_factor = it->second;
+  }
+}
+
+bool LayerRelevance::IsIdentity() const {
+  return terms_.size() == 1 && terms_[0].input_factors.empty() && !terms_[0].output_factor.defined() &&
+         dynamic_cast<const graph::IdentityMap*>(terms_[0].map.get()) != nullptr;
 }
 
 }  // namespace segrel::lrp

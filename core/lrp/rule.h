@@ -35,6 +35,10 @@ struct LayerAtForward {
   const graph::Layer& layer;
   const std::vector<at::Tensor>& inputs;
   const at::Tensor& output;
+  graph::LinearMapPtr jacobian = nullptr;  // the layer's Jacobian there, when the rule UsesJacobian()
+
+  // The Jacobian given, or else the layer's.
+  graph::LinearMapPtr Jacobian() const { return jacobian ? jacobian : layer.Jacobian(inputs, output); }
 };
 
 // An LRP rule. Implementations are immutable and thread-safe.
@@ -48,6 +52,9 @@ class Rule {
   // Returns the rule's terms for `at`. Errors: InvalidArgument when the rule does not apply to the layer (e.g.
   // z+ on a layer without weights).
   virtual absl::StatusOr<std::vector<Term>> Terms(const LayerAtForward& at) const = 0;
+
+  // Whether Terms() needs the layer's Jacobian (the engine then computes it with the forward pass).
+  virtual bool UsesJacobian() const { return false; }
 };
 
 // A rule's terms for one layer and forward pass, applied in both directions. Relevance tensors may carry a batch
@@ -62,6 +69,16 @@ class LayerRelevance {
 
   // The transpose: the output-side tensor for input-side tensors `u` (one per layer input).
   at::Tensor Transpose(const std::vector<at::Tensor>& u) const;
+
+  // For moving diagonal scalings between layers (see explainer.cc, FuseScalings):
+  // the input factor that every term applies to the layer's only input, or nullptr;
+  const at::Tensor* SharedInputFactor() const;
+  // removes it from every term;
+  void DropInputFactors();
+  // multiplies every term's output factor by `factor` (terms sharing a factor keep sharing one);
+  void ScaleOutputFactors(const at::Tensor& factor);
+  // whether relevance passes unchanged (the pass rule).
+  bool IsIdentity() const;
 
  private:
   std::vector<Term> terms_;

@@ -129,21 +129,25 @@ at::Tensor MaxPoolLayer::Forward(const std::vector<at::Tensor>& inputs) const {
   }
 }
 
-LinearMapPtr MaxPoolLayer::Jacobian(const std::vector<at::Tensor>& inputs, const at::Tensor& output) const {
+std::tuple<at::Tensor, at::Tensor> MaxPoolLayer::PoolWithIndices(const at::Tensor& x) const {
   const PoolingGeometry& g = geometry_;
-  const at::Tensor& x = inputs[0];
-  at::Tensor indices;
   switch (g.kernel.size()) {
     case 1:
-      indices = std::get<1>(at::max_pool1d_with_indices(x, g.kernel, g.stride, g.padding, g.dilation, g.ceil_mode));
-      break;
+      return at::max_pool1d_with_indices(x, g.kernel, g.stride, g.padding, g.dilation, g.ceil_mode);
     case 2:
-      indices = std::get<1>(at::max_pool2d_with_indices(x, g.kernel, g.stride, g.padding, g.dilation, g.ceil_mode));
-      break;
+      return at::max_pool2d_with_indices(x, g.kernel, g.stride, g.padding, g.dilation, g.ceil_mode);
     default:
-      indices = std::get<1>(at::max_pool3d_with_indices(x, g.kernel, g.stride, g.padding, g.dilation, g.ceil_mode));
+      return at::max_pool3d_with_indices(x, g.kernel, g.stride, g.padding, g.dilation, g.ceil_mode);
   }
-  return std::make_shared<MaxPoolMap>(indices, x.sizes().vec());
+}
+
+LinearMapPtr MaxPoolLayer::Jacobian(const std::vector<at::Tensor>& inputs, const at::Tensor& output) const {
+  return std::make_shared<MaxPoolMap>(std::get<1>(PoolWithIndices(inputs[0])), inputs[0].sizes().vec());
+}
+
+Layer::Linearisation MaxPoolLayer::Linearise(const std::vector<at::Tensor>& inputs) const {
+  auto [output, indices] = PoolWithIndices(inputs[0]);
+  return {output, std::make_shared<MaxPoolMap>(indices, inputs[0].sizes().vec())};
 }
 
 at::Tensor ReshapeLayer::Forward(const std::vector<at::Tensor>& inputs) const {

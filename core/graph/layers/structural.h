@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <optional>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -59,8 +60,12 @@ class MaxPoolLayer final : public Layer {
   LayerRole Role() const override { return LayerRole::kStructural; }
   at::Tensor Forward(const std::vector<at::Tensor>& inputs) const override;
   LinearMapPtr Jacobian(const std::vector<at::Tensor>& inputs, const at::Tensor& output) const override;
+  Linearisation Linearise(const std::vector<at::Tensor>& inputs) const override;
 
  private:
+  // The pooled values and each window's winner (flat spatial index).
+  std::tuple<at::Tensor, at::Tensor> PoolWithIndices(const at::Tensor& x) const;
+
   PoolingGeometry geometry_;
   std::string kind_;
 };

@@ -3,7 +3,7 @@
 namespace segrel::lrp {
 
 absl::StatusOr<std::vector<Term>> GradientRule::Terms(const LayerAtForward& at) const {
-  return std::vector<Term>{Term{{}, at.layer.Jacobian(at.inputs, at.output), at::Tensor()}};
+  return std::vector<Term>{Term{{}, at.Jacobian(), at::Tensor()}};
 }
 
 }  // namespace segrel::lrp

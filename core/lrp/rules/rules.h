@@ -105,6 +105,7 @@ class NormRule final : public Rule {
   explicit NormRule(double stabilizer) : stabilizer_(stabilizer) {}
   absl::string_view Name() const override { return "norm"; }
   absl::StatusOr<std::vector<Term>> Terms(const LayerAtForward& at) const override;
+  bool UsesJacobian() const override { return true; }
 
  private:
   double stabilizer_;
@@ -122,6 +123,7 @@ class GradientRule final : public Rule {
  public:
   absl::string_view Name() const override { return "gradient"; }
   absl::StatusOr<std::vector<Term>> Terms(const LayerAtForward& at) const override;
+  bool UsesJacobian() const override { return true; }
 };
 
 }  // namespace segrel::lrp
