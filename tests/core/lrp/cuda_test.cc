@@ -1,0 +1,64 @@
+// The engine on a CUDA device gives what it gives on the CPU. Labelled "cuda" in ctest; skipped without a device
+// (Debian's LibTorch is a CPU build; the CUDA image uses an official CUDA build).
+#include <ATen/Context.h>
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "core/analysis/region_relevance.h"
+#include "core/graph/torchscript_importer.h"
+#include "core/lrp/composite.h"
+#include "core/lrp/explainer.h"
+#include "tests/test_util.h"
+
+namespace segrel::lrp {
+namespace {
+
+using segrel::testing::RelativeError;
+
+class CudaTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  }
+};
+
+// Explains unet_variant (instance norm, average pooling, trilinear upsampling, residual adds) on `device`:
+// relevance of the logits and the normalisers c.
+std::pair<at::Tensor, at::Tensor> ExplainOn(const std::string& composite_name, at::Device device) {
+  const auto fixture = segrel::testing::LoadModelFixture("unet_variant");
+  absl::StatusOr<graph::TorchScriptModel> model = graph::TorchScriptModel::Load(fixture.model_path);
+  EXPECT_TRUE(model.ok()) << model.status();
+  absl::StatusOr<graph::LayerGraph> graph = model->ImportGraph(fixture.input.sizes().vec());
+  EXPECT_TRUE(graph.ok()) << graph.status();
+  EXPECT_TRUE(graph->ConvertTo(at::TensorOptions().device(device)).ok());
+  const Explainer explainer(std::make_shared<graph::LayerGraph>(*std::move(graph)),
+                            *Composite::Create(composite_name));
+  absl::StatusOr<ExplainedForward> forward = explainer.Forward(fixture.input.to(device));
+  EXPECT_TRUE(forward.ok()) << forward.status();
+  absl::StatusOr<at::Tensor> relevance = forward->Relevance(forward->output());
+  absl::StatusOr<at::Tensor> normalisers = analysis::RelevanceNormalisers(*forward);
+  EXPECT_TRUE(relevance.ok() && normalisers.ok());
+  return {relevance->cpu(), normalisers->cpu()};
+}
+
+// float32 on both devices with different summation orders: 1e-4 of the largest value.
+TEST_P(CudaTest, RelevanceAndNormalisersMatchTheCpu) {
+  const auto [cpu_relevance, cpu_normalisers] = ExplainOn(GetParam(), at::kCPU);
+  const auto [cuda_relevance, cuda_normalisers] = ExplainOn(GetParam(), at::Device(at::kCUDA, 0));
+  EXPECT_LT(RelativeError(cuda_relevance, cpu_relevance), 1e-4);
+  EXPECT_LT(RelativeError(cuda_normalisers, cpu_normalisers), 1e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(Composites, CudaTest, ::testing::ValuesIn(Composite::Names()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           std::string name = info.param;
+                           for (char& c : name) {
+                             if (c == '-') c = '_';
+                           }
+                           return name;
+                         });
+
+}  // namespace
+}  // namespace segrel::lrp
