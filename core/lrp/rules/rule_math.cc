@@ -47,6 +47,25 @@ absl::StatusOr<const graph::ParametricLayer*> AsParametric(const LayerAtForward&
   return layer;
 }
 
+absl::StatusOr<SignedLayer> SplitLayerBySign(const LayerAtForward& at, absl::string_view rule) {
+  SignedLayer s;
+  absl::StatusOr<const graph::ParametricLayer*> layer = AsParametric(at, rule);
+  if (!layer.ok()) return layer.status();
+  s.layer = *layer;
+  s.x = at.inputs[0];
+  const graph::AffineParameters p = s.layer->ParametersAt(s.x);
+  s.weight = p.weight;
+  s.w_plus = p.weight.clamp_min(0);
+  s.w_minus = p.weight.clamp_max(0);
+  s.bias = p.bias;
+  if (p.bias.defined()) {
+    s.b_plus = p.bias.clamp_min(0);
+    s.b_minus = p.bias.clamp_max(0);
+  }
+  s.x_parts = SplitSigns(s.x);
+  return s;
+}
+
 at::Tensor AffineSum(const graph::ParametricLayer& layer, const at::Tensor& x,
                      std::initializer_list<std::pair<at::Tensor, at::Tensor>> inputs_and_weights,
                      const at::Tensor& bias) {

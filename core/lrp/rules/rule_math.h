@@ -15,6 +15,7 @@ namespace segrel::lrp {
 // 1 / s(z), s(z) = z + eps * (sign(z) + [z == 0]): z shifted away from zero by eps, as Zennit's stabilize().
 at::Tensor StabilizedReciprocal(const at::Tensor& z, double eps);
 
+
 // x+ = max(x, 0) and x- = min(x, 0), each undefined when identically zero, so that rules drop the terms that would
 // only add zeros (after a ReLU, every x- term). A part equal to x is x itself, not a copy.
 struct SignParts {
@@ -25,6 +26,17 @@ SignParts SplitSigns(const at::Tensor& x);
 
 // The layer's affine form, or InvalidArgument naming `rule` when the layer has no weights.
 absl::StatusOr<const graph::ParametricLayer*> AsParametric(const LayerAtForward& at, absl::string_view rule);
+
+// What the rules that treat positive and negative contributions apart (z+, alpha-beta, gamma, z-box) start from:
+// the layer's weight and bias and their positive and negative parts, and the input's (SplitSigns).
+struct SignedLayer {
+  const graph::ParametricLayer* layer = nullptr;
+  at::Tensor x;
+  at::Tensor weight, w_plus, w_minus;
+  at::Tensor bias, b_plus, b_minus;  // undefined without a bias
+  SignParts x_parts;
+};
+absl::StatusOr<SignedLayer> SplitLayerBySign(const LayerAtForward& at, absl::string_view rule);
 
 // A_weight v summed over the (v, weight) pairs whose v is defined, plus `bias` (may be undefined).
 at::Tensor AffineSum(const graph::ParametricLayer& layer, const at::Tensor& x,

@@ -19,22 +19,17 @@ at::Tensor ChannelExtreme(const at::Tensor& x, bool maximum) {
 }  // namespace
 
 absl::StatusOr<std::vector<Term>> ZBoxRule::Terms(const LayerAtForward& at) const {
-  SEGREL_ASSIGN_OR_RETURN(const graph::ParametricLayer* layer, AsParametric(at, Name()));
-  const at::Tensor& x = at.inputs[0];
-  const graph::AffineParameters p = layer->ParametersAt(x);
+  SEGREL_ASSIGN_OR_RETURN(const SignedLayer s, SplitLayerBySign(at, Name()));
+  const at::Tensor& x = s.x;
   // Bounds stay per channel in the terms; the affine maps need them at full size.
   const at::Tensor low = low_.defined() ? low_.to(x.options()) : ChannelExtreme(x, /*maximum=*/false);
   const at::Tensor high = high_.defined() ? high_.to(x.options()) : ChannelExtreme(x, /*maximum=*/true);
-  const at::Tensor w_plus = p.weight.clamp_min(0);
-  const at::Tensor w_minus = p.weight.clamp_max(0);
-  const at::Tensor b_plus = p.bias.defined() ? p.bias.clamp_min(0) : at::Tensor();
-  const at::Tensor b_minus = p.bias.defined() ? p.bias.clamp_max(0) : at::Tensor();
-  const at::Tensor z_box = at.output - layer->Affine(w_plus, b_plus, low.expand_as(x).contiguous(), x) -
-                           layer->Affine(w_minus, b_minus, high.expand_as(x).contiguous(), x);
+  const at::Tensor z_box = at.output - s.layer->Affine(s.w_plus, s.b_plus, low.expand_as(x).contiguous(), x) -
+                           s.layer->Affine(s.w_minus, s.b_minus, high.expand_as(x).contiguous(), x);
   const at::Tensor g = StabilizedReciprocal(z_box, stabilizer_);
-  return std::vector<Term>{Term{{x}, layer->WithWeight(p.weight, x), g},
-                           Term{{-low}, layer->WithWeight(w_plus, x), g},
-                           Term{{-high}, layer->WithWeight(w_minus, x), g}};
+  return std::vector<Term>{Term{{x}, s.layer->WithWeight(s.weight, x), g},
+                           Term{{-low}, s.layer->WithWeight(s.w_plus, x), g},
+                           Term{{-high}, s.layer->WithWeight(s.w_minus, x), g}};
 }
 
 }  // namespace segrel::lrp

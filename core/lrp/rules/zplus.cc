@@ -5,18 +5,13 @@
 namespace segrel::lrp {
 
 absl::StatusOr<std::vector<Term>> ZPlusRule::Terms(const LayerAtForward& at) const {
-  SEGREL_ASSIGN_OR_RETURN(const graph::ParametricLayer* layer, AsParametric(at, Name()));
-  const at::Tensor& x = at.inputs[0];
-  const graph::AffineParameters p = layer->ParametersAt(x);
-  const at::Tensor w_plus = p.weight.clamp_min(0);
-  const at::Tensor w_minus = p.weight.clamp_max(0);
-  const auto [x_plus, x_minus] = SplitSigns(x);
-  const at::Tensor b_plus = p.bias.defined() ? p.bias.clamp_min(0) : at::Tensor();
-  const at::Tensor g =
-      StabilizedReciprocal(AffineSum(*layer, x, {{x_plus, w_plus}, {x_minus, w_minus}}, b_plus), stabilizer_);
+  SEGREL_ASSIGN_OR_RETURN(const SignedLayer s, SplitLayerBySign(at, Name()));
+  const auto& [x_plus, x_minus] = s.x_parts;
+  const at::Tensor g = StabilizedReciprocal(
+      AffineSum(*s.layer, s.x, {{x_plus, s.w_plus}, {x_minus, s.w_minus}}, s.b_plus), stabilizer_);
   std::vector<Term> terms;
-  AddTerm(terms, *layer, x, x_plus, w_plus, g);
-  AddTerm(terms, *layer, x, x_minus, w_minus, g);
+  AddTerm(terms, *s.layer, s.x, x_plus, s.w_plus, g);
+  AddTerm(terms, *s.layer, s.x, x_minus, s.w_minus, g);
   return terms;
 }
 
