@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "core/common/status_macros.h"
 #include "core/common/torch_status.h"
+#include "core/graph/linear_map.h"
 
 namespace segrel::analysis {
 namespace {
@@ -32,20 +33,20 @@ absl::Status CheckRegions(const std::vector<ClassRegion>& regions, const at::Ten
 
 }  // namespace
 
-absl::StatusOr<at::Tensor> RelevanceNormalisers(const lrp::ExplainedForward& forward) {
-  return forward.Transpose(at::ones_like(forward.input()));
+absl::StatusOr<at::Tensor> RelevanceNormalisers(const lrp::RelevanceOperator& forward) {
+  return forward.Transpose(at::ones(forward.input_sizes(), forward.input_options()));
 }
 
 at::Tensor EligibleVoxels(const at::Tensor& normalisers, double tau) { return normalisers[0].abs() > tau; }
 
-absl::StatusOr<RegionRelevance> TwoPassRegionRelevance(const lrp::ExplainedForward& forward,
+absl::StatusOr<RegionRelevance> TwoPassRegionRelevance(const lrp::RelevanceOperator& forward,
                                                        const std::vector<ClassRegion>& regions,
                                                        const RegionRelevanceOptions& options) {
   SEGREL_ASSIGN_OR_RETURN(const at::Tensor normalisers, RelevanceNormalisers(forward));
   return TwoPassRegionRelevance(forward, normalisers, regions, options);
 }
 
-absl::StatusOr<RegionRelevance> TwoPassRegionRelevance(const lrp::ExplainedForward& forward,
+absl::StatusOr<RegionRelevance> TwoPassRegionRelevance(const lrp::RelevanceOperator& forward,
                                                        const at::Tensor& normalisers,
                                                        const std::vector<ClassRegion>& regions,
                                                        const RegionRelevanceOptions& options) {
@@ -81,16 +82,16 @@ absl::StatusOr<RegionRelevance> TwoPassRegionRelevance(const lrp::ExplainedForwa
   return result;
 }
 
-absl::StatusOr<RegionRelevance> NaiveRegionRelevance(const lrp::ExplainedForward& forward,
+absl::StatusOr<RegionRelevance> NaiveRegionRelevance(const lrp::RelevanceOperator& forward,
                                                      const std::vector<ClassRegion>& regions,
                                                      const RegionRelevanceOptions& options) {
   const at::Tensor& output = forward.output();
   SEGREL_RETURN_IF_ERROR(CheckRegions(regions, output));
   return CatchTorch("naive region relevance", [&]() -> absl::StatusOr<RegionRelevance> {
     RegionRelevance result;
-    result.combined = at::zeros_like(forward.input());
+    result.combined = at::zeros(forward.input_sizes(), forward.input_options());
     for (const ClassRegion& region : regions) {
-      at::Tensor region_map = at::zeros_like(forward.input());
+      at::Tensor region_map = at::zeros(forward.input_sizes(), forward.input_options());
       int64_t used = 0;
       int64_t excluded = 0;
       const at::Tensor voxels = region.mask.to(at::kBool).flatten().nonzero().flatten().cpu();

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "core/lrp/explainer.h"
+#include "core/lrp/relevance_operator.h"
 
 namespace segrel::analysis {
 
@@ -40,17 +40,17 @@ struct RegionRelevance {
 };
 
 // Returns c = Lambda^T 1: the share of each output voxel's relevance that reaches the input.
-absl::StatusOr<at::Tensor> RelevanceNormalisers(const lrp::ExplainedForward& forward);
+absl::StatusOr<at::Tensor> RelevanceNormalisers(const lrp::RelevanceOperator& forward);
 
 // Eq. 2 for every region by the two-pass method, with normalisers c already computed (RelevanceNormalisers).
 // Errors: InvalidArgument for a mask or channel that does not fit the network output.
-absl::StatusOr<RegionRelevance> TwoPassRegionRelevance(const lrp::ExplainedForward& forward,
+absl::StatusOr<RegionRelevance> TwoPassRegionRelevance(const lrp::RelevanceOperator& forward,
                                                        const at::Tensor& normalisers,
                                                        const std::vector<ClassRegion>& regions,
                                                        const RegionRelevanceOptions& options = {});
 
 // As above, computing the normalisers first (one transpose pass).
-absl::StatusOr<RegionRelevance> TwoPassRegionRelevance(const lrp::ExplainedForward& forward,
+absl::StatusOr<RegionRelevance> TwoPassRegionRelevance(const lrp::RelevanceOperator& forward,
                                                        const std::vector<ClassRegion>& regions,
                                                        const RegionRelevanceOptions& options = {});
 
@@ -59,7 +59,7 @@ at::Tensor EligibleVoxels(const at::Tensor& normalisers, double tau);
 
 // Eq. 2 for every region by its definition, one relevance pass per voxel (slow: for tests and benchmarks).
 // A voxel is left out when |sum(M_a) / y_a| <= tau.
-absl::StatusOr<RegionRelevance> NaiveRegionRelevance(const lrp::ExplainedForward& forward,
+absl::StatusOr<RegionRelevance> NaiveRegionRelevance(const lrp::RelevanceOperator& forward,
                                                      const std::vector<ClassRegion>& regions,
                                                      const RegionRelevanceOptions& options = {});
 

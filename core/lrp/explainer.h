@@ -22,25 +22,28 @@
 #include "absl/status/statusor.h"
 #include "core/graph/layer_graph.h"
 #include "core/lrp/composite.h"
+#include "core/lrp/relevance_operator.h"
 #include "core/lrp/rule.h"
 
 namespace segrel::lrp {
 
 // The result of an explained forward pass. Immutable; thread-safe. Keeps the graph and the forward pass's
 // intermediate tensors that the rules need alive.
-class ExplainedForward {
+class ExplainedForward final : public RelevanceOperator {
  public:
   // The network's logits for the input (before any output softmax or sigmoid).
-  const at::Tensor& output() const { return output_; }
+  const at::Tensor& output() const override { return output_; }
   const at::Tensor& input() const { return input_; }
+  std::vector<int64_t> input_sizes() const override { return input_.sizes().vec(); }
+  at::TensorOptions input_options() const override { return input_.options(); }
 
   // Returns Lambda r: the input relevance for output relevance `r` (sizes of output(), any batch size B; the result
   // has the input's sizes with batch B). Errors: InvalidArgument for other sizes.
-  absl::StatusOr<at::Tensor> Relevance(const at::Tensor& r) const;
+  absl::StatusOr<at::Tensor> Relevance(const at::Tensor& r) const override;
 
   // Returns Lambda^T u for an input-shaped `u` (any batch size B); Transpose(ones) gives the normalisers c of
   // DESIGN section 1. Errors: InvalidArgument for other sizes.
-  absl::StatusOr<at::Tensor> Transpose(const at::Tensor& u) const;
+  absl::StatusOr<at::Tensor> Transpose(const at::Tensor& u) const override;
 
  private:
   friend class Explainer;
