@@ -63,22 +63,38 @@ absl::StatusOr<Explanation> ExplainSegmentation(const graph::TorchScriptModel& m
                                                 const ExplainOptions& options) {
   Explanation result;
   Stopwatch stopwatch;
-  SEGREL_ASSIGN_OR_RETURN(graph::LayerGraph imported, model.ImportGraph(input.sizes().vec()));
+  // With windows, the network is imported for one patch and explains the volume window by window.
+  std::vector<int64_t> graph_sizes = input.sizes().vec();
+  if (options.window.has_value()) {
+    graph_sizes.resize(2);
+    graph_sizes.insert(graph_sizes.end(), options.window->patch.begin(), options.window->patch.end());
+  }
+  SEGREL_ASSIGN_OR_RETURN(graph::LayerGraph imported, model.ImportGraph(graph_sizes));
   SEGREL_RETURN_IF_ERROR(CheckSegmentationOutput(imported));
   SEGREL_RETURN_IF_ERROR(imported.ConvertTo(at::TensorOptions().device(options.device)));
   auto graph = std::make_shared<const graph::LayerGraph>(std::move(imported));
   result.output_activation = graph->output_activation();
   SEGREL_ASSIGN_OR_RETURN(const lrp::Composite composite,
                           lrp::Composite::Create(options.composite, options.rule_parameters));
-  const lrp::Explainer explainer(graph, composite);
+  auto explainer = std::make_shared<const lrp::Explainer>(graph, composite);
   result.seconds.import_graph = stopwatch.Lap();
 
   SEGREL_ASSIGN_OR_RETURN(const at::Tensor device_input,
                           CatchTorch("moving the input", [&]() -> absl::StatusOr<at::Tensor> {
                             return input.to(options.device, at::kFloat);
                           }));
-  SEGREL_ASSIGN_OR_RETURN(const lrp::ExplainedForward forward, explainer.Forward(device_input));
-  result.seconds.forward = stopwatch.Lap();
+  std::unique_ptr<lrp::RelevanceOperator> explained;
+  if (options.window.has_value()) {
+    SEGREL_ASSIGN_OR_RETURN(std::unique_ptr<WindowedExplanation> windowed,
+                            WindowedExplanation::Create(explainer, device_input, *options.window));
+    result.windows = static_cast<int64_t>(windowed->grid().windows().size());
+    explained = std::move(windowed);
+  } else {
+    SEGREL_ASSIGN_OR_RETURN(lrp::ExplainedForward forward, explainer->Forward(device_input));
+    explained = std::make_unique<lrp::ExplainedForward>(std::move(forward));
+  }
+  const lrp::RelevanceOperator& forward = *explained;
+  result.seconds.inference = stopwatch.Lap();
 
   SEGREL_ASSIGN_OR_RETURN(const at::Tensor normalisers, RelevanceNormalisers(forward));
   result.seconds.transpose = stopwatch.Lap();

@@ -11,11 +11,13 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/graph/layer_graph.h"
+#include "core/analysis/sliding_window.h"
 #include "core/graph/torchscript_importer.h"
 #include "core/lrp/rule_registry.h"
 
@@ -28,6 +30,8 @@ struct ExplainOptions {
   uint64_t seed = 0;                        // for the balanced background region
   std::map<int64_t, at::Tensor> region_masks;  // class -> mask ([i, j, k], non-zero = in); empty: balanced regions
   at::Device device = at::kCPU;
+  // Sliding windows (the network is imported for one patch); without: the whole volume in one pass.
+  std::optional<WindowOptions> window;
 };
 
 // One explained class.
@@ -44,9 +48,9 @@ struct ClassExplanation {
 
 struct StageSeconds {
   double import_graph = 0;
-  double forward = 0;
-  double transpose = 0;
-  double relevance = 0;
+  double inference = 0;  // the explained forward pass, or with windows the windowed prediction
+  double transpose = 0;  // c = Lambda^T 1 (with windows: each window's explained forward and transpose passes)
+  double relevance = 0;  // the relevance pass (with windows: each window's explained forward and relevance pass)
 };
 
 struct Explanation {
@@ -58,6 +62,7 @@ struct Explanation {
   std::vector<ClassExplanation> classes;
   std::vector<std::string> notes;
   StageSeconds seconds;
+  int64_t windows = 0;        // number of sliding windows (0: whole volume)
 };
 
 // Explains `model`'s segmentation of `input` ([1, C, i, j, k], float32).

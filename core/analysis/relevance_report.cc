@@ -31,6 +31,8 @@ std::string RelevanceReportJson(const Explanation& explanation, const ReportCont
   ordered_json report;
   report["format"] = "segrel.relevance/1";
   report["model"] = context.model;
+  if (!context.model_version.empty()) report["model_version"] = context.model_version;
+  if (!context.license.empty()) report["model_license"] = context.license;
   report["output_activation"] = std::string(graph::OutputActivationName(explanation.output_activation));
   report["sequences"] = context.sequences;
   report["grid"] = context.grid;
@@ -38,6 +40,9 @@ std::string RelevanceReportJson(const Explanation& explanation, const ReportCont
   report["seed"] = context.seed;
   report["tau"] = context.tau;
   report["regions"] = explanation.classes.empty() ? "none" : explanation.classes.front().region_kind;
+  if (!context.patch.empty()) {
+    report["sliding_window"] = {{"patch", context.patch}, {"windows", explanation.windows}};
+  }
 
   const std::vector<double> shares = Shares(explanation.raw);
   report["sequence_relevance"] = PerSequence(context.sequences, shares);
@@ -48,6 +53,9 @@ std::string RelevanceReportJson(const Explanation& explanation, const ReportCont
   for (const ClassExplanation& explained : explanation.classes) {
     ordered_json entry;
     entry["index"] = explained.class_index;
+    if (explained.class_index < static_cast<int64_t>(context.class_names.size())) {
+      entry["name"] = context.class_names[explained.class_index];
+    }
     entry["output_channel"] = explained.channel;
     entry["region"] = explained.region_kind;
     entry["predicted_voxels"] = explained.predicted_voxels;
@@ -65,12 +73,15 @@ std::string RelevanceReportJson(const Explanation& explanation, const ReportCont
     if (stage == "read") seconds[stage] = value;
   }
   seconds["import"] = explanation.seconds.import_graph;
-  seconds["forward"] = explanation.seconds.forward;
+  seconds["inference"] = explanation.seconds.inference;
   seconds["transpose"] = explanation.seconds.transpose;
   seconds["relevance"] = explanation.seconds.relevance;
   for (const auto& [stage, value] : context.seconds) {
     if (stage != "read") seconds[stage] = value;
   }
+  double total = 0;
+  for (const auto& [stage, value] : seconds.items()) total += value.get<double>();
+  seconds["total"] = total;
   report["seconds"] = std::move(seconds);
   report["device"] = context.device;
   report["threads"] = context.threads;

@@ -15,7 +15,11 @@ namespace segrel::analysis {
 // What the report says besides the explanation itself. Nothing here may identify a patient: models and sequences
 // are named, input files are not.
 struct ReportContext {
-  std::string model;                     // the model's file name, without directories
+  std::string model;                     // the bundle's name, or the model's file name without directories
+  std::string model_version;             // bundles only
+  std::string license;                   // of the data the model was trained on (bundles only)
+  std::vector<std::string> class_names;  // by class index (empty: unnamed)
+  std::vector<int64_t> patch;            // sliding-window patch (empty: whole volume)
   std::vector<std::string> sequences;    // input sequence names, in channel order
   std::vector<int64_t> grid;             // the study's sizes (i, j, k)
   std::string composite;

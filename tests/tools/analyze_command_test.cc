@@ -159,6 +159,35 @@ TEST(Analyze, SegmentationKeepsTheInputGrid) {
   EXPECT_FALSE(std::filesystem::exists(out + "/relevance_T1.nii.gz"));  // only with --maps
 }
 
+// A bundle names the sequences and takes the study as a folder; its 8x8x8 window covers the study fixture, so the
+// windowed explanation equals the reference (up to the blending layer's stabiliser, far below 1e-4).
+TEST(Analyze, BundleWithStudyFolderMatchesTheReference) {
+  const std::string out = segrel::testing::TestTempDir();
+  const RunResult run = RunSegrel("--model " + FixturePath("bundle") + " --study " + FixturePath("study") +
+                                  MaskRegions() + " --out " + out);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const json report = json::parse(ReadFile(out + "/relevance.json"));
+  const json expected = segrel::testing::ReadJson("study/expected_relevance.json")["composites"]["epsilon-plus"];
+  ExpectPerSequenceNear(report["sequence_relevance"], expected["sequence_relevance"], 1.0, "combined share");
+  EXPECT_EQ(report["model"], "unet-bn-test");
+  EXPECT_EQ(report["model_version"], "0.0.1");
+  EXPECT_EQ(report["model_license"], "synthetic test fixture, no data");
+  EXPECT_EQ(report["classes"][1]["name"], "lesion");
+  EXPECT_EQ(report["sliding_window"]["windows"], 1);
+  EXPECT_EQ(report["sequences"], json({"T1", "T2", "FLAIR"}));
+}
+
+TEST(Analyze, BundleTakesInputsInAnyOrder) {
+  const std::string s = FixturePath("study/");
+  const std::string out = segrel::testing::TestTempDir();
+  const RunResult run = RunSegrel("--model " + FixturePath("bundle") + " --input FLAIR=" + s + "FLAIR.nii.gz --input T1=" +
+                                  s + "T1.nii.gz --input T2=" + s + "T2.nii.gz" + MaskRegions() + " --out " + out);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const json report = json::parse(ReadFile(out + "/relevance.json"));
+  const json expected = segrel::testing::ReadJson("study/expected_relevance.json")["composites"]["epsilon-plus"];
+  ExpectPerSequenceNear(report["sequence_relevance"], expected["sequence_relevance"], 1.0, "combined share");
+}
+
 // Bad input: a non-zero exit and one line on stderr that names the problem.
 void ExpectFailure(const std::string& arguments, const std::string& expected_text) {
   const RunResult run = RunSegrel(arguments);
@@ -217,6 +246,15 @@ TEST(AnalyzeErrors, MissingRequiredOptions) {
   ExpectFailure("--model " + FixturePath("unet_bn.pt") + " --input T1=" + FixturePath("study/T1.nii.gz"),
                 "--out DIR is required");
   ExpectFailure(StudyInputs() + " --input broken --out /tmp/segrel_unused", "NAME=FILE");
+}
+
+TEST(AnalyzeErrors, BundleSequencesMissingOrUnexpected) {
+  const std::string s = FixturePath("study/");
+  ExpectFailure("--model " + FixturePath("bundle") + " --input T1=" + s + "T1.nii.gz --input DWI=" + s +
+                    "T2.nii.gz --out /tmp/segrel_unused",
+                "missing sequence T2, FLAIR; unexpected sequence DWI; the bundle unet-bn-test expects T1, T2, FLAIR");
+  ExpectFailure("--model " + FixturePath("bundle") + " --study " + FixturePath("nifti") + " --out /tmp/segrel_unused",
+                "has no T1, T2, FLAIR");
 }
 
 }  // namespace

@@ -1,42 +1,36 @@
 // `segrel analyze`: segment a study and explain the segmentation (which sequences the network relied on).
 //
-//   segrel analyze --model MODEL.pt --input NAME=FILE.nii.gz [--input NAME=FILE.nii.gz ...]
-//                  [--composite epsilon-plus] [--region CLASS=MASK.nii.gz ...] [--seed N] [--maps] --out DIR
-//                  [--threads N] [--device cpu|cuda[:N]]
+//   segrel analyze --model MODEL --input NAME=FILE.nii.gz [--input NAME=FILE.nii.gz ...] | --study DIR
+//                  [--composite NAME] [--region CLASS=MASK.nii.gz ...] [--seed N] [--maps] --out DIR
+//                  [--patch N[,N,N]] [--threads N] [--device cpu|cuda[:N]]
 //
-// Writes DIR/relevance.json, DIR/segmentation.nii.gz and, with --maps, DIR/relevance_<NAME>.nii.gz per sequence.
+// MODEL is a bundle (folder with segrel.json) or a TorchScript file. Writes DIR/relevance.json,
+// DIR/segmentation.nii.gz and, with --maps, DIR/relevance_<NAME>.nii.gz per sequence.
 #ifndef SEGREL_TOOLS_SEGREL_ANALYZE_COMMAND_H_
 #define SEGREL_TOOLS_SEGREL_ANALYZE_COMMAND_H_
 
-#include <cstdint>
 #include <ostream>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "core/io/study.h"
+#include "core/analysis/pipeline.h"
 
 namespace segrel::cli {
 
-struct AnalyzeRequest {
-  std::string model_path;
-  std::vector<io::SequenceFile> inputs;                 // channel order as given
-  std::string composite = "epsilon-plus";
-  std::vector<std::pair<int64_t, std::string>> regions;  // class, mask file
-  uint64_t seed = 0;
+struct AnalyzeCommand {
+  analysis::AnalysisRequest request;
   bool write_maps = false;
   std::string out_dir;
   int threads = 0;  // 0: all cores
-  std::string device = "cpu";
 };
 
 // Parses the arguments after "analyze". Errors: InvalidArgument naming the option at fault.
-absl::StatusOr<AnalyzeRequest> ParseAnalyzeArguments(const std::vector<std::string>& arguments);
+absl::StatusOr<AnalyzeCommand> ParseAnalyzeArguments(const std::vector<std::string>& arguments);
 
 // Runs the analysis and writes its outputs; prints a short summary to `out`. Errors name the file or option.
-absl::Status RunAnalyze(const AnalyzeRequest& request, std::ostream& out);
+absl::Status RunAnalyze(const AnalyzeCommand& command, std::ostream& out);
 
 // The usage text.
 const char* AnalyzeUsage();

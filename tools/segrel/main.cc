@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
         return 0;
       }
     }
-    const absl::StatusOr<segrel::cli::AnalyzeRequest> request = segrel::cli::ParseAnalyzeArguments(rest);
+    const absl::StatusOr<segrel::cli::AnalyzeCommand> request = segrel::cli::ParseAnalyzeArguments(rest);
     if (!request.ok()) {
       return Fail(command, std::string(request.status().message()) + " (see 'segrel analyze --help')");
     }

@@ -80,7 +80,7 @@ BUNDLES = {
                 "segmentations based on multi-rater consensus. Neuroinformatics 16(1):51-63, 2018 "
                 "(online 2017), doi:10.1007/s12021-017-9348-7. Files from GitHub "
                 "muschellij2/open_ms_data, cross_sectional/MNI (commit ab6737647be9).",
-        "license": "CC-BY 4.0",
+        "license": "CC-BY (Creative Commons Attribution; the dataset states no version)",
         "reference_case": "patient19",
     },
     "brats-2seq": {

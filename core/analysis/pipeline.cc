@@ -1,0 +1,214 @@
+#include "core/analysis/pipeline.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/common/status_macros.h"
+#include "core/common/torch_status.h"
+#include "core/graph/torchscript_importer.h"
+#include "core/io/nifti.h"
+#include "core/lrp/composite.h"
+#include "core/model/bundle.h"
+#include "core/volume/normalisation.h"
+
+namespace segrel::analysis {
+namespace {
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::string Expected(const model::Bundle& bundle) {
+  return absl::StrCat("the bundle ", bundle.name, " expects ", absl::StrJoin(bundle.SequenceNames(), ", "));
+}
+
+// A folder's NIfTI file named after `name` (NAME.nii.gz or NAME.nii, any letter case), or "".
+std::string FindSequenceFile(const std::filesystem::path& folder, const std::string& name) {
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(folder, error)) {
+    if (!entry.is_regular_file(error)) continue;
+    const std::string file = absl::AsciiStrToLower(entry.path().filename().string());
+    const std::string wanted = absl::AsciiStrToLower(name);
+    if (file == wanted + ".nii.gz" || file == wanted + ".nii") return entry.path().string();
+  }
+  return "";
+}
+
+// The bundle's sequences, in its channel order, from NAME=FILE pairs or a folder.
+absl::StatusOr<std::vector<io::SequenceFile>> BundleInputs(const model::Bundle& bundle,
+                                                           const AnalysisRequest& request) {
+  if (!request.study_dir.empty() && !request.inputs.empty()) {
+    return absl::InvalidArgumentError("give the study either as --input NAME=FILE pairs or as a folder, not both");
+  }
+  std::vector<io::SequenceFile> files;
+  std::vector<std::string> missing;
+  if (!request.study_dir.empty()) {
+    std::error_code error;
+    if (!std::filesystem::is_directory(request.study_dir, error)) {
+      return absl::NotFoundError(absl::StrCat(request.study_dir, ": no such folder"));
+    }
+    for (const std::string& name : bundle.SequenceNames()) {
+      const std::string path = FindSequenceFile(request.study_dir, name);
+      if (path.empty()) missing.push_back(name);
+      files.push_back({name, path});
+    }
+    if (!missing.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(request.study_dir, " has no ", absl::StrJoin(missing, ", "),
+                                                     " (NAME.nii.gz or NAME.nii); ", Expected(bundle)));
+    }
+    return files;
+  }
+  std::map<std::string, std::string> given;
+  for (const io::SequenceFile& input : request.inputs) given[input.name] = input.path;
+  std::vector<std::string> unexpected;
+  const std::vector<std::string> names = bundle.SequenceNames();
+  for (const auto& [name, path] : given) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) unexpected.push_back(name);
+  }
+  for (const std::string& name : names) {
+    const auto it = given.find(name);
+    if (it == given.end()) {
+      missing.push_back(name);
+    } else {
+      files.push_back({name, it->second});
+    }
+  }
+  if (!unexpected.empty() || !missing.empty()) {
+    std::string problem;
+    if (!missing.empty()) problem = absl::StrCat("missing sequence ", absl::StrJoin(missing, ", "));
+    if (!unexpected.empty()) {
+      absl::StrAppend(&problem, problem.empty() ? "" : "; ", "unexpected sequence ", absl::StrJoin(unexpected, ", "));
+    }
+    return absl::InvalidArgumentError(absl::StrCat(problem, "; ", Expected(bundle)));
+  }
+  return files;
+}
+
+// Per-channel z-box bounds [1, C, 1, 1, 1] from the bundle's ranges, if every sequence declares one.
+void SetBoxBounds(const model::Bundle& bundle, lrp::RuleParameters& parameters) {
+  std::vector<float> low, high;
+  for (const model::SequenceSpec& spec : bundle.sequences) {
+    if (!spec.range.has_value()) return;
+    low.push_back(static_cast<float>(spec.range->first));
+    high.push_back(static_cast<float>(spec.range->second));
+  }
+  const int64_t channels = static_cast<int64_t>(low.size());
+  parameters.box_low = at::tensor(low).view({1, channels, 1, 1, 1});
+  parameters.box_high = at::tensor(high).view({1, channels, 1, 1, 1});
+}
+
+absl::Status WriteText(const std::string& path, const std::string& text) {
+  std::ofstream file(path, std::ios::binary | std::ios::trunc);
+  file << text;
+  file.close();
+  if (!file) return absl::InternalError(absl::StrCat(path, ": cannot write"));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<AnalysisResult> RunAnalysis(const AnalysisRequest& request) {
+  const auto start = std::chrono::steady_clock::now();
+  AnalysisResult result;
+  std::optional<model::Bundle> bundle;
+  if (model::LooksLikeBundle(request.model)) {
+    SEGREL_ASSIGN_OR_RETURN(bundle, model::ReadBundle(request.model));
+  }
+  const std::string composite = request.composite.value_or(bundle ? bundle->composite : "epsilon-plus");
+  if (const absl::StatusOr<lrp::Composite> known = lrp::Composite::Create(composite); !known.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--composite: ", known.status().message()));
+  }
+
+  std::vector<io::SequenceFile> files = request.inputs;
+  if (bundle) {
+    SEGREL_ASSIGN_OR_RETURN(files, BundleInputs(*bundle, request));
+  } else if (!request.study_dir.empty()) {
+    return absl::InvalidArgumentError("a study folder needs a model bundle, which names the sequences");
+  }
+  SEGREL_ASSIGN_OR_RETURN(result.study, io::ReadNiftiStudy(files));
+  ExplainOptions options;
+  options.composite = composite;
+  options.seed = request.seed;
+  options.device = request.device;
+  for (const auto& [class_index, path] : request.regions) {
+    SEGREL_ASSIGN_OR_RETURN(const volume::Volume mask, io::ReadNifti(path));
+    SEGREL_RETURN_IF_ERROR(io::CheckSameGrid(mask, result.study.volumes.front()));
+    options.region_masks[class_index] = mask.data;
+  }
+  const double read_seconds = SecondsSince(start);
+
+  const std::string model_path = bundle ? bundle->model_path : request.model;
+  SEGREL_ASSIGN_OR_RETURN(const graph::TorchScriptModel model, graph::TorchScriptModel::Load(model_path));
+  SEGREL_ASSIGN_OR_RETURN(const at::Tensor input, CatchTorch("preparing the input", [&]() -> absl::StatusOr<at::Tensor> {
+    std::vector<at::Tensor> channels;
+    for (size_t s = 0; s < result.study.volumes.size(); ++s) {
+      const volume::Normalisation normalisation =
+          bundle ? bundle->sequences[s].normalisation : volume::Normalisation::kNone;
+      channels.push_back(volume::Normalise(result.study.volumes[s].data, normalisation));
+    }
+    return at::stack(channels).unsqueeze(0);
+  }));
+  if (bundle) {
+    SetBoxBounds(*bundle, options.rule_parameters);
+    options.window = WindowOptions{bundle->patch_size, bundle->overlap, bundle->sigma_fraction};
+  } else if (!request.patch.empty()) {
+    options.window = WindowOptions{request.patch};
+  }
+  SEGREL_ASSIGN_OR_RETURN(result.explanation, ExplainSegmentation(model, input, options));
+
+  ReportContext& context = result.context;
+  context.model = bundle ? bundle->name : std::filesystem::path(model_path).filename().string();
+  if (bundle) {
+    context.model_version = bundle->version;
+    context.license = bundle->license;
+    context.class_names = bundle->classes;
+  }
+  context.sequences = result.study.names;
+  const auto sizes = result.study.volumes.front().SpatialSizes();
+  context.grid = {sizes[0], sizes[1], sizes[2]};
+  context.composite = composite;
+  context.seed = request.seed;
+  context.tau = options.tau;
+  context.device = request.device.str();
+  context.threads = at::get_num_threads();
+  if (options.window) context.patch = options.window->patch;
+  context.seconds["read"] = read_seconds;
+  result.class_names = context.class_names;
+  return result;
+}
+
+absl::StatusOr<std::vector<std::string>> WriteAnalysis(const AnalysisResult& result, const std::string& out_dir,
+                                                       bool maps) {
+  const auto start = std::chrono::steady_clock::now();
+  std::error_code error;
+  std::filesystem::create_directories(out_dir, error);
+  if (error) return absl::InternalError(absl::StrCat(out_dir, ": cannot create the folder: ", error.message()));
+  std::vector<std::string> written = {"relevance.json", "segmentation.nii.gz"};
+  const volume::Volume& grid = result.study.volumes.front();
+  SEGREL_RETURN_IF_ERROR(io::WriteNifti(out_dir + "/segmentation.nii.gz", result.explanation.segmentation,
+                                        io::NiftiDataType::kUInt8, grid));
+  if (maps) {
+    for (size_t s = 0; s < result.study.names.size(); ++s) {
+      const std::string name = absl::StrCat("relevance_", result.study.names[s], ".nii.gz");
+      SEGREL_RETURN_IF_ERROR(io::WriteNifti(out_dir + "/" + name, result.explanation.relevance_map[s],
+                                            io::NiftiDataType::kFloat32, grid));
+      written.push_back(name);
+    }
+  }
+  ReportContext context = result.context;
+  context.seconds["write"] = SecondsSince(start);
+  SEGREL_RETURN_IF_ERROR(WriteText(out_dir + "/relevance.json", RelevanceReportJson(result.explanation, context)));
+  return written;
+}
+
+}  // namespace segrel::analysis

@@ -1,0 +1,57 @@
+// The analysis pipeline behind `segrel analyze` (and, later, a server job): read a study, prepare it as the model
+// expects, explain the segmentation, write the outputs.
+//
+// A model is a bundle (folder with segrel.json, or the segrel.json itself: sequence names and order,
+// normalisation, patch size, composite, z-box ranges) or a bare TorchScript file (inputs in the order given, no
+// normalisation, whole volume unless a patch size is given).
+#ifndef SEGREL_CORE_ANALYSIS_PIPELINE_H_
+#define SEGREL_CORE_ANALYSIS_PIPELINE_H_
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/analysis/explanation.h"
+#include "core/analysis/relevance_report.h"
+#include "core/io/study.h"
+
+namespace segrel::analysis {
+
+struct AnalysisRequest {
+  std::string model;                                     // bundle folder, segrel.json, or TorchScript file
+  std::vector<io::SequenceFile> inputs;                  // NAME=FILE; with a bundle in any order
+  std::string study_dir;                                 // or: a folder with one NAME.nii[.gz] per bundle sequence
+  std::optional<std::string> composite;                  // default: the bundle's, else epsilon-plus
+  std::vector<std::pair<int64_t, std::string>> regions;  // class -> mask file
+  uint64_t seed = 0;
+  std::vector<int64_t> patch;                            // bare models: window patch (empty: whole volume)
+  at::Device device = at::kCPU;
+};
+
+struct AnalysisResult {
+  io::Study study;            // as read (before normalisation): the grid outputs are written on
+  Explanation explanation;
+  ReportContext context;      // for relevance.json
+  std::vector<std::string> class_names;
+};
+
+// Runs the analysis. Errors name the file, sequence or option at fault: NotFound for missing files;
+// InvalidArgument for sequences that do not match the bundle (listing what it expects), grids that differ,
+// masks on another grid, unknown composites, networks whose output is not a segmentation; Unimplemented for
+// networks segrel cannot explain.
+absl::StatusOr<AnalysisResult> RunAnalysis(const AnalysisRequest& request);
+
+// Writes relevance.json, segmentation.nii.gz and, with `maps`, relevance_<NAME>.nii.gz into `out_dir` (created).
+// Returns the file names written. Errors: Internal naming the path that cannot be written.
+absl::StatusOr<std::vector<std::string>> WriteAnalysis(const AnalysisResult& result, const std::string& out_dir,
+                                                       bool maps);
+
+}  // namespace segrel::analysis
+
+#endif  // SEGREL_CORE_ANALYSIS_PIPELINE_H_

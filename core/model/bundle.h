@@ -1,0 +1,64 @@
+// Model bundles: a TorchScript network with everything segrel needs to run and explain it (DESIGN section 3).
+//
+// A bundle is a folder holding `segrel.json` and the TorchScript file it names:
+//   {"format": "segrel.bundle/1", "name": "ms-flair4", "version": "1.0.0", "description": "...",
+//    "model": "model.pt",
+//    "sequences": [{"name": "T1", "description": "...", "normalisation": "zscore-nonzero", "range": [lo, hi]}, ...],
+//    "reference_sequence": "FLAIR", "classes": ["background", "lesion"],
+//    "patch_size": [128, 128, 128], "overlap": 0.5, "gaussian_sigma_fraction": 0.125,
+//    "composite": "epsilon-plus", "training": {...}, "evaluation": {...}}
+// `sequences` is the network's channel order; `range` (optional) is the sequence's value range after
+// normalisation, the z-box bounds of composites that use them.
+#ifndef SEGREL_CORE_MODEL_BUNDLE_H_
+#define SEGREL_CORE_MODEL_BUNDLE_H_
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/volume/normalisation.h"
+
+namespace segrel::model {
+
+struct SequenceSpec {
+  std::string name;
+  std::string description;
+  volume::Normalisation normalisation = volume::Normalisation::kNone;
+  std::optional<std::pair<double, double>> range;  // after normalisation
+};
+
+struct Bundle {
+  std::string path;  // the segrel.json file
+  std::string name;
+  std::string version;
+  std::string description;
+  std::string model_path;  // the TorchScript file, resolved against the bundle folder
+  std::vector<SequenceSpec> sequences;
+  std::string reference_sequence;
+  std::vector<std::string> classes;
+  std::vector<int64_t> patch_size;
+  double overlap = 0.5;
+  double sigma_fraction = 0.125;
+  std::string composite = "epsilon-plus";
+  std::string license;          // training.license, for reports
+  std::string training_json;    // the "training" object as written, for reports
+  std::string evaluation_json;  // the "evaluation" object as written
+
+  // The sequence names in channel order.
+  std::vector<std::string> SequenceNames() const;
+};
+
+// Whether `path` names a bundle: a folder with segrel.json, or a .json file.
+bool LooksLikeBundle(const std::string& path);
+
+// Reads the bundle at `path` (its folder or its segrel.json). Errors: NotFound when the file or the model it names
+// is missing; InvalidArgument, naming the file and the field, for JSON that is malformed or does not describe a
+// bundle (wrong format, missing or mistyped field, unknown normalisation or composite, a reference sequence that
+// is not one of the sequences, non-positive patch sizes).
+absl::StatusOr<Bundle> ReadBundle(const std::string& path);
+
+}  // namespace segrel::model
+
+#endif  // SEGREL_CORE_MODEL_BUNDLE_H_
