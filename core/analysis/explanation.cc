@@ -1,11 +1,15 @@
 #include "core/analysis/explanation.h"
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/analysis/components.h"
+#include "core/analysis/contributions.h"
 #include "core/analysis/region_relevance.h"
 #include "core/analysis/regions.h"
 #include "core/common/status_macros.h"
@@ -46,6 +50,125 @@ absl::Status CheckSegmentationOutput(const graph::LayerGraph& graph) {
 std::vector<double> ChannelSums(const at::Tensor& map) {
   const at::Tensor sums = map[0].flatten(1).sum(1).to(at::kDouble).cpu();
   return std::vector<double>(sums.data_ptr<double>(), sums.data_ptr<double>() + sums.numel());
+}
+
+// Foreground Dice of two label volumes (any class > 0 is foreground); 1 when both are empty.
+double ForegroundDice(const at::Tensor& a, const at::Tensor& b) {
+  const at::Tensor fa = a.cpu() > 0, fb = b.cpu() > 0;
+  const double overlap = (fa & fb).sum().item<double>();
+  const double total = fa.sum().item<double>() + fb.sum().item<double>();
+  return total == 0 ? 1.0 : 2.0 * overlap / total;
+}
+
+RegionExplanation ExplainRegion(const SequenceContributions& contributions, std::string kind, int64_t class_index,
+                                const ClassLayout& layout, const at::Tensor& mask, double tau) {
+  RegionExplanation region;
+  region.kind = std::move(kind);
+  region.class_index = class_index;
+  region.channel = layout.ChannelOf(class_index);
+  region.voxels = mask.sum().item<int64_t>();
+  region.raw = RegionSequenceRelevance(contributions, region.channel, mask, tau, &region.region_voxels);
+  return region;
+}
+
+// Each connected component of each foreground class, largest first (at most kMaxLesions of them). All lesions'
+// sums come from one weighted count per quantity over the labelled volume.
+std::vector<RegionExplanation> ExplainLesions(const SequenceContributions& contributions,
+                                              const at::Tensor& segmentation, const ClassLayout& layout,
+                                              double tau) {
+  constexpr int64_t kMaxLesions = 1000;
+  std::vector<RegionExplanation> lesions;
+  for (int64_t k = 1; k < layout.num_classes; ++k) {
+    const Components components = ConnectedComponents(segmentation == k);
+    if (components.count == 0) continue;
+    const int64_t channel = layout.ChannelOf(k);
+    const at::Tensor labels = components.labels.flatten().to(at::kLong);
+    const int64_t bins = components.count + 1;
+    const auto count = [&](const at::Tensor& weights) {
+      return at::bincount(labels, weights.flatten().to(at::kDouble).cpu(), bins);
+    };
+    const at::Tensor c = contributions.normalisers[0][channel].cpu();
+    const at::Tensor eligible = c.abs() > tau;
+    const at::Tensor inverse = at::where(eligible, at::reciprocal(c), at::zeros_like(c));
+    const at::Tensor voxels = at::bincount(labels, {}, bins);
+    const at::Tensor used = count(eligible);
+    std::vector<at::Tensor> raw, centroid;
+    for (int64_t s = 0; s < contributions.per_sequence.size(0); ++s) {
+      raw.push_back(count(contributions.per_sequence[s][channel].cpu() * inverse));
+    }
+    const at::Tensor where = at::stack(at::meshgrid({at::arange(segmentation.size(0)), at::arange(segmentation.size(1)),
+                                                     at::arange(segmentation.size(2))}, "ij"));
+    for (int64_t d = 0; d < 3; ++d) centroid.push_back(count(where[d]) / voxels.to(at::kDouble));
+    for (int64_t label = 1; label <= components.count; ++label) {
+      RegionExplanation lesion;
+      lesion.kind = "lesion";
+      lesion.class_index = k;
+      lesion.channel = channel;
+      lesion.voxels = voxels[label].item<int64_t>();
+      lesion.region_voxels = static_cast<int64_t>(used[label].item<double>());
+      for (const at::Tensor& sums : raw) lesion.raw.push_back(sums[label].item<double>());
+      for (const at::Tensor& coordinate : centroid) lesion.centroid.push_back(coordinate[label].item<double>());
+      lesions.push_back(std::move(lesion));
+    }
+  }
+  std::stable_sort(lesions.begin(), lesions.end(),
+                   [](const RegionExplanation& a, const RegionExplanation& b) { return a.voxels > b.voxels; });
+  if (static_cast<int64_t>(lesions.size()) > kMaxLesions) lesions.resize(kMaxLesions);
+  for (size_t i = 0; i < lesions.size(); ++i) lesions[i].label = static_cast<int64_t>(i) + 1;
+  return lesions;
+}
+
+// Against a reference: true positives and false positives explained through the predicted class, false negatives
+// through the background (what made the network call them background).
+absl::StatusOr<std::vector<RegionExplanation>> ExplainErrors(const SequenceContributions& contributions,
+                                                             const at::Tensor& segmentation,
+                                                             const at::Tensor& reference, const ClassLayout& layout,
+                                                             double tau, std::optional<double>* dice) {
+  if (reference.sizes() != segmentation.sizes()) {
+    return absl::InvalidArgumentError(absl::StrCat("the reference mask has shape [",
+                                                   absl::StrJoin(reference.sizes(), ", "), "], the study [",
+                                                   absl::StrJoin(segmentation.sizes(), ", "), "]"));
+  }
+  const at::Tensor truth = reference.cpu() != 0;
+  const at::Tensor predicted = segmentation > 0;
+  *dice = ForegroundDice(segmentation, truth);
+  std::vector<RegionExplanation> regions;
+  for (int64_t k = 1; k < layout.num_classes; ++k) {
+    regions.push_back(ExplainRegion(contributions, "true_positive", k, layout, (segmentation == k) & truth, tau));
+    regions.push_back(ExplainRegion(contributions, "false_positive", k, layout, (segmentation == k) & ~truth, tau));
+  }
+  regions.push_back(ExplainRegion(contributions, "false_negative", 0, layout, ~predicted & truth, tau));
+  return regions;
+}
+
+// The body: voxels where some sequence differs from its value at the volume's corner.
+at::Tensor BodyMask(const at::Tensor& input) {
+  const at::Tensor volume = input[0];  // [C, spatial...]
+  at::Tensor corner = volume;
+  for (int64_t d = 1; d < volume.dim(); ++d) corner = corner.narrow(d, 0, 1);
+  return (volume != corner).any(0);
+}
+
+absl::StatusOr<std::vector<SequenceAblation>> AblateSequences(
+    const at::Tensor& input, const at::Tensor& segmentation, const at::Tensor& reference,
+    const std::function<absl::StatusOr<at::Tensor>(const at::Tensor&)>& predict) {
+  std::vector<SequenceAblation> ablations;
+  const at::Tensor body = BodyMask(input);
+  for (int64_t s = 0; s < input.size(1); ++s) {
+    at::Tensor ablated = input.clone();
+    at::Tensor channel = ablated[0][s];
+    const double mean = body.any().item<bool>() ? channel.masked_select(body).mean().item<double>() : 0.0;
+    channel.masked_fill_(body, mean);
+    SEGREL_ASSIGN_OR_RETURN(const at::Tensor logits, predict(ablated));
+    const at::Tensor labels = Segment(logits).cpu();
+    SequenceAblation ablation;
+    ablation.sequence = s;
+    ablation.foreground_voxels = (labels > 0).sum().item<int64_t>();
+    ablation.dice_with_prediction = ForegroundDice(labels, segmentation);
+    if (reference.defined()) ablation.dice_with_reference = ForegroundDice(labels, reference != 0);
+    ablations.push_back(ablation);
+  }
+  return ablations;
 }
 
 }  // namespace
@@ -96,7 +219,15 @@ absl::StatusOr<Explanation> ExplainSegmentation(const graph::TorchScriptModel& m
   const lrp::RelevanceOperator& forward = *explained;
   result.seconds.inference = stopwatch.Lap();
 
-  SEGREL_ASSIGN_OR_RETURN(const at::Tensor normalisers, RelevanceNormalisers(forward));
+  // Transpose stage: the normalisers c; for per-region analyses the per-voxel sequence contributions, whose sum c is.
+  std::optional<SequenceContributions> contributions;
+  at::Tensor normalisers;
+  if (options.per_lesion || options.reference.defined()) {
+    SEGREL_ASSIGN_OR_RETURN(contributions, ComputeSequenceContributions(forward));
+    normalisers = contributions->normalisers;
+  } else {
+    SEGREL_ASSIGN_OR_RETURN(normalisers, RelevanceNormalisers(forward));
+  }
   result.seconds.transpose = stopwatch.Lap();
 
   const ClassLayout layout = LayoutOf(forward.output());
@@ -117,16 +248,17 @@ absl::StatusOr<Explanation> ExplainSegmentation(const graph::TorchScriptModel& m
     return absl::OkStatus();
   }));
 
+  // Relevance stage: the combined map M, and each class's own map unless the contributions give its sums.
   std::vector<ClassRegion> regions;
   for (const RegionChoice& choice : choices) regions.push_back(choice.region);
   RegionRelevanceOptions relevance_options;
   relevance_options.tau = options.tau;
-  relevance_options.per_region = true;
+  relevance_options.per_region = !contributions.has_value();
   SEGREL_ASSIGN_OR_RETURN(const RegionRelevance relevance,
                           TwoPassRegionRelevance(forward, normalisers, regions, relevance_options));
   result.seconds.relevance = stopwatch.Lap();
 
-  return CatchTorch("collecting the explanation", [&]() -> absl::StatusOr<Explanation> {
+  SEGREL_RETURN_IF_ERROR(CatchTorch("collecting the explanation", [&]() -> absl::Status {
     for (size_t k = 0; k < choices.size(); ++k) {
       const RegionChoice& choice = choices[k];
       ClassExplanation explained;
@@ -136,7 +268,13 @@ absl::StatusOr<Explanation> ExplainSegmentation(const graph::TorchScriptModel& m
       explained.predicted_voxels = choice.predicted_voxels;
       explained.region_voxels = relevance.region_voxels[k];
       explained.excluded_voxels = choice.excluded_voxels;
-      explained.raw = ChannelSums(relevance.per_region[k]);
+      if (contributions) {
+        int64_t used = 0;
+        explained.raw = RegionSequenceRelevance(*contributions, choice.region.channel, choice.region.mask,
+                                                options.tau, &used);
+      } else {
+        explained.raw = ChannelSums(relevance.per_region[k]);
+      }
       if (explained.region_voxels > 0) {
         explained.mean_normaliser =
             normalisers[0][choice.region.channel].masked_select(choice.region.mask).mean().item<double>();
@@ -147,8 +285,27 @@ absl::StatusOr<Explanation> ExplainSegmentation(const graph::TorchScriptModel& m
     result.relevance_map = relevance.combined[0].to(at::kCPU, at::kFloat);
     result.logits = forward.output().to(at::kCPU, at::kFloat);
     result.segmentation = result.segmentation.cpu();
-    return std::move(result);
-  });
+    result.foreground_voxels = (result.segmentation > 0).sum().item<int64_t>();
+    if (options.per_lesion) result.lesions = ExplainLesions(*contributions, result.segmentation, layout, options.tau);
+    if (options.reference.defined()) {
+      SEGREL_ASSIGN_OR_RETURN(result.error_regions,
+                              ExplainErrors(*contributions, result.segmentation, options.reference, layout,
+                                            options.tau, &result.dice));
+    }
+    return absl::OkStatus();
+  }));
+
+  if (options.ablation) {
+    const auto predict = [&](const at::Tensor& ablated) -> absl::StatusOr<at::Tensor> {
+      if (options.window.has_value()) return PredictWindowed(*graph, ablated, *options.window);
+      return graph->Forward(ablated);
+    };
+    SEGREL_ASSIGN_OR_RETURN(result.ablation, CatchTorch("sequence ablation", [&] {
+                              return AblateSequences(device_input, result.segmentation, options.reference, predict);
+                            }));
+    result.ablation_seconds = stopwatch.Lap();
+  }
+  return result;
 }
 
 }  // namespace segrel::analysis

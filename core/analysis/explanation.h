@@ -32,6 +32,34 @@ struct ExplainOptions {
   at::Device device = at::kCPU;
   // Sliding windows (the network is imported for one patch); without: the whole volume in one pass.
   std::optional<WindowOptions> window;
+  // Also explain each predicted lesion (connected component of a foreground class) on its own.
+  bool per_lesion = false;
+  // A reference segmentation ([i, j, k], non-zero = foreground): Dice, and true positives, false positives and
+  // false negatives explained apart.
+  at::Tensor reference;
+  // Also predict with each sequence replaced by its mean inside the body, and report the change.
+  bool ablation = false;
+};
+
+// A region explained through the per-voxel sequence contributions (contributions.h).
+struct RegionExplanation {
+  std::string kind;               // "lesion", "true_positive", "false_positive" or "false_negative"
+  int64_t label = 0;              // lesions: component number, 1.. by decreasing size
+  int64_t class_index = 0;
+  int64_t channel = 0;
+  int64_t voxels = 0;             // in the region
+  int64_t region_voxels = 0;      // explained (|c| > tau)
+  std::vector<double> centroid;   // lesions: mean voxel index (i, j, k)
+  std::vector<double> raw;        // per sequence
+};
+
+// The prediction with one sequence replaced by its mean inside the body (voxels where some sequence differs from
+// its value at the volume's corner: the background of skull-stripped or z-scored studies is constant).
+struct SequenceAblation {
+  int64_t sequence = 0;
+  int64_t foreground_voxels = 0;       // predicted foreground (any class > 0)
+  double dice_with_prediction = 0;     // foreground Dice with the unablated prediction
+  std::optional<double> dice_with_reference;
 };
 
 // One explained class.
@@ -63,6 +91,13 @@ struct Explanation {
   std::vector<std::string> notes;
   StageSeconds seconds;
   int64_t windows = 0;        // number of sliding windows (0: whole volume)
+
+  std::vector<RegionExplanation> lesions;        // with per_lesion, by decreasing size
+  std::vector<RegionExplanation> error_regions;  // with a reference: true/false positives, false negatives
+  std::optional<double> dice;                    // foreground Dice with the reference
+  int64_t foreground_voxels = 0;                 // predicted foreground (any class > 0)
+  std::vector<SequenceAblation> ablation;        // with ablation, per sequence
+  double ablation_seconds = 0;
 };
 
 // Explains `model`'s segmentation of `input` ([1, C, i, j, k], float32).

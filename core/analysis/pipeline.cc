@@ -13,12 +13,14 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/common/files.h"
 #include "core/common/status_macros.h"
 #include "core/common/torch_status.h"
 #include "core/graph/torchscript_importer.h"
 #include "core/io/nifti.h"
 #include "core/lrp/composite.h"
 #include "core/model/bundle.h"
+#include "core/report/pictures.h"
 #include "core/volume/normalisation.h"
 
 namespace segrel::analysis {
@@ -107,14 +109,6 @@ void SetBoxBounds(const model::Bundle& bundle, lrp::RuleParameters& parameters) 
   parameters.box_high = at::tensor(high).view({1, channels, 1, 1, 1});
 }
 
-absl::Status WriteText(const std::string& path, const std::string& text) {
-  std::ofstream file(path, std::ios::binary | std::ios::trunc);
-  file << text;
-  file.close();
-  if (!file) return absl::InternalError(absl::StrCat(path, ": cannot write"));
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<AnalysisResult> RunAnalysis(const AnalysisRequest& request) {
@@ -145,11 +139,18 @@ absl::StatusOr<AnalysisResult> RunAnalysis(const AnalysisRequest& request) {
     SEGREL_RETURN_IF_ERROR(io::CheckSameGrid(mask, result.study.volumes.front()));
     options.region_masks[class_index] = mask.data;
   }
+  if (!request.reference.empty()) {
+    SEGREL_ASSIGN_OR_RETURN(const volume::Volume reference, io::ReadNifti(request.reference));
+    SEGREL_RETURN_IF_ERROR(io::CheckSameGrid(reference, result.study.volumes.front()));
+    options.reference = reference.data;
+  }
+  options.per_lesion = request.per_lesion;
+  options.ablation = request.ablation;
   const double read_seconds = SecondsSince(start);
 
   const std::string model_path = bundle ? bundle->model_path : request.model;
   SEGREL_ASSIGN_OR_RETURN(const graph::TorchScriptModel model, graph::TorchScriptModel::Load(model_path));
-  SEGREL_ASSIGN_OR_RETURN(const at::Tensor input, CatchTorch("preparing the input", [&]() -> absl::StatusOr<at::Tensor> {
+  SEGREL_ASSIGN_OR_RETURN(result.input, CatchTorch("preparing the input", [&]() -> absl::StatusOr<at::Tensor> {
     std::vector<at::Tensor> channels;
     for (size_t s = 0; s < result.study.volumes.size(); ++s) {
       const volume::Normalisation normalisation =
@@ -164,7 +165,8 @@ absl::StatusOr<AnalysisResult> RunAnalysis(const AnalysisRequest& request) {
   } else if (!request.patch.empty()) {
     options.window = WindowOptions{request.patch};
   }
-  SEGREL_ASSIGN_OR_RETURN(result.explanation, ExplainSegmentation(model, input, options));
+  if (options.window) options.window->cache_bytes = request.window_cache_bytes;
+  SEGREL_ASSIGN_OR_RETURN(result.explanation, ExplainSegmentation(model, result.input, options));
 
   ReportContext& context = result.context;
   context.model = bundle ? bundle->name : std::filesystem::path(model_path).filename().string();
@@ -188,7 +190,7 @@ absl::StatusOr<AnalysisResult> RunAnalysis(const AnalysisRequest& request) {
 }
 
 absl::StatusOr<std::vector<std::string>> WriteAnalysis(const AnalysisResult& result, const std::string& out_dir,
-                                                       bool maps) {
+                                                       bool maps, bool pictures) {
   const auto start = std::chrono::steady_clock::now();
   std::error_code error;
   std::filesystem::create_directories(out_dir, error);
@@ -205,9 +207,25 @@ absl::StatusOr<std::vector<std::string>> WriteAnalysis(const AnalysisResult& res
       written.push_back(name);
     }
   }
+  if (pictures) {
+    report::StudyPictures study_pictures;
+    study_pictures.sequences = result.study.names;
+    study_pictures.images = result.input[0];
+    study_pictures.relevance = result.explanation.relevance_map;
+    study_pictures.segmentation = result.explanation.segmentation;
+    study_pictures.shares = Shares(result.explanation.raw);
+    for (const ClassExplanation& explained : result.explanation.classes) {
+      const std::string name = explained.class_index < static_cast<int64_t>(result.class_names.size())
+                                   ? result.class_names[explained.class_index]
+                                   : absl::StrCat("class ", explained.class_index);
+      study_pictures.class_shares.emplace_back(name, Shares(explained.raw));
+    }
+    SEGREL_ASSIGN_OR_RETURN(const std::vector<std::string> images, report::WriteStudyPictures(study_pictures, out_dir));
+    written.insert(written.end(), images.begin(), images.end());
+  }
   ReportContext context = result.context;
   context.seconds["write"] = SecondsSince(start);
-  SEGREL_RETURN_IF_ERROR(WriteText(out_dir + "/relevance.json", RelevanceReportJson(result.explanation, context)));
+  SEGREL_RETURN_IF_ERROR(WriteTextFile(out_dir + "/relevance.json", RelevanceReportJson(result.explanation, context)));
   return written;
 }
 

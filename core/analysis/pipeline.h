@@ -31,11 +31,16 @@ struct AnalysisRequest {
   std::vector<std::pair<int64_t, std::string>> regions;  // class -> mask file
   uint64_t seed = 0;
   std::vector<int64_t> patch;                            // bare models: window patch (empty: whole volume)
+  bool per_lesion = false;                               // explain each predicted lesion
+  std::string reference;                                 // reference segmentation: Dice, TP/FP/FN explained
+  bool ablation = false;                                 // sequence ablation cross-check
+  int64_t window_cache_bytes = int64_t{2} << 30;         // explained windows kept between passes
   at::Device device = at::kCPU;
 };
 
 struct AnalysisResult {
   io::Study study;            // as read (before normalisation): the grid outputs are written on
+  at::Tensor input;           // the network input [1, C, i, j, k]: the study normalised
   Explanation explanation;
   ReportContext context;      // for relevance.json
   std::vector<std::string> class_names;
@@ -47,10 +52,11 @@ struct AnalysisResult {
 // networks segrel cannot explain.
 absl::StatusOr<AnalysisResult> RunAnalysis(const AnalysisRequest& request);
 
-// Writes relevance.json, segmentation.nii.gz and, with `maps`, relevance_<NAME>.nii.gz into `out_dir` (created).
-// Returns the file names written. Errors: Internal naming the path that cannot be written.
+// Writes relevance.json, segmentation.nii.gz, with `maps` relevance_<NAME>.nii.gz, and with `pictures`
+// relevance_bars.png and relevance_overlay.png (core/report/pictures.h) into `out_dir` (created). Returns the file
+// names written. Errors: Internal naming the path that cannot be written; those of WriteStudyPictures.
 absl::StatusOr<std::vector<std::string>> WriteAnalysis(const AnalysisResult& result, const std::string& out_dir,
-                                                       bool maps);
+                                                       bool maps, bool pictures = true);
 
 }  // namespace segrel::analysis
 

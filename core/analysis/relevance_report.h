@@ -33,6 +33,9 @@ struct ReportContext {
 // Returns the relevance.json document (pretty-printed, ends with a newline).
 std::string RelevanceReportJson(const Explanation& explanation, const ReportContext& context);
 
+// Spearman's rank correlation of two equally long series (0 when either is constant).
+double SpearmanCorrelation(const std::vector<double>& a, const std::vector<double>& b);
+
 // Returns the sequence names ordered by decreasing share of relevance.
 std::vector<std::string> RankSequences(const std::vector<std::string>& sequences, const std::vector<double>& shares);
 

@@ -159,8 +159,8 @@ absl::StatusOr<std::unique_ptr<WindowedExplanation>> WindowedExplanation::Create
     SEGREL_ASSIGN_OR_RETURN(const at::Tensor blended,
                             BlendedLogits(explainer->graph(), grid.Pad(input), grid, options.batch));
     at::Tensor output = grid.Crop(blended).contiguous();
-    auto explanation = std::unique_ptr<WindowedExplanation>(
-        new WindowedExplanation(std::move(explainer), std::move(input), std::move(grid), std::move(output)));
+    auto explanation = std::unique_ptr<WindowedExplanation>(new WindowedExplanation(
+        std::move(explainer), std::move(input), std::move(grid), std::move(output), options.cache_bytes));
     explanation->output_scale_ = lrp::StabilizedReciprocal(blended, kBlendingStabilizer)
                                      .div_(explanation->grid_.total_weight().to(blended.options()));
     return explanation;
@@ -168,12 +168,32 @@ absl::StatusOr<std::unique_ptr<WindowedExplanation>> WindowedExplanation::Create
 }
 
 WindowedExplanation::WindowedExplanation(std::shared_ptr<const lrp::Explainer> explainer, at::Tensor input,
-                                         WindowGrid grid, at::Tensor output)
+                                         WindowGrid grid, at::Tensor output, int64_t cache_bytes)
     : explainer_(std::move(explainer)),
       input_(std::move(input)),
       grid_(std::move(grid)),
-      output_(std::move(output)) {
+      output_(std::move(output)),
+      cache_budget_(cache_bytes) {
   padded_input_ = grid_.Pad(input_);
+  cache_.resize(grid_.windows().size());
+}
+
+absl::StatusOr<lrp::ExplainedForward> WindowedExplanation::WindowForward(size_t w) const {
+  {
+    absl::MutexLock lock(&mutex_);
+    if (cache_[w].has_value()) return *cache_[w];
+  }
+  SEGREL_ASSIGN_OR_RETURN(lrp::ExplainedForward forward,
+                          explainer_->Forward(grid_.Window(padded_input_, w).contiguous()));
+  if (cache_budget_ > 0) {
+    const int64_t bytes = forward.RetainedBytes();
+    absl::MutexLock lock(&mutex_);
+    if (!cache_[w].has_value() && cached_bytes_ + bytes <= cache_budget_) {
+      cache_[w] = forward;
+      cached_bytes_ += bytes;
+    }
+  }
+  return forward;
 }
 
 absl::StatusOr<at::Tensor> WindowedExplanation::Transpose(const at::Tensor& u) const {
@@ -185,8 +205,7 @@ absl::StatusOr<at::Tensor> WindowedExplanation::Transpose(const at::Tensor& u) c
     shape.insert(shape.end(), grid_.padded_sizes().begin(), grid_.padded_sizes().end());
     at::Tensor sum = at::zeros(shape, u.options());
     for (size_t w = 0; w < grid_.windows().size(); ++w) {
-      SEGREL_ASSIGN_OR_RETURN(const lrp::ExplainedForward forward,
-                              explainer_->Forward(grid_.Window(padded_input_, w).contiguous()));
+      SEGREL_ASSIGN_OR_RETURN(const lrp::ExplainedForward forward, WindowForward(w));
       SEGREL_ASSIGN_OR_RETURN(const at::Tensor transposed,
                               forward.Transpose(grid_.Window(padded_u, w).contiguous()));
       grid_.Window(sum, w).add_(transposed.mul_(forward.output() * importance));
@@ -210,8 +229,7 @@ absl::StatusOr<at::Tensor> WindowedExplanation::Relevance(const at::Tensor& r) c
     for (size_t w = 0; w < grid_.windows().size(); ++w) {
       const at::Tensor window_relevance = grid_.Window(scaled, w);
       if (!window_relevance.any().item<bool>()) continue;  // no relevance starts in this window
-      SEGREL_ASSIGN_OR_RETURN(const lrp::ExplainedForward forward,
-                              explainer_->Forward(grid_.Window(padded_input_, w).contiguous()));
+      SEGREL_ASSIGN_OR_RETURN(const lrp::ExplainedForward forward, WindowForward(w));
       SEGREL_ASSIGN_OR_RETURN(const at::Tensor relevance,
                               forward.Relevance(window_relevance * (forward.output() * importance)));
       grid_.Window(sum, w).add_(relevance);

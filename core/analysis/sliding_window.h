@@ -7,8 +7,9 @@
 // explained with the norm rule (each window gets relevance in proportion to its contribution):
 //     relevance:  R_p = w_p (.) y^p (.) R / (W s(y))           transpose:  c = sum_p w_p (.) y^p (.) c^p / (W s(y))
 // WindowedExplanation is that network's RelevanceOperator, so Eq. 2 by two passes, region choice and the naive
-// reference all work on it unchanged. Memory stays bounded by one window: each call runs the windows' explained
-// forward passes one after the other (a transpose or relevance call costs one explained forward per window).
+// reference all work on it unchanged. Memory stays bounded by one window unless asked otherwise: each call runs
+// the windows' explained forward passes one after the other (a transpose or relevance call costs one explained
+// forward per window), keeping as many of them for the next call as WindowOptions::cache_bytes allows.
 #ifndef SEGREL_CORE_ANALYSIS_SLIDING_WINDOW_H_
 #define SEGREL_CORE_ANALYSIS_SLIDING_WINDOW_H_
 
@@ -16,9 +17,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "core/graph/layer_graph.h"
 #include "core/lrp/explainer.h"
 #include "core/lrp/relevance_operator.h"
@@ -30,6 +34,9 @@ struct WindowOptions {
   double overlap = 0.5;           // fraction of a patch that neighbouring windows share
   double sigma_fraction = 0.125;  // Gaussian sigma as a fraction of the patch size
   int64_t batch = 1;              // windows per forward pass when only predicting
+  // Explained forward passes a WindowedExplanation keeps for later calls (transpose, then relevance), up to this
+  // many bytes; 0 keeps none (every call recomputes them: memory bounded by one window).
+  int64_t cache_bytes = 0;
 };
 
 // The windows' start positions along an axis of `size` voxels: 0, step, 2 step, ... and one flush with the end
@@ -94,7 +101,10 @@ class WindowedExplanation final : public lrp::RelevanceOperator {
 
  private:
   WindowedExplanation(std::shared_ptr<const lrp::Explainer> explainer, at::Tensor input, WindowGrid grid,
-                      at::Tensor output);
+                      at::Tensor output, int64_t cache_bytes);
+
+  // Window w's explained forward pass: kept from an earlier call, or computed (and kept while the budget allows).
+  absl::StatusOr<lrp::ExplainedForward> WindowForward(size_t w) const;
 
   std::shared_ptr<const lrp::Explainer> explainer_;
   at::Tensor input_;         // [1, C, spatial...]
@@ -102,6 +112,10 @@ class WindowedExplanation final : public lrp::RelevanceOperator {
   WindowGrid grid_;
   at::Tensor output_;        // blended logits [1, K, spatial...]
   at::Tensor output_scale_;  // 1 / (W s(y)) over the padded volume, [1, K, padded...]
+  const int64_t cache_budget_;
+  mutable absl::Mutex mutex_;
+  mutable std::vector<std::optional<lrp::ExplainedForward>> cache_ ABSL_GUARDED_BY(mutex_);
+  mutable int64_t cached_bytes_ ABSL_GUARDED_BY(mutex_) = 0;
 };
 
 }  // namespace segrel::analysis

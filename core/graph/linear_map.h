@@ -32,6 +32,10 @@ class LinearMap {
   // Whether Apply and Adjoint always return tensors with storage of their own (never a view of their argument),
   // so that callers may scale them in place.
   virtual bool ResultsAreFresh() const { return false; }
+
+  // Appends the tensors the map holds that belong to one forward pass (e.g. max pooling's indices; not the
+  // network's weights), for memory accounting.
+  virtual void CollectForwardTensors(std::vector<at::Tensor>* tensors) const {}
 };
 
 using LinearMapPtr = std::shared_ptr<const LinearMap>;
@@ -52,6 +56,7 @@ class ElementwiseScaleMap final : public LinearMap {
   at::Tensor Apply(const std::vector<at::Tensor>& inputs) const override;
   std::vector<at::Tensor> Adjoint(const at::Tensor& g) const override;
   bool ResultsAreFresh() const override { return true; }
+  void CollectForwardTensors(std::vector<at::Tensor>* tensors) const override { tensors->push_back(factor_); }
 
  private:
   at::Tensor factor_;

@@ -1,5 +1,6 @@
 #include "core/lrp/explainer.h"
 
+#include <set>
 #include <utility>
 
 #include "absl/strings/string_view.h"
@@ -53,6 +54,18 @@ void FuseScalings(const graph::LayerGraph& graph, std::vector<LayerRelevance>& l
 ExplainedForward::ExplainedForward(std::shared_ptr<const graph::LayerGraph> graph, at::Tensor input,
                                    at::Tensor output, std::vector<LayerRelevance> layers)
     : graph_(std::move(graph)), input_(std::move(input)), output_(std::move(output)), layers_(std::move(layers)) {}
+
+int64_t ExplainedForward::RetainedBytes() const {
+  std::vector<at::Tensor> tensors = {input_, output_};
+  for (const LayerRelevance& layer : layers_) layer.CollectTensors(&tensors);
+  std::set<const void*> seen;
+  int64_t bytes = 0;
+  for (const at::Tensor& tensor : tensors) {
+    const void* storage = tensor.storage().data();
+    if (seen.insert(storage).second) bytes += static_cast<int64_t>(tensor.storage().nbytes());
+  }
+  return bytes;
+}
 
 absl::StatusOr<at::Tensor> ExplainedForward::Relevance(const at::Tensor& r) const {
   SEGREL_RETURN_IF_ERROR(CheckSizes(r, output_, "output relevance"));

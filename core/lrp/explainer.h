@@ -45,6 +45,9 @@ class ExplainedForward final : public RelevanceOperator {
   // DESIGN section 1. Errors: InvalidArgument for other sizes.
   absl::StatusOr<at::Tensor> Transpose(const at::Tensor& u) const override;
 
+  // Bytes of the tensors kept for the passes (each storage counted once; not the network's weights).
+  int64_t RetainedBytes() const;
+
  private:
   friend class Explainer;
   ExplainedForward(std::shared_ptr<const graph::LayerGraph> graph, at::Tensor input, at::Tensor output,

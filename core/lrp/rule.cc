@@ -115,6 +115,16 @@ void LayerRelevance::ScaleOutputFactors(const at::Tensor& factor) {
   }
 }
 
+void LayerRelevance::CollectTensors(std::vector<at::Tensor>* tensors) const {
+  for (const Term& term : terms_) {
+    for (const at::Tensor& factor : term.input_factors) {
+      if (factor.defined()) tensors->push_back(factor);
+    }
+    if (term.output_factor.defined()) tensors->push_back(term.output_factor);
+    term.map->CollectForwardTensors(tensors);
+  }
+}
+
 bool LayerRelevance::IsIdentity() const {
   return terms_.size() == 1 && terms_[0].input_factors.empty() && !terms_[0].output_factor.defined() &&
          dynamic_cast<const graph::IdentityMap*>(terms_[0].map.get()) != nullptr;

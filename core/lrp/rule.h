@@ -80,6 +80,9 @@ class LayerRelevance {
   // whether relevance passes unchanged (the pass rule).
   bool IsIdentity() const;
 
+  // Appends the tensors the terms hold (factors, the maps' per-forward tensors), for memory accounting.
+  void CollectTensors(std::vector<at::Tensor>* tensors) const;
+
  private:
   std::vector<Term> terms_;
 };

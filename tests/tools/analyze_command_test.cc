@@ -248,6 +248,39 @@ TEST(AnalyzeErrors, MissingRequiredOptions) {
   ExpectFailure(StudyInputs() + " --input broken --out /tmp/segrel_unused", "NAME=FILE");
 }
 
+// With a reference, the true positives are the reference's lesion voxels the network found: region_fg, all
+// predicted lesion, explained through the lesion class: the independent reference's class-1 numbers.
+TEST(Analyze, ReferenceLesionsAndAblation) {
+  const std::string out = segrel::testing::TestTempDir();
+  const RunResult run = RunSegrel("--model " + FixturePath("bundle") + " --study " + FixturePath("study") +
+                                  " --reference " + FixturePath("study/region_fg.nii.gz") +
+                                  " --lesions --ablation --out " + out);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const json report = json::parse(ReadFile(out + "/relevance.json"));
+  const json expected = segrel::testing::ReadJson("study/expected_relevance.json")["composites"]["epsilon-plus"];
+  const json& regions = report["reference"]["regions"];
+  ASSERT_EQ(regions.size(), 3u);
+  EXPECT_EQ(regions[0]["kind"], "true_positive");
+  EXPECT_EQ(regions[0]["voxels"], 15);
+  ExpectPerSequenceNear(regions[0]["sequence_relevance"], expected["classes"][1]["sequence_relevance"], 1.0,
+                        "true positives");
+  EXPECT_EQ(regions[1]["kind"], "false_positive");
+  EXPECT_EQ(regions[1]["voxels"], 148 - 15);
+  EXPECT_EQ(regions[2]["kind"], "false_negative");
+  EXPECT_NEAR(report["reference"]["dice"].get<double>(), 2.0 * 15 / (148 + 15), 1e-9);
+  // Lesions: the predicted lesion voxels, split into connected components.
+  int64_t lesion_voxels = 0;
+  for (const json& lesion : report["lesions"]) lesion_voxels += lesion["voxels"].get<int64_t>();
+  EXPECT_EQ(lesion_voxels, 148);
+  // Ablation: one entry per sequence, Dice in [0, 1].
+  ASSERT_EQ(report["ablation"]["sequences"].size(), 3u);
+  for (const json& entry : report["ablation"]["sequences"]) {
+    EXPECT_GE(entry["dice_with_prediction"].get<double>(), 0.0);
+    EXPECT_LE(entry["dice_with_prediction"].get<double>(), 1.0);
+  }
+  EXPECT_NE(run.out.find("ranking by ablation"), std::string::npos);
+}
+
 TEST(AnalyzeErrors, BundleSequencesMissingOrUnexpected) {
   const std::string s = FixturePath("study/");
   ExpectFailure("--model " + FixturePath("bundle") + " --input T1=" + s + "T1.nii.gz --input DWI=" + s +

@@ -56,6 +56,12 @@ absl::StatusOr<std::vector<int64_t>> ParsePatch(const std::string& text) {
   return patch;
 }
 
+std::string FormatShares(const std::vector<std::string>& names, const std::vector<double>& shares) {
+  std::vector<std::string> parts;
+  for (size_t s = 0; s < names.size(); ++s) parts.push_back(absl::StrFormat("%s %.3f", names[s], shares[s]));
+  return absl::StrJoin(parts, ", ");
+}
+
 void PrintSummary(const AnalyzeCommand& command, const analysis::AnalysisResult& result,
                   const std::vector<std::string>& written, std::ostream& out) {
   const analysis::Explanation& explanation = result.explanation;
@@ -76,6 +82,42 @@ void PrintSummary(const AnalyzeCommand& command, const analysis::AnalysisResult&
     out << absl::StrFormat("class %d%s: %d voxels explained (%s region), %d excluded, %d predicted\n", c.class_index,
                            name, c.region_voxels, c.region_kind, c.excluded_voxels, c.predicted_voxels);
   }
+  if (explanation.dice.has_value()) {
+    out << absl::StrFormat("reference: Dice %.4f\n", *explanation.dice);
+    for (const analysis::RegionExplanation& region : explanation.error_regions) {
+      out << absl::StrFormat("  %-15s %7d voxels, shares %s\n", region.kind, region.voxels,
+                             FormatShares(names, analysis::Shares(region.raw)));
+    }
+  }
+  if (!explanation.lesions.empty()) {
+    out << explanation.lesions.size() << " lesions; the largest:\n";
+    for (size_t i = 0; i < std::min<size_t>(5, explanation.lesions.size()); ++i) {
+      const analysis::RegionExplanation& lesion = explanation.lesions[i];
+      out << absl::StrFormat("  lesion %d: %d voxels at (%.0f, %.0f, %.0f), shares %s\n", lesion.label, lesion.voxels,
+                             lesion.centroid[0], lesion.centroid[1], lesion.centroid[2],
+                             FormatShares(names, analysis::Shares(lesion.raw)));
+    }
+  }
+  if (!explanation.ablation.empty()) {
+    out << "sequence ablation (prediction with the sequence replaced by its mean in the body):\n";
+    std::vector<double> effect;
+    for (const analysis::SequenceAblation& ablation : explanation.ablation) {
+      out << absl::StrFormat("  without %-10s foreground %8d voxels (%+.1f %%), Dice with the prediction %.4f%s\n",
+                             names[ablation.sequence], ablation.foreground_voxels,
+                             explanation.foreground_voxels > 0
+                                 ? 100.0 * (ablation.foreground_voxels - explanation.foreground_voxels) /
+                                       explanation.foreground_voxels
+                                 : 0.0,
+                             ablation.dice_with_prediction,
+                             ablation.dice_with_reference ? absl::StrFormat(", with the reference %.4f",
+                                                                            *ablation.dice_with_reference)
+                                                          : "");
+      effect.push_back(1.0 - ablation.dice_with_prediction);
+    }
+    out << "  ranking by relevance: " << absl::StrJoin(analysis::RankSequences(names, shares), " > ")
+        << "\n  ranking by ablation:  " << absl::StrJoin(analysis::RankSequences(names, effect), " > ")
+        << absl::StrFormat("\n  rank correlation %.2f\n", analysis::SpearmanCorrelation(shares, effect));
+  }
   for (const std::string& note : explanation.notes) out << "note: " << note << "\n";
   out << "outputs in " << command.out_dir << ": " << absl::StrJoin(written, ", ") << "\n";
 }
@@ -85,16 +127,19 @@ void PrintSummary(const AnalyzeCommand& command, const analysis::AnalysisResult&
 const char* AnalyzeUsage() {
   return "usage: segrel analyze --model MODEL --input NAME=FILE.nii.gz [--input NAME=FILE.nii.gz ...] | --study DIR\n"
          "                      [--composite NAME] [--region CLASS=MASK.nii.gz ...] [--seed N] [--maps] --out DIR\n"
-         "                      [--patch N[,N,N]] [--threads N] [--device cpu|cuda[:N]]\n"
-         "MODEL: a bundle folder (segrel.json + TorchScript) or a TorchScript file\n";
+         "                      [--lesions] [--reference MASK.nii.gz] [--ablation] [--no-pictures]\n"
+         "                      [--patch N[,N,N]] [--window-cache-mb 2048] [--threads N] [--device cpu|cuda[:N]]\n"
+         "MODEL: a bundle folder (segrel.json + TorchScript) or a TorchScript file\n"
+         "--lesions: explain each predicted lesion; --reference: Dice, and true/false positives and false negatives\n"
+         "explained apart; --ablation: predict without each sequence and compare with the relevance ranking\n";
 }
 
 absl::StatusOr<AnalyzeCommand> ParseAnalyzeArguments(const std::vector<std::string>& arguments) {
   SEGREL_ASSIGN_OR_RETURN(const CommandLine command_line,
                           CommandLine::Parse(arguments,
                                              {"model", "input", "study", "composite", "region", "seed", "out",
-                                              "threads", "device", "patch"},
-                                             {"maps"}));
+                                              "threads", "device", "patch", "reference", "window-cache-mb"},
+                                             {"maps", "lesions", "ablation", "no-pictures"}));
   if (!command_line.positional().empty()) {
     return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", command_line.positional().front(), "'"));
   }
@@ -136,6 +181,17 @@ absl::StatusOr<AnalyzeCommand> ParseAnalyzeArguments(const std::vector<std::stri
     SEGREL_ASSIGN_OR_RETURN(request.patch, ParsePatch(*patch));
   }
   command.write_maps = command_line.Flag("maps");
+  command.pictures = !command_line.Flag("no-pictures");
+  request.per_lesion = command_line.Flag("lesions");
+  request.ablation = command_line.Flag("ablation");
+  SEGREL_ASSIGN_OR_RETURN(const std::optional<std::string> cache, command_line.Single("window-cache-mb"));
+  int64_t cache_mb = 2048;
+  if (cache.has_value() && (!absl::SimpleAtoi(*cache, &cache_mb) || cache_mb < 0)) {
+    return absl::InvalidArgumentError(absl::StrCat("--window-cache-mb: '", *cache, "' is not a size in MB"));
+  }
+  request.window_cache_bytes = cache_mb << 20;
+  SEGREL_ASSIGN_OR_RETURN(const std::optional<std::string> reference, command_line.Single("reference"));
+  if (reference.has_value()) request.reference = *reference;
   SEGREL_ASSIGN_OR_RETURN(const std::optional<std::string> out_dir, command_line.Single("out"));
   if (!out_dir.has_value()) return absl::InvalidArgumentError("--out DIR is required");
   command.out_dir = *out_dir;
@@ -154,7 +210,7 @@ absl::Status RunAnalyze(const AnalyzeCommand& command, std::ostream& out) {
   at::set_num_threads(std::max(threads, 1));
   SEGREL_ASSIGN_OR_RETURN(const analysis::AnalysisResult result, analysis::RunAnalysis(command.request));
   SEGREL_ASSIGN_OR_RETURN(const std::vector<std::string> written,
-                          analysis::WriteAnalysis(result, command.out_dir, command.write_maps));
+                          analysis::WriteAnalysis(result, command.out_dir, command.write_maps, command.pictures));
   PrintSummary(command, result, written, out);
   return absl::OkStatus();
 }

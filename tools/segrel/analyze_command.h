@@ -22,6 +22,7 @@ namespace segrel::cli {
 struct AnalyzeCommand {
   analysis::AnalysisRequest request;
   bool write_maps = false;
+  bool pictures = true;  // relevance_bars.png, relevance_overlay.png
   std::string out_dir;
   int threads = 0;  // 0: all cores
 };

@@ -6,6 +6,7 @@
 
 #include "core/common/allocator.h"
 #include "tools/segrel/analyze_command.h"
+#include "tools/segrel/report_command.h"
 
 namespace {
 
@@ -13,11 +14,32 @@ constexpr char kUsage[] =
     "usage: segrel <command> [options]\n"
     "commands:\n"
     "  analyze   segment a study and explain which sequences the network relied on\n"
+    "  report    summarise many analyze runs: mean/median share per sequence, ranking, chart\n"
     "run 'segrel <command> --help' for a command's options\n";
 
 int Fail(const std::string& command, const std::string& message) {
   std::cerr << "segrel " << command << ": error: " << message << "\n";
   return 1;
+}
+
+// Runs one subcommand: --help prints its usage; otherwise parse, then run.
+template <typename Command>
+int RunCommand(const std::string& name, const std::vector<std::string>& arguments, const char* usage,
+               absl::StatusOr<Command> (*parse)(const std::vector<std::string>&),
+               absl::Status (*run)(const Command&, std::ostream&)) {
+  for (const std::string& argument : arguments) {
+    if (argument == "--help" || argument == "-h") {
+      std::cout << usage;
+      return 0;
+    }
+  }
+  const absl::StatusOr<Command> command = parse(arguments);
+  if (!command.ok()) {
+    return Fail(name, std::string(command.status().message()) + " (see 'segrel " + name + " --help')");
+  }
+  const absl::Status status = run(*command, std::cout);
+  if (!status.ok()) return Fail(name, std::string(status.message()));
+  return 0;
 }
 
 }  // namespace
@@ -31,20 +53,12 @@ int main(int argc, char** argv) {
   }
   const std::string command = arguments[0];
   const std::vector<std::string> rest(arguments.begin() + 1, arguments.end());
+  namespace cli = segrel::cli;
   if (command == "analyze") {
-    for (const std::string& argument : rest) {
-      if (argument == "--help" || argument == "-h") {
-        std::cout << segrel::cli::AnalyzeUsage();
-        return 0;
-      }
-    }
-    const absl::StatusOr<segrel::cli::AnalyzeCommand> request = segrel::cli::ParseAnalyzeArguments(rest);
-    if (!request.ok()) {
-      return Fail(command, std::string(request.status().message()) + " (see 'segrel analyze --help')");
-    }
-    const absl::Status status = segrel::cli::RunAnalyze(*request, std::cout);
-    if (!status.ok()) return Fail(command, std::string(status.message()));
-    return 0;
+    return RunCommand(command, rest, cli::AnalyzeUsage(), cli::ParseAnalyzeArguments, cli::RunAnalyze);
+  }
+  if (command == "report") {
+    return RunCommand(command, rest, cli::ReportUsage(), cli::ParseReportArguments, cli::RunReport);
   }
   return Fail(command, "unknown command (see 'segrel --help')");
 }

@@ -61,6 +61,7 @@ class MaxPoolMap final : public LinearMap {
   }
 
   bool ResultsAreFresh() const override { return true; }
+  void CollectForwardTensors(std::vector<at::Tensor>* tensors) const override { tensors->push_back(indices_); }
 
  private:
   at::Tensor FlatIndices(int64_t batch) const {

@@ -149,6 +149,25 @@ INSTANTIATE_TEST_SUITE_P(Composites, WindowedCompositeTest, ::testing::ValuesIn(
                            return name;
                          });
 
+// Keeping explained windows between calls changes the cost, not the result.
+TEST(WindowedExplanation, CachedWindowsGiveTheSameResult) {
+  const auto explainer = PatchExplainer("epsilon-gamma-box", at::kDouble);
+  at::manual_seed(13);
+  const at::Tensor input = at::randn({1, 3, 12, 12, 8}, at::kDouble);
+  WindowOptions cached = EightCubed();
+  cached.cache_bytes = int64_t{1} << 30;
+  absl::StatusOr<std::unique_ptr<WindowedExplanation>> with = WindowedExplanation::Create(explainer, input, cached);
+  absl::StatusOr<std::unique_ptr<WindowedExplanation>> without =
+      WindowedExplanation::Create(explainer, input, EightCubed());
+  ASSERT_TRUE(with.ok() && without.ok());
+  const at::Tensor u = at::randn_like(input);
+  const at::Tensor r = at::randn_like((*with)->output());
+  for (int call = 0; call < 2; ++call) {  // the second call reads the windows kept by the first
+    EXPECT_TRUE(at::equal(*(*with)->Transpose(u), *(*without)->Transpose(u)));
+    EXPECT_TRUE(at::equal(*(*with)->Relevance(r), *(*without)->Relevance(r)));
+  }
+}
+
 // The windowed prediction is the Gaussian-weighted average of the windows' logits, computed here directly.
 TEST(PredictWindowed, IsTheWeightedAverageOfTheWindows) {
   const auto explainer = PatchExplainer("epsilon", at::kDouble);
