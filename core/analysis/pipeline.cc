@@ -149,7 +149,10 @@ absl::StatusOr<AnalysisResult> RunAnalysis(const AnalysisRequest& request) {
   const double read_seconds = SecondsSince(start);
 
   const std::string model_path = bundle ? bundle->model_path : request.model;
+  const auto load_start = std::chrono::steady_clock::now();
   SEGREL_ASSIGN_OR_RETURN(const graph::TorchScriptModel model, graph::TorchScriptModel::Load(model_path));
+  const double load_seconds = SecondsSince(load_start);
+  const auto normalise_start = std::chrono::steady_clock::now();
   SEGREL_ASSIGN_OR_RETURN(result.input, CatchTorch("preparing the input", [&]() -> absl::StatusOr<at::Tensor> {
     std::vector<at::Tensor> channels;
     for (size_t s = 0; s < result.study.volumes.size(); ++s) {
@@ -159,6 +162,7 @@ absl::StatusOr<AnalysisResult> RunAnalysis(const AnalysisRequest& request) {
     }
     return at::stack(channels).unsqueeze(0);
   }));
+  const double normalise_seconds = SecondsSince(normalise_start);
   if (bundle) {
     SetBoxBounds(*bundle, options.rule_parameters);
     options.window = WindowOptions{bundle->patch_size, bundle->overlap, bundle->sigma_fraction};
@@ -185,6 +189,8 @@ absl::StatusOr<AnalysisResult> RunAnalysis(const AnalysisRequest& request) {
   context.threads = at::get_num_threads();
   if (options.window) context.patch = options.window->patch;
   context.seconds["read"] = read_seconds;
+  context.seconds["load_model"] = load_seconds;
+  context.seconds["normalise"] = normalise_seconds;
   result.class_names = context.class_names;
   return result;
 }

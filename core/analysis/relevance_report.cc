@@ -141,8 +141,8 @@ std::string RelevanceReportJson(const Explanation& explanation, const ReportCont
   }
 
   ordered_json seconds;
-  for (const auto& [stage, value] : context.seconds) {
-    if (stage == "read") seconds[stage] = value;
+  for (const char* stage : {"read", "load_model", "normalise"}) {
+    if (const auto it = context.seconds.find(stage); it != context.seconds.end()) seconds[stage] = it->second;
   }
   seconds["import"] = explanation.seconds.import_graph;
   seconds["inference"] = explanation.seconds.inference;
@@ -150,7 +150,7 @@ std::string RelevanceReportJson(const Explanation& explanation, const ReportCont
   seconds["relevance"] = explanation.seconds.relevance;
   if (!explanation.ablation.empty()) seconds["ablation"] = explanation.ablation_seconds;
   for (const auto& [stage, value] : context.seconds) {
-    if (stage != "read") seconds[stage] = value;
+    if (!seconds.contains(stage)) seconds[stage] = value;
   }
   double total = 0;
   for (const auto& [stage, value] : seconds.items()) total += value.get<double>();

@@ -1,0 +1,85 @@
+// Pipeline benchmark (issue "Segmentation + relevance pipeline"): `segrel analyze`'s whole pipeline in this process
+// on a bundled model and study, with the wall time of each stage and the peak resident memory (getrusage).
+//
+//   pipeline_bench [--model models/ms-flair4] [--study data/ms-lesjak/patient19] [--threads 2] [--composite NAME]
+//                  [--window-cache-mb 2048] [--out out/pipeline_bench]
+#include <ATen/Parallel.h>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "core/analysis/pipeline.h"
+#include "core/common/allocator.h"
+
+namespace {
+
+[[noreturn]] void Die(const std::string& message) {
+  std::fprintf(stderr, "pipeline_bench: %s\n", message.c_str());
+  std::exit(1);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  segrel::ReuseFreedMemory();
+  segrel::analysis::AnalysisRequest request;
+  request.model = "models/ms-flair4";
+  request.study_dir = "data/ms-lesjak/patient19";
+  std::string out = "out/pipeline_bench";
+  int threads = 2;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string name = argv[i], value = argv[i + 1];
+    int64_t megabytes = 0;
+    if (name == "--model") {
+      request.model = value;
+    } else if (name == "--study") {
+      request.study_dir = value;
+    } else if (name == "--out") {
+      out = value;
+    } else if (name == "--composite") {
+      request.composite = value;
+    } else if (name == "--threads" && absl::SimpleAtoi(value, &threads)) {
+    } else if (name == "--window-cache-mb" && absl::SimpleAtoi(value, &megabytes)) {
+      request.window_cache_bytes = megabytes << 20;
+    } else {
+      Die("unknown option or bad value: " + name + " " + value);
+    }
+  }
+  at::set_num_threads(threads);
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<segrel::analysis::AnalysisResult> result = segrel::analysis::RunAnalysis(request);
+  if (!result.ok()) Die(std::string(result.status().message()));
+  const auto written_start = std::chrono::steady_clock::now();
+  absl::StatusOr<std::vector<std::string>> written = segrel::analysis::WriteAnalysis(*result, out, false, false);
+  if (!written.ok()) Die(std::string(written.status().message()));
+  const auto end = std::chrono::steady_clock::now();
+
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const segrel::analysis::StageSeconds& s = result->explanation.seconds;
+  const double read = result->context.seconds.at("read");
+  const double write = std::chrono::duration<double>(end - written_start).count();
+  const double total = std::chrono::duration<double>(end - start).count();
+  const double load = result->context.seconds.at("load_model");
+  const double normalise = result->context.seconds.at("normalise");
+  std::printf("model %s, study %s, composite %s, %d threads, %lld windows, window cache %lld MB\n",
+              request.model.c_str(), request.study_dir.c_str(), result->context.composite.c_str(), threads,
+              static_cast<long long>(result->explanation.windows),
+              static_cast<long long>(request.window_cache_bytes >> 20));
+  std::printf("%-34s %8.2f s\n", "read (NIfTI)", read);
+  std::printf("%-34s %8.2f s\n", "load model", load);
+  std::printf("%-34s %8.2f s\n", "normalise", normalise);
+  std::printf("%-34s %8.2f s\n", "import graph", s.import_graph);
+  std::printf("%-34s %8.2f s\n", "inference (windowed prediction)", s.inference);
+  std::printf("%-34s %8.2f s\n", "transpose pass (c)", s.transpose);
+  std::printf("%-34s %8.2f s\n", "relevance pass (per class)", s.relevance);
+  std::printf("%-34s %8.2f s\n", "write", write);
+  std::printf("%-34s %8.2f s\n", "total", total);
+  std::printf("relevance stages / inference: %.2f\n", (s.transpose + s.relevance) / s.inference);
+  std::printf("peak resident memory: %.2f GB\n", static_cast<double>(usage.ru_maxrss) / (1024.0 * 1024.0));
+  return 0;
+}
