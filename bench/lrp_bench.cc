@@ -79,6 +79,13 @@ Options ParseOptions(int argc, char** argv) {
     } else if (name == "--naive-voxels" && absl::SimpleAtoi(value, &options.naive_voxels)) {
     } else if (name == "--composites") {
       options.composites = absl::StrSplit(value, ',');
+    } else if (name == "--input-sizes") {
+      options.input_sizes.clear();
+      for (absl::string_view size : absl::StrSplit(value, ',')) {
+        int64_t parsed = 0;
+        if (!absl::SimpleAtoi(size, &parsed) || parsed <= 0) Die("bad --input-sizes " + value);
+        options.input_sizes.push_back(parsed);
+      }
     } else {
       Die("unknown option or bad value: " + name + " " + value);
     }
@@ -178,6 +185,9 @@ int main(int argc, char** argv) {
                 whole / forward, whole / torchscript, per_class / forward, per_class / torchscript, naive_per_voxel);
     std::printf("%-26s naive Eq. 2 for %lld voxels (extrapolated): %.0f s, %.0f x the two-pass explanation\n", "",
                 static_cast<long long>(2 * options.region_voxels), naive_whole, naive_whole / whole);
+    std::printf("%-26s explained forward pass keeps %.0f MB (input %.0f MB)\n", "",
+                static_cast<double>(first.RetainedBytes()) / (1 << 20),
+                static_cast<double>(input.numel() * 4) / (1 << 20));
     std::fflush(stdout);
   }
   return 0;
