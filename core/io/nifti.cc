@@ -9,6 +9,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -263,6 +264,28 @@ absl::StatusOr<Volume> ReadNifti(const std::string& path, const NiftiReadOptions
   });
 }
 
+namespace {
+
+// The NIfTI datatype code and the tensor type WriteNifti converts to.
+std::pair<int, at::ScalarType> StoredType(NiftiDataType type) {
+  switch (type) {
+    case NiftiDataType::kUInt8:
+      return {NIFTI_TYPE_UINT8, at::kByte};
+    case NiftiDataType::kInt16:
+      return {NIFTI_TYPE_INT16, at::kShort};
+    case NiftiDataType::kUInt16:
+      // ATen of Debian 12 has no uint16: int32 values are narrowed when copied (see WriteNifti).
+      return {NIFTI_TYPE_UINT16, at::kInt};
+    case NiftiDataType::kInt32:
+      return {NIFTI_TYPE_INT32, at::kInt};
+    case NiftiDataType::kFloat32:
+      break;
+  }
+  return {NIFTI_TYPE_FLOAT32, at::kFloat};
+}
+
+}  // namespace
+
 absl::Status WriteNifti(const std::string& path, const at::Tensor& data, NiftiDataType type,
                         const volume::Volume& grid) {
   QuietNiftiLibrary();
@@ -270,20 +293,29 @@ absl::Status WriteNifti(const std::string& path, const at::Tensor& data, NiftiDa
   if (!absl::EndsWith(path, ".nii") && !absl::EndsWith(path, ".nii.gz")) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not a NIfTI file name (.nii or .nii.gz)"));
   }
-  if (data.dim() != 3 || data.sizes() != at::IntArrayRef(grid.SpatialSizes().data(), 3)) {
+  const std::array<int64_t, 3> grid_sizes = grid.SpatialSizes();
+  if ((data.dim() != 3 && data.dim() != 4) || data.sizes().slice(0, 3) != at::IntArrayRef(grid_sizes.data(), 3)) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": data of ", data.dim(), " dimensions does not fit the grid ",
                                                    volume::GridSummary(grid)));
   }
-  const int datatype = type == NiftiDataType::kUInt8 ? NIFTI_TYPE_UINT8 : NIFTI_TYPE_FLOAT32;
-  const int64_t dims[8] = {3, data.size(0), data.size(1), data.size(2), 1, 1, 1, 1};
+  const auto [datatype, scalar_type] = StoredType(type);
+  const int64_t nt = data.dim() == 4 ? data.size(3) : 1;
+  const int64_t dims[8] = {data.dim(), data.size(0), data.size(1), data.size(2), nt, 1, 1, 1};
   NiftiImagePtr image(nifti_make_new_nim(dims, datatype, /*data_fill=*/1));
   if (image == nullptr) return absl::ResourceExhaustedError(absl::StrCat(path, ": cannot allocate the image"));
 
   SEGREL_RETURN_IF_ERROR(CatchTorch(path, [&]() -> absl::Status {
-    // To NIfTI's x-fastest order.
-    const at::Tensor ordered = data.detach().to(at::kCPU).permute({2, 1, 0}).contiguous();
-    const at::Tensor converted = ordered.to(type == NiftiDataType::kUInt8 ? at::kByte : at::kFloat);
-    std::memcpy(image->data, converted.data_ptr(), converted.numel() * converted.element_size());
+    // To NIfTI's x-fastest order ([t, z, y, x] in C order).
+    const at::Tensor cpu = data.detach().to(at::kCPU);
+    const at::Tensor ordered = (data.dim() == 4 ? cpu.permute({3, 2, 1, 0}) : cpu.permute({2, 1, 0})).contiguous();
+    const at::Tensor converted = ordered.to(scalar_type);
+    if (type == NiftiDataType::kUInt16) {
+      const int32_t* from = converted.data_ptr<int32_t>();
+      uint16_t* to = static_cast<uint16_t*>(image->data);
+      for (int64_t n = 0; n < converted.numel(); ++n) to[n] = static_cast<uint16_t>(from[n]);
+    } else {
+      std::memcpy(image->data, converted.data_ptr(), converted.numel() * converted.element_size());
+    }
     return absl::OkStatus();
   }));
 

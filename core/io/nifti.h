@@ -28,12 +28,12 @@ struct NiftiReadOptions {
 // are not positive, NaN or infinite voxels, zero or negative spacing); ResourceExhausted (larger than max_bytes).
 absl::StatusOr<volume::Volume> ReadNifti(const std::string& path, const NiftiReadOptions& options = {});
 
-// What WriteNifti stores voxels as.
-enum class NiftiDataType { kUInt8, kFloat32 };
+// What WriteNifti stores voxels as. Integer types do not clamp: the caller checks that the values fit.
+enum class NiftiDataType { kUInt8, kInt16, kUInt16, kInt32, kFloat32 };
 
-// Writes `data` ([i, j, k], any numeric type, converted to `type`) as a NIfTI-1 file on `grid`'s grid, keeping its
-// affine, codes and spacing; `.gz` paths are compressed. Errors: InvalidArgument when the sizes differ from
-// grid's; Internal when the file cannot be written (the path is named).
+// Writes `data` ([i, j, k] or [i, j, k, t], any numeric type, converted to `type`) as a NIfTI-1 file on `grid`'s
+// grid, keeping its affine, codes and spacing; `.gz` paths are compressed. Errors: InvalidArgument when the spatial
+// sizes differ from grid's; Internal when the file cannot be written (the path is named).
 absl::Status WriteNifti(const std::string& path, const at::Tensor& data, NiftiDataType type,
                         const volume::Volume& grid);
 

@@ -1,5 +1,6 @@
 #include "core/model/bundle.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -82,6 +83,23 @@ absl::StatusOr<SequenceSpec> ReadSequence(const Fields& fields, const json& entr
     spec.range = std::make_pair((*range)[0].get<double>(), (*range)[1].get<double>());
   }
   return spec;
+}
+
+// The optional "series_rules" object: the rules must name exactly the bundle's sequences.
+absl::StatusOr<std::optional<io::SeriesRules>> ReadRules(const Fields& fields, const json& document,
+                                                          const Bundle& bundle) {
+  const auto rules_json = document.find("series_rules");
+  if (rules_json == document.end()) return std::nullopt;
+  SEGREL_ASSIGN_OR_RETURN(io::SeriesRules rules,
+                          io::ParseSeriesRules(rules_json->dump(), absl::StrCat(bundle.path, " series_rules")));
+  std::vector<std::string> expected = bundle.SequenceNames(), named = rules.SequenceNames();
+  std::sort(expected.begin(), expected.end());
+  std::sort(named.begin(), named.end());
+  if (expected != named) {
+    return fields.Error("series_rules", absl::StrCat("names ", absl::StrJoin(named, ", "), " but the sequences are ",
+                                                     absl::StrJoin(bundle.SequenceNames(), ", ")));
+  }
+  return rules;
 }
 
 }  // namespace
@@ -170,6 +188,7 @@ absl::StatusOr<Bundle> ReadBundle(const std::string& path) {
   if (const auto evaluation = document.find("evaluation"); evaluation != document.end()) {
     bundle.evaluation_json = evaluation->dump();
   }
+  SEGREL_ASSIGN_OR_RETURN(bundle.series_rules, ReadRules(fields, document, bundle));
   return bundle;
 }
 

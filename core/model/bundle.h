@@ -6,9 +6,10 @@
 //    "sequences": [{"name": "T1", "description": "...", "normalisation": "zscore-nonzero", "range": [lo, hi]}, ...],
 //    "reference_sequence": "FLAIR", "classes": ["background", "lesion"],
 //    "patch_size": [128, 128, 128], "overlap": 0.5, "gaussian_sigma_fraction": 0.125,
-//    "composite": "epsilon-plus", "training": {...}, "evaluation": {...}}
+//    "composite": "epsilon-plus", "training": {...}, "evaluation": {...}, "series_rules": {...}}
 // `sequences` is the network's channel order; `range` (optional) is the sequence's value range after
-// normalisation, the z-box bounds of composites that use them.
+// normalisation, the z-box bounds of composites that use them. `series_rules` (optional) says which DICOM series
+// is which sequence (the format of core/io/series_rules.h); without it the bundle reads NIfTI studies only.
 #ifndef SEGREL_CORE_MODEL_BUNDLE_H_
 #define SEGREL_CORE_MODEL_BUNDLE_H_
 
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/io/series_rules.h"
 #include "core/volume/normalisation.h"
 
 namespace segrel::model {
@@ -45,6 +47,7 @@ struct Bundle {
   std::string license;          // training.license, for reports
   std::string training_json;    // the "training" object as written, for reports
   std::string evaluation_json;  // the "evaluation" object as written
+  std::optional<io::SeriesRules> series_rules;  // one rule per sequence, when given
 
   // The sequence names in channel order.
   std::vector<std::string> SequenceNames() const;
@@ -56,7 +59,8 @@ bool LooksLikeBundle(const std::string& path);
 // Reads the bundle at `path` (its folder or its segrel.json). Errors: NotFound when the file or the model it names
 // is missing; InvalidArgument, naming the file and the field, for JSON that is malformed or does not describe a
 // bundle (wrong format, missing or mistyped field, unknown normalisation or composite, a reference sequence that
-// is not one of the sequences, non-positive patch sizes).
+// is not one of the sequences, non-positive patch sizes, series rules that ParseSeriesRules rejects or whose
+// sequences are not exactly the bundle's).
 absl::StatusOr<Bundle> ReadBundle(const std::string& path);
 
 }  // namespace segrel::model
