@@ -6,6 +6,7 @@
 #include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
+#include <dcmtk/dcmdata/dcstack.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/dcmjpeg/djdecode.h>
@@ -15,7 +16,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <limits>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -50,8 +54,13 @@ bool HasDicomPreamble(const std::string& path) {
 }
 
 std::string GetString(DcmItem& item, const DcmTagKey& tag) {
+  DcmElement* element = nullptr;
   OFString value;
-  if (item.findAndGetOFStringArray(tag, value).bad()) return "";
+  // A longer value was left in the file (and may be corrupt): no header string is that long.
+  if (item.findAndGetElement(tag, element).bad() || element == nullptr ||
+      element->getLengthField() > kMaxHeaderValueLength || element->getOFStringArray(value).bad()) {
+    return "";
+  }
   return std::string(absl::StripAsciiWhitespace(value.c_str()));
 }
 
@@ -129,6 +138,26 @@ void ReadGeometry(DcmDataset& dataset, SliceHeader& header) {
       dataset.tagExists(DCM_RescaleIntercept) ? GetDouble(dataset, DCM_RescaleIntercept).value_or(NAN) : 0.0;
 }
 
+// DCMTK allocates a value's declared length when it loads the value, before reading it: a header declaring a
+// value longer than its file would make a file of a few bytes allocate up to 4 GiB (found by fuzz/dicom_fuzzer).
+// Says which value does so, if any. Deflated files, whose values may be longer than the file, are not checked.
+std::optional<std::string> ValueLongerThanFile(DcmFileFormat& file, const std::string& path) {
+  std::error_code error;
+  const uintmax_t file_size = std::filesystem::file_size(path, error);
+  if (error || DcmXfer(file.getDataset()->getOriginalXfer()).getStreamCompression() != ESC_none) return std::nullopt;
+  DcmStack stack;
+  while (file.nextObject(stack, OFTrue).good()) {
+    DcmObject* object = stack.top();
+    // The length field as read: getLength() would load (and allocate) some values to compute their padding.
+    const Uint32 length = object->isLeaf() ? object->getLengthField() : 0;
+    if (length != DCM_UndefinedLength && length > file_size) {
+      return absl::StrCat("element ", object->getTag().toString().c_str(), " declares ", length,
+                          " bytes in a file of ", file_size);
+    }
+  }
+  return std::nullopt;
+}
+
 std::string SopClassName(const std::string& uid) {
   if (uid.empty()) return "an object without SOP class";
   return dcmFindNameOfUID(uid.c_str(), uid.c_str());
@@ -177,6 +206,13 @@ absl::Status CheckPixelFormat(const SliceHeader& h) {
                                                    " and RescaleIntercept ", h.rescale_intercept,
                                                    " do not give values (the slope must be finite and non-zero)"));
   }
+  // Every stored value times the slope plus the intercept must be a finite float32 (never an infinite voxel).
+  const double largest = std::ldexp(std::abs(h.rescale_slope), h.bits_stored) + std::abs(h.rescale_intercept);
+  if (!(largest <= std::numeric_limits<float>::max())) {
+    return absl::InvalidArgumentError(absl::StrCat(h.path, ": RescaleSlope ", h.rescale_slope,
+                                                   " and RescaleIntercept ", h.rescale_intercept,
+                                                   " give values beyond the float32 range"));
+  }
   return absl::OkStatus();
 }
 
@@ -220,6 +256,16 @@ ScannedFile ScanDicomFile(const std::string& path) {
   auto file = std::make_unique<DcmFileFormat>();
   const OFCondition condition =
       file->loadFile(path.c_str(), EXS_Unknown, EGL_noChange, kMaxHeaderValueLength, ERM_autoDetect);
+  const std::optional<std::string> too_long = ValueLongerThanFile(*file, path);
+  if (too_long.has_value()) {
+    result.kind = has_preamble ? FileKind::kBroken : FileKind::kNotDicom;
+    result.note = absl::StrCat(path, ": skipped, not a DICOM file");
+    // So that the file's series fails rather than reads without it.
+    header.series_instance_uid = GetString(*file->getDataset(), DCM_SeriesInstanceUID);
+    result.error =
+        absl::InvalidArgumentError(absl::StrCat(path, ": truncated or corrupt DICOM file (", *too_long, ")"));
+    return result;
+  }
   DcmDataset& dataset = *file->getDataset();
   header.sop_class_uid = GetString(dataset, DCM_SOPClassUID);
   if (header.sop_class_uid.empty()) header.sop_class_uid = GetString(*file->getMetaInfo(), DCM_MediaStorageSOPClassUID);
@@ -236,7 +282,10 @@ ScannedFile ScanDicomFile(const std::string& path) {
     return result;
   }
   ReadIdentity(dataset, header);
-  if (!dataset.tagExists(DCM_PixelData) || header.sop_class_uid == UID_SegmentationStorage ||
+  // Float pixel data is an image too: DecodeSlice refuses it by name rather than skipping it as a non-image.
+  const bool has_pixels = dataset.tagExists(DCM_PixelData) || dataset.tagExists(DCM_FloatPixelData) ||
+                          dataset.tagExists(DCM_DoubleFloatPixelData);
+  if (!has_pixels || header.sop_class_uid == UID_SegmentationStorage ||
       NonImageModalities().count(header.modality) > 0) {
     result.kind = FileKind::kNotImage;
     result.note = absl::StrCat(path, ": skipped, not an image (", SopClassName(header.sop_class_uid),

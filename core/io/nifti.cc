@@ -1,7 +1,9 @@
 #include "core/io/nifti.h"
 
 #include <nifti2_io.h>
+#include <zlib.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -52,6 +54,53 @@ StoredHeader StoredFieldsOf(const Header& header) {
   stored.scl_slope = header.scl_slope;
   stored.scl_inter = header.scl_inter;
   return stored;
+}
+
+absl::Status NotNifti(const std::string& path) {
+  return absl::InvalidArgumentError(absl::StrCat(path, ": not a readable NIfTI-1 or NIfTI-2 file"));
+}
+
+template <typename T>
+T LoadBytes(const unsigned char* bytes, bool swapped) {
+  unsigned char copy[sizeof(T)];
+  std::memcpy(copy, bytes, sizeof(T));
+  if (swapped) std::reverse(copy, copy + sizeof(T));
+  T value;
+  std::memcpy(&value, copy, sizeof(T));
+  return value;
+}
+
+// Checks the first bytes of the header before nifticlib parses it: nifticlib trusts sizeof_hdr, the magic and
+// dim[0], and overflows its stack on a NIfTI-1-sized header with the NIfTI-2 magic or on a dim[0] beyond 7
+// (both found by fuzz/nifti_fuzzer). zlib reads .gz and plain files alike.
+absl::Status CheckHeaderBytes(const std::string& path) {
+  unsigned char bytes[540];
+  gzFile file = gzopen(path.c_str(), "rb");
+  if (file == nullptr) return NotNifti(path);
+  const int read = gzread(file, bytes, sizeof(bytes));
+  gzclose(file);
+  if (read < 4) return NotNifti(path);
+  bool swapped = false;
+  int32_t sizeof_hdr = LoadBytes<int32_t>(bytes, false);
+  if (sizeof_hdr != 348 && sizeof_hdr != 540) {
+    swapped = true;
+    sizeof_hdr = LoadBytes<int32_t>(bytes, true);
+  }
+  const auto magic_is = [&](int offset, const char* a, const char* b) {
+    return std::memcmp(bytes + offset, a, 4) == 0 || std::memcmp(bytes + offset, b, 4) == 0;
+  };
+  int64_t dim0 = 0;
+  if (sizeof_hdr == 348 && read >= 348 && magic_is(344, "n+1", "ni1")) {  // the 4th byte: the strings' '\0'
+    dim0 = LoadBytes<int16_t>(bytes + 40, swapped);
+  } else if (sizeof_hdr == 540 && read >= 540 && magic_is(4, "n+2", "ni2")) {
+    dim0 = LoadBytes<int64_t>(bytes + 16, swapped);
+  } else {
+    return NotNifti(path);
+  }
+  if (dim0 < 1 || dim0 > 7) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": dim[0] is ", dim0, "; it must be 1 to 7"));
+  }
+  return absl::OkStatus();
 }
 
 // Reads the header of a file again, byte-swapped to this machine's order but otherwise untouched.
@@ -115,6 +164,15 @@ Affine FallbackAffine(const nifti_image& image) {
     affine[d][3] = -affine[d][d] * static_cast<double>(sizes[d] - 1) / 2.0;
   }
   return affine;
+}
+
+bool AllFinite(const Affine& a) {
+  for (const auto& row : a) {
+    for (double value : row) {
+      if (!std::isfinite(value)) return false;
+    }
+  }
+  return true;
 }
 
 double Determinant3(const Affine& a) {
@@ -223,10 +281,9 @@ absl::StatusOr<Volume> ReadNifti(const std::string& path, const NiftiReadOptions
   std::error_code error;
   if (!std::filesystem::is_regular_file(path, error)) return absl::NotFoundError(absl::StrCat(path, ": no such file"));
 
+  SEGREL_RETURN_IF_ERROR(CheckHeaderBytes(path));
   NiftiImagePtr image(nifti_image_read(path.c_str(), /*read_data=*/0));
-  if (image == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a readable NIfTI-1 or NIfTI-2 file"));
-  }
+  if (image == nullptr) return NotNifti(path);
   SEGREL_ASSIGN_OR_RETURN(const StoredHeader stored, ReadStoredHeader(path));
   SEGREL_RETURN_IF_ERROR(CheckHeader(*image, stored, path, options));
   if (image->sform_code <= 0) SEGREL_RETURN_IF_ERROR(CheckSpacing(stored, path));
@@ -244,9 +301,9 @@ absl::StatusOr<Volume> ReadNifti(const std::string& path, const NiftiReadOptions
   } else {
     volume.affine = FallbackAffine(*image);
   }
-  if (std::abs(Determinant3(volume.affine)) < 1e-12) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": degenerate voxel-to-world transform (zero spacing or "
-                                                         "collinear axes)"));
+  if (!AllFinite(volume.affine) || !(std::abs(Determinant3(volume.affine)) >= 1e-12)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": degenerate or non-finite voxel-to-world "
+                                                         "transform (zero spacing, collinear axes, NaN)"));
   }
 
   return CatchTorch(path, [&]() -> absl::StatusOr<Volume> {
@@ -298,7 +355,10 @@ absl::Status WriteNifti(const std::string& path, const at::Tensor& data, NiftiDa
     return absl::InvalidArgumentError(absl::StrCat(path, ": data of ", data.dim(), " dimensions does not fit the grid ",
                                                    volume::GridSummary(grid)));
   }
-  const auto [datatype, scalar_type] = StoredType(type);
+  // Not a structured binding: the lambda below captures scalar_type, which clang (the fuzz build) refuses in C++17.
+  const std::pair<int, at::ScalarType> stored_type = StoredType(type);
+  const int datatype = stored_type.first;
+  const at::ScalarType scalar_type = stored_type.second;
   const int64_t nt = data.dim() == 4 ? data.size(3) : 1;
   const int64_t dims[8] = {data.dim(), data.size(0), data.size(1), data.size(2), nt, 1, 1, 1};
   NiftiImagePtr image(nifti_make_new_nim(dims, datatype, /*data_fill=*/1));
