@@ -2,7 +2,7 @@
 // on a bundled model and study, with the wall time of each stage and the peak resident memory (getrusage).
 //
 //   pipeline_bench [--model models/ms-flair4] [--study data/ms-lesjak/patient19] [--threads 2] [--composite NAME]
-//                  [--window-cache-mb 2048] [--out out/pipeline_bench]
+//                  [--window-cache-mb 0] [--out out/pipeline_bench]
 #include <ATen/Parallel.h>
 #include <sys/resource.h>
 

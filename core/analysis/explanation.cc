@@ -12,6 +12,7 @@
 #include "core/analysis/contributions.h"
 #include "core/analysis/region_relevance.h"
 #include "core/analysis/regions.h"
+#include "core/common/allocator.h"
 #include "core/common/status_macros.h"
 #include "core/common/torch_status.h"
 #include "core/lrp/composite.h"
@@ -200,6 +201,7 @@ absl::StatusOr<Explanation> ExplainSegmentation(const graph::TorchScriptModel& m
   SEGREL_ASSIGN_OR_RETURN(const lrp::Composite composite,
                           lrp::Composite::Create(options.composite, options.rule_parameters));
   auto explainer = std::make_shared<const lrp::Explainer>(graph, composite);
+  ReleaseFreedMemory();  // what importing left free
   result.seconds.import_graph = stopwatch.Lap();
 
   SEGREL_ASSIGN_OR_RETURN(const at::Tensor device_input,
@@ -217,6 +219,7 @@ absl::StatusOr<Explanation> ExplainSegmentation(const graph::TorchScriptModel& m
     explained = std::make_unique<lrp::ExplainedForward>(std::move(forward));
   }
   const lrp::RelevanceOperator& forward = *explained;
+  ReleaseFreedMemory();  // what importing and predicting left free
   result.seconds.inference = stopwatch.Lap();
 
   // Transpose stage: the normalisers c; for per-region analyses the per-voxel sequence contributions, whose sum c is.

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/common/allocator.h"
 #include "core/common/status_macros.h"
 #include "core/common/torch_status.h"
 #include "core/graph/linear_map.h"
@@ -196,6 +197,28 @@ absl::StatusOr<lrp::ExplainedForward> WindowedExplanation::WindowForward(size_t 
   return forward;
 }
 
+absl::Status WindowedExplanation::TransposeWindow(size_t w, const at::Tensor& padded_u, const at::Tensor& importance,
+                                                  at::Tensor& sum) const {
+  SEGREL_ASSIGN_OR_RETURN(const lrp::ExplainedForward forward, WindowForward(w));
+  SEGREL_ASSIGN_OR_RETURN(const at::Tensor transposed, forward.Transpose(grid_.Window(padded_u, w).contiguous()));
+  grid_.Window(sum, w).add_(transposed.mul_(forward.output() * importance));
+  return absl::OkStatus();
+}
+
+absl::Status WindowedExplanation::RelevanceOfWindow(size_t w, const at::Tensor& window_relevance,
+                                                    const at::Tensor& importance, at::Tensor& sum) const {
+  SEGREL_ASSIGN_OR_RETURN(const lrp::ExplainedForward forward, WindowForward(w));
+  const at::Tensor start = window_relevance * (forward.output() * importance);
+  const at::Tensor window_sum = grid_.Window(sum, w);
+  // One batch entry (region) at a time: a relevance pass's temporaries scale with the batch, and at a 128^3 patch
+  // each entry's are about a gigabyte; convolutions on a batch of one are hardly slower per entry.
+  for (int64_t b = 0; b < start.size(0); ++b) {
+    SEGREL_ASSIGN_OR_RETURN(const at::Tensor relevance, forward.Relevance(start.narrow(0, b, 1)));
+    window_sum.narrow(0, b, 1).add_(relevance);
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<at::Tensor> WindowedExplanation::Transpose(const at::Tensor& u) const {
   SEGREL_RETURN_IF_ERROR(CheckSpatial(u, grid_.spatial_sizes(), "input-side tensor"));
   return CatchTorch("windowed transpose pass", [&]() -> absl::StatusOr<at::Tensor> {
@@ -205,10 +228,8 @@ absl::StatusOr<at::Tensor> WindowedExplanation::Transpose(const at::Tensor& u) c
     shape.insert(shape.end(), grid_.padded_sizes().begin(), grid_.padded_sizes().end());
     at::Tensor sum = at::zeros(shape, u.options());
     for (size_t w = 0; w < grid_.windows().size(); ++w) {
-      SEGREL_ASSIGN_OR_RETURN(const lrp::ExplainedForward forward, WindowForward(w));
-      SEGREL_ASSIGN_OR_RETURN(const at::Tensor transposed,
-                              forward.Transpose(grid_.Window(padded_u, w).contiguous()));
-      grid_.Window(sum, w).add_(transposed.mul_(forward.output() * importance));
+      SEGREL_RETURN_IF_ERROR(TransposeWindow(w, padded_u, importance, sum));
+      ReleaseFreedMemory();  // the window's explained forward pass is gone
     }
     return grid_.Crop(sum.mul_(output_scale_)).contiguous();
   });
@@ -229,10 +250,8 @@ absl::StatusOr<at::Tensor> WindowedExplanation::Relevance(const at::Tensor& r) c
     for (size_t w = 0; w < grid_.windows().size(); ++w) {
       const at::Tensor window_relevance = grid_.Window(scaled, w);
       if (!window_relevance.any().item<bool>()) continue;  // no relevance starts in this window
-      SEGREL_ASSIGN_OR_RETURN(const lrp::ExplainedForward forward, WindowForward(w));
-      SEGREL_ASSIGN_OR_RETURN(const at::Tensor relevance,
-                              forward.Relevance(window_relevance * (forward.output() * importance)));
-      grid_.Window(sum, w).add_(relevance);
+      SEGREL_RETURN_IF_ERROR(RelevanceOfWindow(w, window_relevance, importance, sum));
+      ReleaseFreedMemory();  // the window's explained forward pass is gone
     }
     return grid_.Crop(sum).contiguous();
   });

@@ -105,6 +105,12 @@ class WindowedExplanation final : public lrp::RelevanceOperator {
 
   // Window w's explained forward pass: kept from an earlier call, or computed (and kept while the budget allows).
   absl::StatusOr<lrp::ExplainedForward> WindowForward(size_t w) const;
+  // Adds window w's share of the transpose pass (of u, padded) or of the relevance pass (of its slice of the scaled
+  // output relevance) to `sum`. Own functions so that the window's explained forward pass ends with them.
+  absl::Status TransposeWindow(size_t w, const at::Tensor& padded_u, const at::Tensor& importance,
+                               at::Tensor& sum) const;
+  absl::Status RelevanceOfWindow(size_t w, const at::Tensor& window_relevance, const at::Tensor& importance,
+                                 at::Tensor& sum) const;
 
   std::shared_ptr<const lrp::Explainer> explainer_;
   at::Tensor input_;         // [1, C, spatial...]

@@ -10,6 +10,12 @@ namespace segrel {
 // peak. Call once at the start of main, before any tensor exists.
 void ReuseFreedMemory();
 
+// Gives the free memory held in the heap back to the kernel (malloc_trim), wherever it lies. Reused memory
+// fragments: tensors of one stage (a window's explained forward pass) leave holes that the next stage's tensors do
+// not fit, and the heap grows. Called between windows and between stages, it bounds the resident size by what is
+// live, for a few page faults per window.
+void ReleaseFreedMemory();
+
 }  // namespace segrel
 
 #endif  // SEGREL_CORE_COMMON_ALLOCATOR_H_

@@ -128,7 +128,7 @@ const char* AnalyzeUsage() {
   return "usage: segrel analyze --model MODEL --input NAME=FILE.nii.gz [--input NAME=FILE.nii.gz ...] | --study DIR\n"
          "                      [--composite NAME] [--region CLASS=MASK.nii.gz ...] [--seed N] [--maps] --out DIR\n"
          "                      [--lesions] [--reference MASK.nii.gz] [--ablation] [--no-pictures]\n"
-         "                      [--patch N[,N,N]] [--window-cache-mb 2048] [--threads N] [--device cpu|cuda[:N]]\n"
+         "                      [--patch N[,N,N]] [--window-cache-mb 0] [--threads N] [--device cpu|cuda[:N]]\n"
          "MODEL: a bundle folder (segrel.json + TorchScript) or a TorchScript file\n"
          "--lesions: explain each predicted lesion; --reference: Dice, and true/false positives and false negatives\n"
          "explained apart; --ablation: predict without each sequence and compare with the relevance ranking\n";
@@ -185,7 +185,7 @@ absl::StatusOr<AnalyzeCommand> ParseAnalyzeArguments(const std::vector<std::stri
   request.per_lesion = command_line.Flag("lesions");
   request.ablation = command_line.Flag("ablation");
   SEGREL_ASSIGN_OR_RETURN(const std::optional<std::string> cache, command_line.Single("window-cache-mb"));
-  int64_t cache_mb = 2048;
+  int64_t cache_mb = 0;
   if (cache.has_value() && (!absl::SimpleAtoi(*cache, &cache_mb) || cache_mb < 0)) {
     return absl::InvalidArgumentError(absl::StrCat("--window-cache-mb: '", *cache, "' is not a size in MB"));
   }
