@@ -11,12 +11,14 @@
 #include <set>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/common/files.h"
 #include "core/common/status_macros.h"
 #include "core/common/torch_status.h"
 #include "core/graph/torchscript_importer.h"
+#include "core/io/dicom_study.h"
 #include "core/io/nifti.h"
 #include "core/lrp/composite.h"
 #include "core/model/bundle.h"
@@ -44,6 +46,26 @@ std::string FindSequenceFile(const std::filesystem::path& folder, const std::str
     if (file == wanted + ".nii.gz" || file == wanted + ".nii") return entry.path().string();
   }
   return "";
+}
+
+// Whether `dir` holds a NIfTI file (then it is a NIfTI study folder; else it is read as DICOM).
+bool HoldsNifti(const std::filesystem::path& dir) {
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
+    const std::string file = absl::AsciiStrToLower(entry.path().filename().string());
+    if (absl::EndsWith(file, ".nii") || absl::EndsWith(file, ".nii.gz")) return true;
+  }
+  return false;
+}
+
+// A DICOM study folder: series mapped by the bundle's rules, resampled onto the reference sequence's grid.
+absl::StatusOr<io::AssembledStudy> ReadBundleDicomStudy(const model::Bundle& bundle, const std::string& dir) {
+  if (!bundle.series_rules.has_value()) {
+    return absl::InvalidArgumentError(absl::StrCat(dir, " holds no NIfTI file (NAME.nii.gz) and the bundle ",
+                                                   bundle.name, " has no series_rules to map DICOM series; ",
+                                                   Expected(bundle)));
+  }
+  return io::ReadDicomStudy(dir, *bundle.series_rules, bundle.SequenceNames(), bundle.reference_sequence);
 }
 
 // The bundle's sequences, in its channel order, from NAME=FILE pairs or a folder.
@@ -124,12 +146,21 @@ absl::StatusOr<AnalysisResult> RunAnalysis(const AnalysisRequest& request) {
   }
 
   std::vector<io::SequenceFile> files = request.inputs;
-  if (bundle) {
-    SEGREL_ASSIGN_OR_RETURN(files, BundleInputs(*bundle, request));
-  } else if (!request.study_dir.empty()) {
+  if (!bundle && !request.study_dir.empty()) {
     return absl::InvalidArgumentError("a study folder needs a model bundle, which names the sequences");
   }
-  SEGREL_ASSIGN_OR_RETURN(result.study, io::ReadNiftiStudy(files));
+  std::error_code error;
+  if (bundle && request.inputs.empty() && std::filesystem::is_directory(request.study_dir, error) &&
+      !HoldsNifti(request.study_dir)) {
+    SEGREL_ASSIGN_OR_RETURN(io::AssembledStudy assembled, ReadBundleDicomStudy(*bundle, request.study_dir));
+    result.study = std::move(assembled.study);
+    result.assembly = io::DescribeAssembly(assembled);
+  } else {
+    if (bundle) {
+      SEGREL_ASSIGN_OR_RETURN(files, BundleInputs(*bundle, request));
+    }
+    SEGREL_ASSIGN_OR_RETURN(result.study, io::ReadNiftiStudy(files));
+  }
   ExplainOptions options;
   options.composite = composite;
   options.seed = request.seed;

@@ -26,7 +26,8 @@ namespace segrel::analysis {
 struct AnalysisRequest {
   std::string model;                                     // bundle folder, segrel.json, or TorchScript file
   std::vector<io::SequenceFile> inputs;                  // NAME=FILE; with a bundle in any order
-  std::string study_dir;                                 // or: a folder with one NAME.nii[.gz] per bundle sequence
+  std::string study_dir;                                 // or: a folder with one NAME.nii[.gz] per bundle sequence,
+                                                         // or a DICOM folder (the bundle's series_rules map it)
   std::optional<std::string> composite;                  // default: the bundle's, else epsilon-plus
   std::vector<std::pair<int64_t, std::string>> regions;  // class -> mask file
   uint64_t seed = 0;
@@ -42,6 +43,7 @@ struct AnalysisRequest {
 
 struct AnalysisResult {
   io::Study study;            // as read (before normalisation): the grid outputs are written on
+  std::vector<std::string> assembly;  // DICOM studies: which series became which sequence, what was resampled
   at::Tensor input;           // the network input [1, C, i, j, k]: the study normalised
   Explanation explanation;
   ReportContext context;      // for relevance.json
@@ -49,7 +51,8 @@ struct AnalysisResult {
 };
 
 // Runs the analysis. Errors name the file, sequence or option at fault: NotFound for missing files;
-// InvalidArgument for sequences that do not match the bundle (listing what it expects), grids that differ,
+// InvalidArgument for sequences that do not match the bundle (listing what it expects), DICOM series the bundle's
+// series_rules cannot map (listing what it expects and the series found), grids that differ,
 // masks on another grid, unknown composites, networks whose output is not a segmentation; Unimplemented for
 // networks segrel cannot explain.
 absl::StatusOr<AnalysisResult> RunAnalysis(const AnalysisRequest& request);

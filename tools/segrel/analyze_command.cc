@@ -70,7 +70,12 @@ void PrintSummary(const AnalyzeCommand& command, const analysis::AnalysisResult&
   out << "segrel analyze: model " << result.context.model << ", composite " << result.context.composite << ", seed "
       << result.context.seed;
   if (explanation.windows > 0) out << ", " << explanation.windows << " sliding windows";
-  out << "\nrelevance per sequence (share of the combined map M, raw sum):\n";
+  out << "\n";
+  if (!result.assembly.empty()) {
+    out << "DICOM series used:\n";
+    for (const std::string& line : result.assembly) out << "  " << line << "\n";
+  }
+  out << "relevance per sequence (share of the combined map M, raw sum):\n";
   for (const std::string& name : analysis::RankSequences(names, shares)) {
     const size_t s = std::find(names.begin(), names.end(), name) - names.begin();
     out << absl::StrFormat("  %-12s %7.4f  %12.4f\n", name, shares[s], explanation.raw[s]);
@@ -130,6 +135,8 @@ const char* AnalyzeUsage() {
          "                      [--lesions] [--reference MASK.nii.gz] [--ablation] [--no-pictures]\n"
          "                      [--patch N[,N,N]] [--window-cache-mb 0] [--threads N] [--device cpu|cuda[:N]]\n"
          "MODEL: a bundle folder (segrel.json + TorchScript) or a TorchScript file\n"
+         "--study DIR: one NAME.nii.gz per bundle sequence, or a DICOM folder (mapped by the bundle's series_rules,\n"
+         "resampled onto the reference sequence's grid)\n"
          "--lesions: explain each predicted lesion; --reference: Dice, and true/false positives and false negatives\n"
          "explained apart; --ablation: predict without each sequence and compare with the relevance ranking\n";
 }

@@ -6,6 +6,8 @@
 
 #include "core/common/allocator.h"
 #include "tools/segrel/analyze_command.h"
+#include "tools/segrel/convert_command.h"
+#include "tools/segrel/inspect_command.h"
 #include "tools/segrel/report_command.h"
 
 namespace {
@@ -15,6 +17,8 @@ constexpr char kUsage[] =
     "commands:\n"
     "  analyze   segment a study and explain which sequences the network relied on\n"
     "  report    summarise many analyze runs: mean/median share per sequence, ranking, chart\n"
+    "  inspect   show what segrel sees in a DICOM folder or NIfTI files: series, grids, sequence mapping, problems\n"
+    "  convert   write every DICOM series of a folder as NIfTI (<SeriesNumber>_<SeriesDescription>.nii.gz)\n"
     "run 'segrel <command> --help' for a command's options\n";
 
 int Fail(const std::string& command, const std::string& message) {
@@ -59,6 +63,12 @@ int main(int argc, char** argv) {
   }
   if (command == "report") {
     return RunCommand(command, rest, cli::ReportUsage(), cli::ParseReportArguments, cli::RunReport);
+  }
+  if (command == "inspect") {
+    return RunCommand(command, rest, cli::InspectUsage(), cli::ParseInspectArguments, cli::RunInspect);
+  }
+  if (command == "convert") {
+    return RunCommand(command, rest, cli::ConvertUsage(), cli::ParseConvertArguments, cli::RunConvert);
   }
   return Fail(command, "unknown command (see 'segrel --help')");
 }
