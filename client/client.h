@@ -1,0 +1,74 @@
+// The segrel client library: submits studies to segrel-server, follows jobs and fetches their results
+// (proto/segrel/v1/segrel.proto). Used by segrel-client and the server's tests.
+#ifndef SEGREL_CLIENT_CLIENT_H_
+#define SEGREL_CLIENT_CLIENT_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "segrel/v1/segrel.grpc.pb.h"
+
+namespace segrel::client {
+
+struct SequenceInput {
+  std::string name;  // the model's sequence name
+  std::string path;  // a NIfTI file (.nii or .nii.gz)
+};
+
+struct SubmitOptions {
+  std::string job_id;  // required: 1 to 64 of [A-Za-z0-9._-]; reuse it to retry a submission
+  std::string model;   // NAME or NAME@VERSION
+  std::vector<SequenceInput> inputs;
+  v1::AnalysisOptions analysis;
+  int priority = 0;
+  double deadline_seconds = 0;            // 0: the server's default
+  size_t chunk_bytes = size_t{1} << 20;   // at most 4 MiB
+};
+
+// Called with the bytes sent so far and the study's total.
+using UploadProgress = std::function<void(uint64_t sent, uint64_t total)>;
+// Called with every status the server reports.
+using StatusCallback = std::function<void(const v1::JobStatus&)>;
+
+// The absl::Status of a finished gRPC call (same code and message).
+absl::Status FromGrpcStatus(const grpc::Status& status);
+
+// A random job id ("job-" and 16 hex digits).
+std::string NewJobId();
+
+// Thread-safe (one stub; every call has its own context).
+class SegrelClient {
+ public:
+  // A channel to `address` (HOST:PORT) that accepts the protocol's message sizes.
+  static std::shared_ptr<grpc::Channel> Connect(const std::string& address);
+  explicit SegrelClient(std::shared_ptr<grpc::Channel> channel) : stub_(v1::Segrel::NewStub(std::move(channel))) {}
+
+  // Uploads the study (SHA-256 per file, CRC-32 per chunk) and returns the server's answer. Errors: NotFound or
+  // Internal for input files that cannot be read; the server's status otherwise (RESOURCE_EXHAUSTED when the
+  // queue is full, ...).
+  absl::StatusOr<v1::SubmitResponse> Submit(const SubmitOptions& options, const UploadProgress& progress = nullptr);
+
+  // Follows the job until it ends; after DONE writes its result files into `out_dir` (created) unless it is empty.
+  // Returns the final status (DONE, FAILED or CANCELLED: a failed job is not an error of Watch). Errors: the
+  // server's (NOT_FOUND for an unknown job); DataLoss when the result stream is incomplete; Internal when a file
+  // cannot be written.
+  absl::StatusOr<v1::JobStatus> Watch(const std::string& job_id, const std::string& out_dir,
+                                      const StatusCallback& on_status = nullptr);
+
+  absl::StatusOr<v1::JobStatus> Cancel(const std::string& job_id);
+  absl::StatusOr<v1::ListModelsResponse> ListModels();
+
+ private:
+  std::unique_ptr<v1::Segrel::Stub> stub_;
+};
+
+}  // namespace segrel::client
+
+#endif  // SEGREL_CLIENT_CLIENT_H_

@@ -1,0 +1,19 @@
+// The one place that turns segrel's absl::Status into the status a gRPC call ends with (CONVENTIONS: error
+// mapping). absl and gRPC share the canonical codes, so the code carries over; the message is kept.
+#ifndef SEGREL_SERVER_GRPC_STATUS_H_
+#define SEGREL_SERVER_GRPC_STATUS_H_
+
+#include <grpcpp/support/status.h>
+
+#include "absl/status/status.h"
+
+namespace segrel::server {
+
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// The canonical name of a code ("INVALID_ARGUMENT"), for metrics labels.
+std::string CodeName(absl::StatusCode code);
+
+}  // namespace segrel::server
+
+#endif  // SEGREL_SERVER_GRPC_STATUS_H_

@@ -1,0 +1,100 @@
+// A job: one submitted study and the state of its analysis, shared by the service (Submit, Watch, Cancel), the
+// queue and the worker that runs it.
+#ifndef SEGREL_SERVER_JOB_H_
+#define SEGREL_SERVER_JOB_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace segrel::server {
+
+// What was submitted: everything a worker needs to run the job.
+struct JobSpec {
+  std::string id;                       // client-chosen
+  std::string model_name;
+  std::string model_version;
+  std::string bundle_path;              // the bundle's segrel.json
+  std::vector<std::string> sequences;   // sequence names, as uploaded
+  std::string directory;                // the job's folder: input/NAME.nii[.gz], out/
+  std::vector<std::string> input_files; // input/..., one per sequence, in `sequences` order
+  std::string composite;                // empty: the bundle's
+  uint64_t seed = 0;
+  bool maps = false;
+  bool lesions = false;
+  bool ablation = false;
+  bool pictures = true;
+  int priority = 0;
+  absl::Time received;                  // when the upload was accepted
+  absl::Time deadline = absl::InfiniteFuture();  // a job still queued then fails with DEADLINE_EXCEEDED
+  uint64_t bytes = 0;                   // uploaded
+  std::string fingerprint;              // identifies the submission (model, sequences' SHA-256, options)
+
+  std::string OutputDirectory() const { return directory + "/out"; }
+};
+
+// Notified whenever a job's state changes. Implementations must be thread-safe and return quickly: they run on
+// whichever thread changed the job (a worker, a gRPC thread).
+class JobObserver {
+ public:
+  virtual ~JobObserver() = default;
+  virtual void OnJobChanged() = 0;
+};
+
+enum class JobState { kQueued, kRunning, kDone, kFailed, kCancelled };
+
+bool IsFinal(JobState state);
+
+// Thread-safe. The state only moves forward: queued → running → done | failed | cancelled (or queued → failed |
+// cancelled); once final it does not change.
+class Job {
+ public:
+  struct Snapshot {
+    JobState state = JobState::kQueued;
+    std::string stage;                 // running: the stage
+    double progress = 0;               // running: 0 to 1
+    absl::Status status;               // failed, cancelled: why
+    std::vector<std::string> results;  // done: the output files (names in OutputDirectory())
+    uint64_t version = 0;              // increases with every change
+  };
+
+  explicit Job(JobSpec spec) : spec_(std::move(spec)) {}
+  Job(const Job&) = delete;
+  Job& operator=(const Job&) = delete;
+
+  const JobSpec& spec() const { return spec_; }
+  Snapshot Get() const;
+
+  // Moves a queued job to running, or a running one to its next stage. Returns false (and changes nothing) when
+  // the job has ended.
+  bool SetStage(const std::string& stage, double progress);
+  // Ends the job: done with `results` when `status` is OK, cancelled when its code is CANCELLED, else failed.
+  // Returns false when the job had already ended.
+  bool End(const absl::Status& status, std::vector<std::string> results = {});
+
+  // Asks the job to stop: the worker checks cancel_requested() between stages. Returns the state at the call.
+  JobState RequestCancel();
+  bool cancel_requested() const;
+
+  // Observers are held weakly: one that is destroyed is dropped.
+  void AddObserver(std::weak_ptr<JobObserver> observer);
+  // Notifies every observer (also used by the queue when the job's position changes).
+  void Notify();
+
+ private:
+  const JobSpec spec_;
+  mutable absl::Mutex mutex_;
+  Snapshot snapshot_ ABSL_GUARDED_BY(mutex_);
+  bool cancel_requested_ ABSL_GUARDED_BY(mutex_) = false;
+  std::vector<std::weak_ptr<JobObserver>> observers_ ABSL_GUARDED_BY(mutex_);
+};
+
+}  // namespace segrel::server
+
+#endif  // SEGREL_SERVER_JOB_H_

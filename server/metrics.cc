@@ -1,0 +1,106 @@
+#include "server/metrics.h"
+
+#include <civetweb.h>
+
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace segrel::server {
+namespace {
+
+const std::vector<double> kSecondsBuckets = ExponentialBuckets(0.001, 2.5, 16);  // 1 ms to ~15 min
+const std::vector<double> kShareBuckets = LinearBuckets(0.05, 0.05, 20);         // 0.05 .. 1.0
+
+int HandleMetrics(mg_connection* connection, void* data) {
+  const std::string body = static_cast<const MetricsRegistry*>(data)->Render();
+  mg_printf(connection,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+            "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+            body.size());
+  mg_write(connection, body.data(), body.size());
+  return 200;
+}
+
+}  // namespace
+
+Metrics::Metrics()
+    : jobs_received(registry_.Counter("segrel_jobs_received_total", "Uploads accepted into the job queue.")),
+      jobs_rejected(registry_.Counter("segrel_jobs_rejected_total", "Submissions refused, by status code.",
+                                      {"code"})),
+      jobs_succeeded(registry_.Counter("segrel_jobs_succeeded_total", "Jobs done.", {"model"})),
+      jobs_failed(registry_.Counter("segrel_jobs_failed_total",
+                                    "Jobs failed or cancelled after acceptance, by status code.", {"model", "reason"})),
+      bytes_received(registry_.Counter("segrel_bytes_received_total", "Study bytes received.")),
+      queue_length(registry_.Gauge("segrel_queue_length", "Jobs waiting in the queue.")),
+      queue_time(registry_.Histogram("segrel_queue_time_seconds", "Time from acceptance to a worker taking the job.",
+                                     {}, kSecondsBuckets)),
+      stage_seconds(registry_.Histogram("segrel_stage_seconds", "Time per pipeline stage.", {"model", "stage"},
+                                        kSecondsBuckets)),
+      workers(registry_.Gauge("segrel_workers", "Workers in the pool.")),
+      active_workers(registry_.Gauge("segrel_active_workers", "Workers running a job.")),
+      model_loaded(registry_.Gauge("segrel_model_loaded", "1 for a model served, 0 for one that failed to load.",
+                                   {"model", "version"})),
+      bias_share(registry_.Histogram("segrel_relevance_bias_share",
+                                     "Share of a class region's relevance lost to biases (1 - mean normaliser).",
+                                     {"model", "class"}, kShareBuckets)),
+      sequence_share(registry_.Histogram("segrel_sequence_relevance_share",
+                                         "Share of the combined relevance map per sequence, per job.",
+                                         {"model", "sequence"}, kShareBuckets)) {
+  // Series without labels exist from the start, so a scrape sees 0 rather than nothing.
+  jobs_received.Add({}, 0);
+  bytes_received.Add({}, 0);
+  queue_length.Set({}, 0);
+}
+
+absl::Status Metrics::RecordReport(const std::string& model, const std::string& relevance_json) {
+  const nlohmann::json report = nlohmann::json::parse(relevance_json, nullptr, /*allow_exceptions=*/false);
+  if (!report.is_object() || report.value("format", "") != "segrel.relevance/1") {
+    return absl::InvalidArgumentError("not a segrel.relevance/1 document");
+  }
+  if (const auto seconds = report.find("seconds"); seconds != report.end() && seconds->is_object()) {
+    for (const auto& [stage, value] : seconds->items()) {
+      if (value.is_number()) stage_seconds.Observe({model, stage}, value.get<double>());
+    }
+  }
+  if (const auto shares = report.find("sequence_relevance"); shares != report.end() && shares->is_object()) {
+    for (const auto& [sequence, value] : shares->items()) {
+      if (value.is_number()) sequence_share.Observe({model, sequence}, value.get<double>());
+    }
+  }
+  if (const auto classes = report.find("classes"); classes != report.end() && classes->is_array()) {
+    for (const nlohmann::json& entry : *classes) {
+      const auto normaliser = entry.find("mean_normaliser");
+      if (normaliser == entry.end() || !normaliser->is_number()) continue;
+      const std::string name =
+          entry.contains("name") ? entry["name"].get<std::string>() : absl::StrCat(entry.value("index", -1));
+      bias_share.Observe({model, name}, 1.0 - normaliser->get<double>());
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<MetricsExposer>> MetricsExposer::Create(const std::string& address,
+                                                                       const MetricsRegistry* registry) {
+  static std::once_flag initialised;
+  std::call_once(initialised, [] { mg_init_library(0); });
+  const char* options[] = {"listening_ports", address.c_str(), "num_threads", "2", nullptr};
+  mg_callbacks callbacks{};
+  mg_context* context = mg_start(&callbacks, nullptr, options);
+  if (context == nullptr) return absl::UnavailableError(absl::StrCat("/metrics: cannot listen on ", address));
+  mg_set_request_handler(context, "/metrics", HandleMetrics, const_cast<MetricsRegistry*>(registry));
+  mg_server_port ports[4];
+  const int count = mg_get_server_ports(context, 4, ports);
+  if (count < 1) {
+    mg_stop(context);
+    return absl::UnavailableError(absl::StrCat("/metrics: no port open on ", address));
+  }
+  return std::unique_ptr<MetricsExposer>(new MetricsExposer(context, ports[0].port));
+}
+
+MetricsExposer::~MetricsExposer() { mg_stop(static_cast<mg_context*>(context_)); }
+
+}  // namespace segrel::server

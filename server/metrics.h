@@ -1,0 +1,82 @@
+// segrel-server's metrics (Triton-like names and meanings) and the HTTP endpoint Prometheus scrapes (/metrics on its
+// own port).
+//
+//   segrel_jobs_received_total                     uploads accepted into the queue
+//   segrel_jobs_rejected_total{code}               submissions refused (bad input, full queue, ...)
+//   segrel_jobs_succeeded_total{model}             jobs done
+//   segrel_jobs_failed_total{model,reason}         jobs failed or cancelled; reason: the status code name
+//   segrel_bytes_received_total                    study bytes received (accepted or not)
+//   segrel_queue_length                            jobs waiting
+//   segrel_queue_time_seconds                      time from acceptance to a worker taking the job (histogram)
+//   segrel_stage_seconds{model,stage}              time per pipeline stage (read, load_model, normalise, import,
+//                                                  inference, transpose, relevance, write, total) (histogram)
+//   segrel_workers / segrel_active_workers         workers in the pool / running a job now
+//   segrel_model_loaded{model,version}             1 for every bundle served, 0 for bundles that failed to load
+//   segrel_relevance_bias_share{model,class}       per job, the share of relevance lost to biases in the class's
+//                                                  region, 1 - mean normaliser (histogram)
+//   segrel_sequence_relevance_share{model,sequence}  per job, the sequence's share of the combined map (histogram)
+// The last two make drift visible: a missing or mis-registered sequence, a protocol change.
+#ifndef SEGREL_SERVER_METRICS_H_
+#define SEGREL_SERVER_METRICS_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "server/metrics_registry.h"
+
+namespace segrel::server {
+
+// Thread-safe.
+class Metrics {
+ private:
+  MetricsRegistry registry_;  // first: the public references below point into it
+
+ public:
+  Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  MetricsRegistry& registry() { return registry_; }
+
+  MetricFamily& jobs_received;
+  MetricFamily& jobs_rejected;
+  MetricFamily& jobs_succeeded;
+  MetricFamily& jobs_failed;
+  MetricFamily& bytes_received;
+  MetricFamily& queue_length;
+  MetricFamily& queue_time;
+  MetricFamily& stage_seconds;
+  MetricFamily& workers;
+  MetricFamily& active_workers;
+  MetricFamily& model_loaded;
+  MetricFamily& bias_share;
+  MetricFamily& sequence_share;
+
+  // Records a finished job's stage times and explanation telemetry from its relevance.json (as written for the
+  // client). Errors: InvalidArgument when the document is not a segrel relevance report.
+  absl::Status RecordReport(const std::string& model, const std::string& relevance_json);
+};
+
+// Serves `registry` at http://ADDRESS/metrics. Not copyable; stops serving when destroyed.
+class MetricsExposer {
+ public:
+  // `address`: "HOST:PORT" or "PORT" (port 0: any free port). Errors: Unavailable when it cannot listen.
+  static absl::StatusOr<std::unique_ptr<MetricsExposer>> Create(const std::string& address,
+                                                                const MetricsRegistry* registry);
+  ~MetricsExposer();
+  MetricsExposer(const MetricsExposer&) = delete;
+  MetricsExposer& operator=(const MetricsExposer&) = delete;
+
+  int port() const { return port_; }
+
+ private:
+  MetricsExposer(void* context, int port) : context_(context), port_(port) {}
+  void* context_;  // civetweb's mg_context
+  int port_;
+};
+
+}  // namespace segrel::server
+
+#endif  // SEGREL_SERVER_METRICS_H_

@@ -1,0 +1,89 @@
+#include "server/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+
+namespace segrel::server {
+namespace {
+
+// Chunk data is at most 4 MiB; the rest of a message is small.
+constexpr int kMaxMessageBytes = (4 << 20) + (64 << 10);
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerOptions& options) {
+  if (options.workers < 1) return absl::InvalidArgumentError("workers must be at least 1");
+  if (options.queue_capacity < 1) return absl::InvalidArgumentError("the queue capacity must be at least 1");
+  if (options.spool_dir.empty()) return absl::InvalidArgumentError("a spool folder is required");
+  std::error_code error;
+  std::filesystem::create_directories(options.spool_dir, error);
+  if (error) return absl::InternalError(absl::StrCat(options.spool_dir, ": cannot create: ", error.message()));
+
+  std::unique_ptr<SegrelServer> server(new SegrelServer());
+  absl::StatusOr<std::unique_ptr<ModelRepository>> models = ModelRepository::Create(options.model_repository);
+  if (!models.ok()) return models.status();
+  server->models_ = *std::move(models);
+  for (const model::Bundle& bundle : server->models_->models()) {
+    server->metrics_.model_loaded.Set({bundle.name, bundle.version}, 1);
+  }
+  for (const FailedModel& failed : server->models_->failed()) {
+    server->metrics_.model_loaded.Set({failed.path, ""}, 0);
+  }
+
+  server->queue_ = std::make_unique<JobQueue>(options.queue_capacity);
+  Metrics* metrics = &server->metrics_;
+  server->queue_->SetLengthListener([metrics](size_t length) { metrics->queue_length.Set({}, length); });
+  server->workers_ = std::make_unique<WorkerPool>(server->queue_.get(), metrics, options.workers);
+  if (!options.metrics_address.empty()) {
+    absl::StatusOr<std::unique_ptr<MetricsExposer>> exposer =
+        MetricsExposer::Create(options.metrics_address, &server->metrics_.registry());
+    if (!exposer.ok()) return exposer.status();
+    server->exposer_ = *std::move(exposer);
+  }
+  ServiceOptions service_options;
+  service_options.spool_dir = options.spool_dir;
+  service_options.limits = options.limits;
+  service_options.max_jobs_kept = options.max_jobs_kept;
+  server->service_ = std::make_unique<SegrelServiceImpl>(server->models_.get(), server->queue_.get(), metrics,
+                                                         std::move(service_options));
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(), &server->port_);
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.RegisterService(server->service_.get());
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.address));
+  }
+  return server;
+}
+
+SegrelServer::~SegrelServer() { Shutdown(absl::Now()); }
+
+void SegrelServer::Shutdown(absl::Time deadline) {
+  absl::MutexLock lock(&shutdown_mutex_);
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (server_ != nullptr) server_->GetHealthCheckService()->Shutdown();
+  if (service_ != nullptr) service_->StartShutdown();
+  if (queue_ != nullptr) {
+    for (const std::shared_ptr<Job>& job : queue_->Close()) {
+      if (job->End(absl::UnavailableError("the server shut down before the job ran; submit it again"))) {
+        metrics_.jobs_failed.Add({job->spec().model_name, "UNAVAILABLE"});
+      }
+    }
+  }
+  if (workers_ != nullptr) workers_->Stop(deadline);
+  // Watch calls end now that every job has ended; give them until the deadline (at least a moment) to send.
+  if (server_ != nullptr) server_->Shutdown(absl::ToChronoTime(std::max(deadline, absl::Now() + absl::Seconds(1))));
+  exposer_.reset();
+}
+
+}  // namespace segrel::server

@@ -1,0 +1,74 @@
+// segrel-server assembled: model repository, job queue, worker pool, metrics endpoint and the gRPC service with
+// health checking and reflection. main.cc only turns flags into ServerOptions; tests start the same server in
+// process on a free loopback port.
+#ifndef SEGREL_SERVER_SERVER_H_
+#define SEGREL_SERVER_SERVER_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/job_queue.h"
+#include "server/metrics.h"
+#include "server/model_repository.h"
+#include "server/service.h"
+#include "server/upload.h"
+#include "server/worker_pool.h"
+
+namespace segrel::server {
+
+struct ServerOptions {
+  std::string address = "0.0.0.0:50051";  // gRPC, HOST:PORT (port 0: any free port)
+  std::string metrics_address = "9464";   // /metrics, [HOST:]PORT (port 0: any free port); empty: no endpoint
+  std::string model_repository;           // folder of bundles (server/model_repository.h); required
+  std::string spool_dir;                  // uploads and results; required
+  int workers = 1;                        // jobs run at once, one model replica each
+  size_t queue_capacity = 16;             // jobs waiting; beyond it Submit answers RESOURCE_EXHAUSTED
+  UploadLimits limits;
+  size_t max_jobs_kept = 1000;            // ended jobs kept for Watch
+};
+
+// Thread-safe.
+class SegrelServer {
+ public:
+  // Loads the models, starts workers, metrics endpoint and the gRPC server. Errors: InvalidArgument for options out
+  // of range; NotFound for a missing model repository; those of ModelRepository::Create; Unavailable when a port
+  // cannot be opened; Internal when the spool folder cannot be made.
+  static absl::StatusOr<std::unique_ptr<SegrelServer>> Create(const ServerOptions& options);
+  ~SegrelServer();  // Shutdown(now) if not shut down
+  SegrelServer(const SegrelServer&) = delete;
+  SegrelServer& operator=(const SegrelServer&) = delete;
+
+  int port() const { return port_; }
+  int metrics_port() const { return exposer_ ? exposer_->port() : 0; }
+  const ModelRepository& models() const { return *models_; }
+  Metrics& metrics() { return metrics_; }
+  // While held, workers start no new job (JobQueue::SetHeld).
+  void HoldQueue(bool held) { queue_->SetHeld(held); }
+
+  // Graceful stop: refuses new jobs (UNAVAILABLE, health NOT_SERVING), fails the jobs still queued with UNAVAILABLE
+  // (their clients resubmit elsewhere), lets running jobs finish until `deadline` (then cancels them at their next
+  // stage), then stops the gRPC server, ending open calls. Returns when everything has stopped. Idempotent.
+  void Shutdown(absl::Time deadline);
+
+ private:
+  SegrelServer() = default;
+
+  Metrics metrics_;
+  std::unique_ptr<ModelRepository> models_;
+  std::unique_ptr<JobQueue> queue_;
+  std::unique_ptr<WorkerPool> workers_;
+  std::unique_ptr<SegrelServiceImpl> service_;
+  std::unique_ptr<MetricsExposer> exposer_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  absl::Mutex shutdown_mutex_;
+  bool shut_down_ ABSL_GUARDED_BY(shutdown_mutex_) = false;
+};
+
+}  // namespace segrel::server
+
+#endif  // SEGREL_SERVER_SERVER_H_

@@ -1,0 +1,403 @@
+#include "server/service.h"
+
+#include <filesystem>
+#include <fstream>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "server/grpc_status.h"
+
+namespace segrel::server {
+namespace {
+
+constexpr size_t kResultChunkBytes = size_t{1} << 20;
+
+v1::JobState ToProtoState(JobState state) {
+  switch (state) {
+    case JobState::kQueued: return v1::QUEUED;
+    case JobState::kRunning: return v1::RUNNING;
+    case JobState::kDone: return v1::DONE;
+    case JobState::kFailed: return v1::FAILED;
+    case JobState::kCancelled: return v1::CANCELLED;
+  }
+  return v1::JOB_STATE_UNSPECIFIED;
+}
+
+}  // namespace
+
+v1::JobStatus ToJobStatus(const Job& job, const Job::Snapshot& snapshot, std::optional<size_t> queue_position) {
+  v1::JobStatus status;
+  status.set_job_id(job.spec().id);
+  status.set_state(ToProtoState(snapshot.state));
+  if (snapshot.state == JobState::kQueued && queue_position) status.set_queue_position(*queue_position);
+  if (snapshot.state == JobState::kRunning) {
+    status.set_stage(snapshot.stage);
+    status.set_progress(snapshot.progress);
+  }
+  if (snapshot.state == JobState::kFailed || snapshot.state == JobState::kCancelled) {
+    status.set_code(static_cast<int>(snapshot.status.code()));
+    status.set_message(std::string(snapshot.status.message()));
+  }
+  for (const std::string& result : snapshot.results) status.add_results(result);
+  return status;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Submit: metadata, then chunks spooled to disk as they arrive; the job is queued when the client half-closes.
+
+class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
+ public:
+  SubmitReactor(SegrelServiceImpl* service, grpc::CallbackServerContext* context, v1::SubmitResponse* response)
+      : service_(service), context_(context), response_(response) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client half-closed (or went away: then nobody reads the answer)
+      Complete();
+      return;
+    }
+    if (absl::Status status = Handle(); !status.ok()) {
+      Reject(status);
+      return;
+    }
+    if (!answered_) StartRead(&request_);
+  }
+
+  void OnDone() override { delete this; }  // an unfinished upload removes its folder
+
+ private:
+  absl::Status Handle() {
+    if (upload_ == nullptr) {
+      if (!request_.has_metadata()) return absl::InvalidArgumentError("the first message must be the job metadata");
+      return Begin(request_.metadata());
+    }
+    if (!request_.has_chunk()) return absl::InvalidArgumentError("only the first message may be the job metadata");
+    service_->metrics_->bytes_received.Add({}, static_cast<double>(request_.chunk().data().size()));
+    return upload_->Append(request_.chunk());
+  }
+
+  absl::Status Begin(const v1::JobMetadata& metadata) {
+    if (service_->shutting_down()) return absl::UnavailableError("the server is shutting down");
+    if (std::shared_ptr<Job> existing = service_->FindJob(metadata.job_id())) {
+      return AnswerExisting(*existing, Fingerprint(metadata));
+    }
+    absl::StatusOr<std::unique_ptr<Upload>> upload =
+        Upload::Start(metadata, *service_->models_, service_->options_.limits,
+                      service_->NewJobDirectory(metadata.job_id()));
+    if (!upload.ok()) return upload.status();
+    upload_ = *std::move(upload);
+    return absl::OkStatus();
+  }
+
+  // Idempotent resubmission: answer with the job accepted earlier, without reading the chunks.
+  absl::Status AnswerExisting(const Job& job, const std::string& fingerprint) {
+    if (job.spec().fingerprint != fingerprint) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("job ", job.spec().id, " was submitted before with another model, study or options"));
+    }
+    response_->set_job_id(job.spec().id);
+    *response_->mutable_status() = service_->StatusOf(job);
+    response_->set_already_submitted(true);
+    answered_ = true;
+    Finish(grpc::Status::OK);
+    return absl::OkStatus();
+  }
+
+  void Complete() {
+    if (answered_) return;
+    if (upload_ == nullptr) {
+      Reject(absl::InvalidArgumentError("no job metadata received"));
+      return;
+    }
+    absl::StatusOr<JobSpec> spec = upload_->Finish();
+    if (!spec.ok()) {
+      Reject(spec.status());
+      return;
+    }
+    absl::StatusOr<std::pair<std::shared_ptr<Job>, bool>> accepted = service_->Accept(*std::move(spec));
+    if (!accepted.ok()) {
+      Reject(accepted.status());
+      return;
+    }
+    response_->set_job_id(accepted->first->spec().id);
+    *response_->mutable_status() = service_->StatusOf(*accepted->first);
+    response_->set_already_submitted(accepted->second);
+    answered_ = true;
+    Finish(grpc::Status::OK);
+  }
+
+  void Reject(const absl::Status& status) {
+    service_->metrics_->jobs_rejected.Add({CodeName(status.code())});
+    if (status.code() == absl::StatusCode::kResourceExhausted) {
+      context_->AddTrailingMetadata(
+          "segrel-retry-after-ms", absl::StrCat(absl::ToInt64Milliseconds(service_->options_.retry_hint)));
+    }
+    upload_.reset();
+    answered_ = true;
+    Finish(ToGrpcStatus(status));
+  }
+
+  SegrelServiceImpl* const service_;
+  grpc::CallbackServerContext* const context_;
+  v1::SubmitResponse* const response_;
+  v1::SubmitRequest request_;
+  std::unique_ptr<Upload> upload_;
+  bool answered_ = false;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Watch: a status message whenever the job (or its queue position) changes, then the result files.
+//
+// The job notifies a Relay (held weakly by the job); the relay serialises every step of the reactor under its mutex,
+// and forgets the reactor once gRPC is done with it, so a late notification never touches a deleted reactor.
+
+class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
+ public:
+  WatchReactor(SegrelServiceImpl* service, const v1::WatchRequest& request)
+      : service_(service), skip_results_(request.skip_results()), relay_(std::make_shared<Relay>(this)) {
+    job_ = service->FindJob(request.job_id());
+    if (job_ == nullptr) {
+      Finish(ToGrpcStatus(absl::NotFoundError(absl::StrCat("unknown job '", request.job_id(), "'"))));
+      return;
+    }
+    job_->AddObserver(relay_);
+    relay_->OnJobChanged();
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&relay_->mutex);
+    writing_ = false;
+    if (!ok) {  // the client went away
+      if (!finishing_) {
+        finishing_ = true;
+        Finish(grpc::Status::CANCELLED);
+      }
+      return;
+    }
+    PumpLocked();
+  }
+
+  void OnDone() override {
+    {
+      absl::MutexLock lock(&relay_->mutex);
+      relay_->reactor = nullptr;
+    }
+    delete this;
+  }
+
+ private:
+  struct Relay final : JobObserver {
+    explicit Relay(WatchReactor* watch) : reactor(watch) {}
+    void OnJobChanged() override {
+      absl::MutexLock lock(&mutex);
+      if (reactor != nullptr) reactor->PumpLocked();
+    }
+    absl::Mutex mutex;
+    WatchReactor* reactor ABSL_GUARDED_BY(mutex);
+  };
+
+  // Writes the next message if none is in flight: a changed status first, then (after DONE) result chunks.
+  void PumpLocked() {
+    if (writing_ || finishing_) return;
+    const Job::Snapshot snapshot = job_->Get();
+    const std::optional<size_t> position = service_->queue_->Position(*job_);
+    if (!sent_status_ || snapshot.version != sent_version_ || position != sent_position_) {
+      sent_status_ = true;
+      sent_version_ = snapshot.version;
+      sent_position_ = position;
+      final_ = IsFinal(snapshot.state);
+      if (snapshot.state == JobState::kDone && !skip_results_) results_ = snapshot.results;
+      message_.Clear();
+      *message_.mutable_status() = ToJobStatus(*job_, snapshot, position);
+      Write();
+      return;
+    }
+    if (!final_) return;  // wait for the next change
+    if (next_result_ < results_.size()) {
+      absl::Status status = WriteResultChunk();
+      if (status.ok()) return;
+      finishing_ = true;
+      Finish(ToGrpcStatus(status));
+      return;
+    }
+    finishing_ = true;
+    Finish(grpc::Status::OK);
+  }
+
+  absl::Status WriteResultChunk() {
+    const std::string& name = results_[next_result_];
+    if (!file_.is_open()) {
+      const std::string path = job_->spec().OutputDirectory() + "/" + name;
+      file_.open(path, std::ios::binary);
+      std::error_code error;
+      file_size_ = std::filesystem::file_size(path, error);
+      if (!file_ || error) return absl::DataLossError(absl::StrCat("result ", name, " is gone from the server"));
+      offset_ = 0;
+    }
+    std::string data(std::min<uint64_t>(kResultChunkBytes, file_size_ - offset_), '\0');
+    file_.read(data.data(), static_cast<std::streamsize>(data.size()));
+    if (static_cast<size_t>(file_.gcount()) != data.size()) {
+      return absl::DataLossError(absl::StrCat("result ", name, " cannot be read"));
+    }
+    message_.Clear();
+    v1::ResultChunk* chunk = message_.mutable_result();
+    chunk->set_name(name);
+    chunk->set_offset(offset_);
+    chunk->set_total_size(file_size_);
+    offset_ += data.size();
+    chunk->set_last(offset_ == file_size_);
+    chunk->set_data(std::move(data));
+    if (chunk->last()) {
+      file_.close();
+      ++next_result_;
+    }
+    Write();
+    return absl::OkStatus();
+  }
+
+  void Write() {
+    writing_ = true;
+    StartWrite(&message_);
+  }
+
+  SegrelServiceImpl* const service_;
+  const bool skip_results_;
+  std::shared_ptr<Relay> relay_;
+  std::shared_ptr<Job> job_;
+  // Guarded by relay_->mutex (after construction):
+  v1::WatchResponse message_;
+  bool writing_ = false;
+  bool finishing_ = false;
+  bool sent_status_ = false;
+  uint64_t sent_version_ = 0;
+  std::optional<size_t> sent_position_;
+  bool final_ = false;
+  std::vector<std::string> results_;
+  size_t next_result_ = 0;
+  std::ifstream file_;
+  uint64_t file_size_ = 0;
+  uint64_t offset_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+
+SegrelServiceImpl::SegrelServiceImpl(const ModelRepository* models, JobQueue* queue, Metrics* metrics,
+                                     ServiceOptions options)
+    : models_(models), queue_(queue), metrics_(metrics), options_(std::move(options)) {}
+
+grpc::ServerReadReactor<v1::SubmitRequest>* SegrelServiceImpl::Submit(grpc::CallbackServerContext* context,
+                                                                      v1::SubmitResponse* response) {
+  return new SubmitReactor(this, context, response);
+}
+
+grpc::ServerWriteReactor<v1::WatchResponse>* SegrelServiceImpl::Watch(grpc::CallbackServerContext* context,
+                                                                      const v1::WatchRequest* request) {
+  return new WatchReactor(this, *request);
+}
+
+grpc::ServerUnaryReactor* SegrelServiceImpl::Cancel(grpc::CallbackServerContext* context,
+                                                    const v1::CancelRequest* request, v1::CancelResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::shared_ptr<Job> job = FindJob(request->job_id());
+  if (job == nullptr) {
+    reactor->Finish(ToGrpcStatus(absl::NotFoundError(absl::StrCat("unknown job '", request->job_id(), "'"))));
+    return reactor;
+  }
+  if (queue_->Remove(*job)) {
+    // Never handed to a worker: it ends here.
+    if (job->End(absl::CancelledError("cancelled by request while queued"))) {
+      metrics_->jobs_failed.Add({job->spec().model_name, CodeName(absl::StatusCode::kCancelled)});
+    }
+  } else {
+    job->RequestCancel();  // a running job stops at its next stage boundary
+  }
+  *response->mutable_status() = StatusOf(*job);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* SegrelServiceImpl::ListModels(grpc::CallbackServerContext* context,
+                                                        const v1::ListModelsRequest* request,
+                                                        v1::ListModelsResponse* response) {
+  for (const model::Bundle& bundle : models_->models()) {
+    v1::ModelInfo* info = response->add_models();
+    info->set_name(bundle.name);
+    info->set_version(bundle.version);
+    info->set_description(bundle.description);
+    for (const model::SequenceSpec& sequence : bundle.sequences) {
+      v1::SequenceInfo* entry = info->add_sequences();
+      entry->set_name(sequence.name);
+      entry->set_description(sequence.description);
+    }
+    for (const std::string& name : bundle.classes) info->add_classes(name);
+    info->set_default_composite(bundle.composite);
+    info->set_license(bundle.license);
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+void SegrelServiceImpl::StartShutdown() {
+  absl::MutexLock lock(&mutex_);
+  shutting_down_ = true;
+}
+
+bool SegrelServiceImpl::shutting_down() const {
+  absl::MutexLock lock(&mutex_);
+  return shutting_down_;
+}
+
+std::shared_ptr<Job> SegrelServiceImpl::FindJob(const std::string& id) const {
+  absl::MutexLock lock(&mutex_);
+  const auto it = jobs_.find(id);
+  return it == jobs_.end() ? nullptr : it->second;
+}
+
+std::string SegrelServiceImpl::NewJobDirectory(const std::string& id) {
+  absl::MutexLock lock(&mutex_);
+  return absl::StrCat(options_.spool_dir, "/", id, ".", next_directory_++);
+}
+
+absl::StatusOr<std::pair<std::shared_ptr<Job>, bool>> SegrelServiceImpl::Accept(JobSpec spec) {
+  absl::MutexLock lock(&mutex_);
+  std::error_code error;
+  if (const auto it = jobs_.find(spec.id); it != jobs_.end()) {
+    std::filesystem::remove_all(spec.directory, error);
+    return std::make_pair(it->second, true);
+  }
+  const std::string directory = spec.directory;
+  auto job = std::make_shared<Job>(std::move(spec));
+  if (absl::Status status = queue_->Enqueue(job); !status.ok()) {
+    std::filesystem::remove_all(directory, error);
+    return status;
+  }
+  jobs_[job->spec().id] = job;
+  job_order_.push_back(job->spec().id);
+  metrics_->jobs_received.Add({});
+  ForgetOldJobs();
+  return std::make_pair(job, false);
+}
+
+void SegrelServiceImpl::ForgetOldJobs() {
+  // The oldest ended jobs go first; jobs still queued or running are never forgotten.
+  for (auto it = job_order_.begin(); jobs_.size() > options_.max_jobs_kept && it != job_order_.end();) {
+    const auto job = jobs_.find(*it);
+    if (!IsFinal(job->second->Get().state)) {
+      ++it;
+      continue;
+    }
+    std::error_code error;
+    std::filesystem::remove_all(job->second->spec().directory, error);
+    jobs_.erase(job);
+    it = job_order_.erase(it);
+  }
+}
+
+v1::JobStatus SegrelServiceImpl::StatusOf(const Job& job) const {
+  return ToJobStatus(job, job.Get(), queue_->Position(job));
+}
+
+}  // namespace segrel::server

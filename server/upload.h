@@ -1,0 +1,82 @@
+// Receives one Submit stream's study: checks the metadata against the model and the server's limits, writes each
+// sequence's chunks straight to a file in the job's folder (the study is never held whole in memory), verifies
+// every chunk's CRC-32 and every file's SHA-256, and finally describes the job to run.
+#ifndef SEGREL_SERVER_UPLOAD_H_
+#define SEGREL_SERVER_UPLOAD_H_
+
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "proto/checksums.h"
+#include "segrel/v1/segrel.pb.h"
+#include "server/job.h"
+#include "server/model_repository.h"
+
+namespace segrel::server {
+
+struct UploadLimits {
+  uint64_t max_study_bytes = uint64_t{4} << 30;  // all sequences together
+  size_t max_sequences = 16;
+  absl::Duration default_deadline = absl::Hours(1);  // queued jobs fail after this (JobMetadata.deadline_seconds)
+};
+
+// Whether `id` is a valid job id: 1 to 64 characters from [A-Za-z0-9._-].
+bool IsValidJobId(const std::string& id);
+
+// A digest of the submission without its job id (model, sequences with sizes and SHA-256, options, priority): two
+// submissions with the same id must have the same fingerprint to count as one.
+std::string Fingerprint(const v1::JobMetadata& metadata);
+
+// One upload in progress. Not thread-safe (a Submit stream delivers its messages one at a time). Removes its folder
+// when destroyed, unless Finish succeeded (the job owns the folder then).
+class Upload {
+ public:
+  // Checks `metadata` and creates `directory`/input. Errors: InvalidArgument for an invalid job id, a sequence
+  // missing, unexpected or given twice, a size or checksum field that is malformed, an unknown composite;
+  // NotFound for an unknown model; Unimplemented for DICOM; ResourceExhausted beyond `limits`; Internal when the
+  // folder cannot be made.
+  static absl::StatusOr<std::unique_ptr<Upload>> Start(const v1::JobMetadata& metadata,
+                                                       const ModelRepository& models, const UploadLimits& limits,
+                                                       const std::string& directory);
+  ~Upload();
+  Upload(const Upload&) = delete;
+  Upload& operator=(const Upload&) = delete;
+
+  // Appends one chunk. Errors: InvalidArgument for a chunk out of order (other sequence, other offset), too large,
+  // or past the declared size; DataLoss when its CRC-32 or, on a sequence's last chunk, the file's SHA-256 does not
+  // match; Internal when the file cannot be written. After an error the upload is unusable.
+  absl::Status Append(const v1::Chunk& chunk);
+
+  // Ends the upload and describes the job. Errors: InvalidArgument when a sequence has fewer bytes than declared.
+  absl::StatusOr<JobSpec> Finish();
+
+ private:
+  struct Sequence {
+    std::string name;
+    uint64_t size = 0;
+    std::string sha256;  // expected, lower case
+    uint64_t received = 0;
+    std::string path;
+  };
+  Upload(JobSpec spec, std::vector<Sequence> sequences) : spec_(std::move(spec)), sequences_(std::move(sequences)) {}
+  absl::Status OpenCurrent(const std::string& first_bytes);
+  absl::Status CloseCurrent();
+  void SkipEmpty();
+
+  JobSpec spec_;
+  std::vector<Sequence> sequences_;
+  size_t current_ = 0;  // the sequence being received
+  std::FILE* file_ = nullptr;
+  std::unique_ptr<proto::Sha256> hash_;  // of the sequence being received
+  bool finished_ = false;
+};
+
+}  // namespace segrel::server
+
+#endif  // SEGREL_SERVER_UPLOAD_H_

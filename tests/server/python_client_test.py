@@ -1,0 +1,217 @@
+#!/usr/bin/python3
+"""An independent client: Python stubs generated from proto/segrel/v1/segrel.proto with Debian's grpc_tools at test
+time, talking to the real segrel-server binary. Checks a full round trip against `segrel analyze` run on the same
+files, the error codes, SIGTERM, and (when Debian's prometheus is installed) that Prometheus scrapes segrel's series.
+
+Usage (ctest runs it): python_client_test.py SEGREL_SERVER SEGREL PROTO_DIR FIXTURE_DIR WORK_DIR
+"""
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.parse
+import urllib.request
+import zlib
+
+SERVER, SEGREL, PROTO_DIR, FIXTURES, WORK = sys.argv[1:6]
+del sys.argv[1:6]
+
+MODEL = "unet-bn-test"
+SEQUENCES = ["T1", "T2", "FLAIR"]
+
+
+def generate_stubs():
+    out = os.path.join(WORK, "python_stubs")
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    from grpc_tools import protoc
+    proto = os.path.join(PROTO_DIR, "segrel", "v1", "segrel.proto")
+    if protoc.main(["protoc", f"-I{PROTO_DIR}", f"--python_out={out}", f"--grpc_python_out={out}", proto]) != 0:
+        raise RuntimeError("protoc failed")
+    sys.path.insert(0, out)
+
+
+generate_stubs()
+import grpc  # noqa: E402
+from segrel.v1 import segrel_pb2 as pb  # noqa: E402
+from segrel.v1 import segrel_pb2_grpc as pb_grpc  # noqa: E402
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def study_file(name):
+    return os.path.join(FIXTURES, "study", name + ".nii.gz")
+
+
+def submit_messages(job_id, model=MODEL, options=None, corrupt=None, chunk=700):
+    metadata = pb.JobMetadata(job_id=job_id, model=model, options=options or pb.AnalysisOptions(no_pictures=True))
+    blobs = []
+    for name in SEQUENCES:
+        with open(study_file(name), "rb") as f:
+            data = f.read()
+        blobs.append(data)
+        metadata.sequences.add(name=name, format=pb.NIFTI, size_bytes=len(data),
+                               sha256=hashlib.sha256(data).hexdigest())
+    yield pb.SubmitRequest(metadata=metadata)
+    for index, data in enumerate(blobs):
+        for offset in range(0, len(data), chunk):
+            piece = data[offset:offset + chunk]
+            crc = zlib.crc32(piece)
+            if corrupt == "crc" and index == 1 and offset == 0:
+                crc ^= 1
+            yield pb.SubmitRequest(chunk=pb.Chunk(sequence_index=index, offset=offset, data=piece, crc32=crc))
+
+
+def watch(stub, job_id, out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    states, files = [], {}
+    for message in stub.Watch(pb.WatchRequest(job_id=job_id)):
+        if message.HasField("status"):
+            states.append(message.status)
+        else:
+            chunk = message.result
+            files.setdefault(chunk.name, bytearray())
+            assert len(files[chunk.name]) == chunk.offset
+            files[chunk.name] += chunk.data
+    for name, data in files.items():
+        with open(os.path.join(out_dir, name), "wb") as f:
+            f.write(data)
+    return states, files
+
+
+class ServerProcess:
+    def __init__(self, repository, spool):
+        self.process = subprocess.Popen(
+            [SERVER, "--address=127.0.0.1:0", "--metrics_address=127.0.0.1:0", f"--model_repository={repository}",
+             f"--spool_dir={spool}", "--workers=1", "--queue_capacity=4"],
+            stderr=subprocess.PIPE, text=True)
+        line = self.process.stderr.readline()
+        match = re.search(r"listening on port (\d+), metrics on port (\d+)", line)
+        if not match:
+            self.process.kill()
+            raise RuntimeError(f"segrel-server did not start: {line}{self.process.stderr.read()}")
+        self.port, self.metrics_port = int(match.group(1)), int(match.group(2))
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+        self.stub = pb_grpc.SegrelStub(self.channel)
+
+    def stop(self):
+        self.channel.close()
+        self.process.send_signal(signal.SIGTERM)
+        rest = self.process.stderr.read()
+        return self.process.wait(timeout=60), rest
+
+
+class PythonClientTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.temp = tempfile.mkdtemp(dir=WORK)
+        cls.server = ServerProcess(FIXTURES, os.path.join(cls.temp, "spool"))
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.server.process.poll() is None:
+            cls.server.process.kill()
+            cls.server.process.wait()
+        shutil.rmtree(cls.temp, ignore_errors=True)
+
+    def test_1_list_models(self):
+        models = self.server.stub.ListModels(pb.ListModelsRequest()).models
+        self.assertEqual([m.name for m in models], [MODEL])
+        self.assertEqual([s.name for s in models[0].sequences], SEQUENCES)
+
+    def test_2_round_trip_equals_segrel_analyze(self):
+        options = pb.AnalysisOptions(seed=5, maps=True, no_pictures=True)
+        response = self.server.stub.Submit(submit_messages("py-round-trip", options=options))
+        self.assertEqual(response.job_id, "py-round-trip")
+        self.assertIn(response.status.state, (pb.QUEUED, pb.RUNNING, pb.DONE))
+        out = os.path.join(self.temp, "served")
+        states, files = watch(self.server.stub, "py-round-trip", out)
+        self.assertEqual(states[-1].state, pb.DONE, states[-1].message)
+        self.assertEqual(sorted(files), sorted(states[-1].results))
+
+        reference = os.path.join(self.temp, "analyze")
+        inputs = [arg for name in SEQUENCES for arg in ("--input", f"{name}={study_file(name)}")]
+        subprocess.run([SEGREL, "analyze", "--model", os.path.join(FIXTURES, "bundle"), *inputs, "--seed", "5",
+                        "--maps", "--no-pictures", "--out", reference], check=True, capture_output=True)
+        self.assertEqual(sorted(files), sorted(os.listdir(reference)))
+        for name in files:
+            if name == "relevance.json":
+                continue
+            with open(os.path.join(reference, name), "rb") as f:
+                self.assertEqual(bytes(files[name]), f.read(), name)
+        served = json.loads(bytes(files["relevance.json"]))
+        with open(os.path.join(reference, "relevance.json")) as f:
+            local = json.load(f)
+        for report in (served, local):
+            report.pop("seconds")
+            report.pop("threads")  # LibTorch threads: both use all cores, but this is the machine's, not the result's
+        self.assertEqual(served, local)
+
+    def test_3_errors_have_their_codes(self):
+        stub = self.server.stub
+        with self.assertRaises(grpc.RpcError) as error:
+            stub.Submit(submit_messages("py-bad-crc", corrupt="crc"))
+        self.assertEqual(error.exception.code(), grpc.StatusCode.DATA_LOSS)
+        with self.assertRaises(grpc.RpcError) as error:
+            stub.Submit(submit_messages("py-bad-model", model="nope"))
+        self.assertEqual(error.exception.code(), grpc.StatusCode.NOT_FOUND)
+        with self.assertRaises(grpc.RpcError) as error:
+            list(stub.Watch(pb.WatchRequest(job_id="py-unknown")))
+        self.assertEqual(error.exception.code(), grpc.StatusCode.NOT_FOUND)
+        self.assertEqual(len(stub.ListModels(pb.ListModelsRequest()).models), 1)
+
+    def test_4_prometheus_scrapes_segrel(self):
+        exposition = urllib.request.urlopen(f"http://127.0.0.1:{self.server.metrics_port}/metrics").read().decode()
+        self.assertRegex(exposition, r"(?m)^segrel_jobs_received_total 1$")
+        prometheus = shutil.which("prometheus")
+        if prometheus is None:
+            self.skipTest("Debian's prometheus is not installed")
+        config = os.path.join(self.temp, "prometheus.yml")
+        with open(config, "w") as f:
+            f.write("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: segrel\n    static_configs:\n"
+                    f"      - targets: ['127.0.0.1:{self.server.metrics_port}']\n")
+        port = free_port()
+        process = subprocess.Popen(
+            [prometheus, f"--config.file={config}", f"--storage.tsdb.path={self.temp}/tsdb",
+             f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            query = urllib.parse.urlencode({"query": "segrel_jobs_received_total"})
+            value = None
+            for _ in range(120):
+                time.sleep(0.5)
+                try:
+                    answer = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/query?{query}"))
+                except OSError:
+                    continue
+                if answer["status"] == "success" and answer["data"]["result"]:
+                    value = answer["data"]["result"][0]["value"][1]
+                    break
+            self.assertEqual(value, "1")
+            query = urllib.parse.urlencode({"query": 'segrel_sequence_relevance_share_count{sequence="FLAIR"}'})
+            answer = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/query?{query}"))
+            self.assertEqual(answer["data"]["result"][0]["metric"]["model"], MODEL)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+    def test_5_sigterm_stops_gracefully(self):
+        code, rest = self.server.stop()
+        self.server.process.stderr.close()
+        self.assertEqual(code, 0, rest)
+        self.assertIn("stopped", rest)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,530 @@
+// segrel-server end to end: a real server on a free loopback port, the real client library, no gRPC mocks.
+// Results are compared with the in-process pipeline (RunAnalysis + WriteAnalysis) on the same files.
+#include "server/server.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "client/client.h"
+#include "core/analysis/pipeline.h"
+#include "proto/checksums.h"
+#include "tests/test_util.h"
+
+namespace segrel::server {
+namespace {
+
+namespace fs = std::filesystem;
+using client::SegrelClient;
+using client::SubmitOptions;
+using nlohmann::json;
+using segrel::testing::FixturePath;
+using segrel::testing::TestTempDir;
+
+constexpr char kModel[] = "unet-bn-test";  // tests/fixtures/data/bundle
+const std::vector<std::string> kSequences = {"T1", "T2", "FLAIR"};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  std::stringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+SubmitOptions StudyOptions(const std::string& job_id) {
+  SubmitOptions options;
+  options.job_id = job_id;
+  options.model = kModel;
+  for (const std::string& name : kSequences) options.inputs.push_back({name, FixturePath("study/" + name + ".nii.gz")});
+  options.analysis.set_no_pictures(true);
+  options.chunk_bytes = 512;  // several chunks per file even for the small fixture
+  return options;
+}
+
+// GET http://127.0.0.1:PORT/metrics: the body, or "" on failure.
+std::string Scrape(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    close(fd);
+    return "";
+  }
+  const std::string request = "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+  if (write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
+    close(fd);
+    return "";
+  }
+  std::string response;
+  char buffer[4096];
+  for (ssize_t n; (n = read(fd, buffer, sizeof(buffer))) > 0;) response.append(buffer, static_cast<size_t>(n));
+  close(fd);
+  const size_t body = response.find("\r\n\r\n");
+  return response.rfind("HTTP/1.1 200", 0) == 0 && body != std::string::npos ? response.substr(body + 4) : "";
+}
+
+// The value of one series line "NAME{LABELS} VALUE" in an exposition, or -1 when absent.
+double SeriesValue(const std::string& exposition, const std::string& series) {
+  std::istringstream lines(exposition);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  }
+  return -1;
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void StartServer(size_t queue_capacity = 4, int workers = 1) {
+    temp_ = TestTempDir();
+    ServerOptions options;
+    options.address = "127.0.0.1:0";
+    options.metrics_address = "127.0.0.1:0";
+    options.model_repository = FixturePath("");
+    options.spool_dir = temp_ + "/spool";
+    options.workers = workers;
+    options.queue_capacity = queue_capacity;
+    absl::StatusOr<std::unique_ptr<SegrelServer>> server = SegrelServer::Create(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    channel_ = SegrelClient::Connect(absl::StrCat("127.0.0.1:", server_->port()));
+    client_ = std::make_unique<SegrelClient>(channel_);
+  }
+
+  // Submits the fixture study and follows it into `out`; returns the final status.
+  v1::JobStatus SubmitAndWatch(const SubmitOptions& options, const std::string& out) {
+    absl::StatusOr<v1::SubmitResponse> response = client_->Submit(options);
+    EXPECT_TRUE(response.ok()) << response.status();
+    if (!response.ok()) return {};
+    absl::StatusOr<v1::JobStatus> status = client_->Watch(options.job_id, out);
+    EXPECT_TRUE(status.ok()) << status.status();
+    return status.ok() ? *status : v1::JobStatus();
+  }
+
+  // One raw Submit stream of `messages`; the call's status.
+  grpc::Status RawSubmit(const std::vector<v1::SubmitRequest>& messages) {
+    auto stub = v1::Segrel::NewStub(channel_);
+    grpc::ClientContext context;
+    v1::SubmitResponse response;
+    auto writer = stub->Submit(&context, &response);
+    for (const v1::SubmitRequest& message : messages) {
+      if (!writer->Write(message)) break;
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
+  // The valid messages for the fixture study (one chunk per file).
+  std::vector<v1::SubmitRequest> StudyMessages(const std::string& job_id) {
+    std::vector<v1::SubmitRequest> messages(1);
+    v1::JobMetadata* metadata = messages[0].mutable_metadata();
+    metadata->set_job_id(job_id);
+    metadata->set_model(kModel);
+    for (size_t s = 0; s < kSequences.size(); ++s) {
+      const std::string bytes = ReadFile(FixturePath("study/" + kSequences[s] + ".nii.gz"));
+      v1::SequenceUpload* sequence = metadata->add_sequences();
+      sequence->set_name(kSequences[s]);
+      sequence->set_format(v1::NIFTI);
+      sequence->set_size_bytes(bytes.size());
+      sequence->set_sha256(proto::Sha256OfFile(FixturePath("study/" + kSequences[s] + ".nii.gz")));
+      v1::Chunk* chunk = messages.emplace_back().mutable_chunk();
+      chunk->set_sequence_index(static_cast<uint32_t>(s));
+      chunk->set_data(bytes);
+      chunk->set_crc32(proto::Crc32(bytes));
+    }
+    return messages;
+  }
+
+  void ExpectStillServing() {
+    absl::StatusOr<v1::ListModelsResponse> models = client_->ListModels();
+    ASSERT_TRUE(models.ok()) << models.status();
+    EXPECT_EQ(models->models_size(), 1);
+  }
+
+  std::string temp_;
+  std::unique_ptr<SegrelServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<SegrelClient> client_;
+};
+
+TEST_F(ServerTest, ListModelsNamesTheBundleAndItsSequences) {
+  StartServer();
+  absl::StatusOr<v1::ListModelsResponse> models = client_->ListModels();
+  ASSERT_TRUE(models.ok()) << models.status();
+  ASSERT_EQ(models->models_size(), 1);
+  const v1::ModelInfo& model = models->models(0);
+  EXPECT_EQ(model.name(), kModel);
+  EXPECT_EQ(model.version(), "0.0.1");
+  ASSERT_EQ(model.sequences_size(), 3);
+  for (int s = 0; s < 3; ++s) EXPECT_EQ(model.sequences(s).name(), kSequences[s]);
+  EXPECT_EQ(model.default_composite(), "epsilon-plus");
+}
+
+TEST_F(ServerTest, RoundTripEqualsTheInProcessPipelineBitForBit) {
+  StartServer();
+  SubmitOptions options = StudyOptions("round-trip");
+  options.inputs = {options.inputs[2], options.inputs[0], options.inputs[1]};  // any order, as segrel analyze
+  options.analysis.set_seed(7);
+  options.analysis.set_maps(true);
+  const std::string out = temp_ + "/server";
+  const v1::JobStatus status = SubmitAndWatch(options, out);
+  ASSERT_EQ(status.state(), v1::DONE) << status.message();
+
+  analysis::AnalysisRequest request;
+  request.model = FixturePath("bundle");
+  for (const std::string& name : kSequences) request.inputs.push_back({name, FixturePath("study/" + name + ".nii.gz")});
+  request.seed = 7;
+  absl::StatusOr<analysis::AnalysisResult> expected = analysis::RunAnalysis(request);
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  const std::string reference = temp_ + "/in_process";
+  absl::StatusOr<std::vector<std::string>> written = analysis::WriteAnalysis(*expected, reference, true, false);
+  ASSERT_TRUE(written.ok()) << written.status();
+
+  EXPECT_EQ(std::vector<std::string>(status.results().begin(), status.results().end()), *written);
+  for (const std::string& name : *written) {
+    ASSERT_TRUE(fs::exists(out + "/" + name)) << name;
+    if (name == "relevance.json") continue;
+    EXPECT_EQ(ReadFile(out + "/" + name), ReadFile(reference + "/" + name)) << name << " differs";
+  }
+  json served = json::parse(ReadFile(out + "/relevance.json"));
+  json local = json::parse(ReadFile(reference + "/relevance.json"));
+  EXPECT_TRUE(served["seconds"].is_object());
+  served.erase("seconds");
+  local.erase("seconds");
+  EXPECT_EQ(served, local);
+}
+
+TEST_F(ServerTest, CorruptOrMalformedUploadsGetTheirCodeAndTheServerGoesOn) {
+  StartServer();
+  struct Case {
+    std::string what;
+    std::function<void(std::vector<v1::SubmitRequest>&)> corrupt;
+    grpc::StatusCode code;
+  };
+  const std::vector<Case> cases = {
+      {"wrong file checksum",
+       [](auto& m) { m[0].mutable_metadata()->mutable_sequences(1)->set_sha256(std::string(64, '0')); },
+       grpc::StatusCode::DATA_LOSS},
+      {"corrupted chunk", [](auto& m) { (*m[2].mutable_chunk()->mutable_data())[10] ^= 1; },
+       grpc::StatusCode::DATA_LOSS},
+      {"unknown model", [](auto& m) { m[0].mutable_metadata()->set_model("no-such-model"); },
+       grpc::StatusCode::NOT_FOUND},
+      {"missing sequence",
+       [](auto& m) {
+         m[0].mutable_metadata()->mutable_sequences()->RemoveLast();
+         m.pop_back();
+       },
+       grpc::StatusCode::INVALID_ARGUMENT},
+      {"wrong chunk order", [](auto& m) { std::swap(m[1], m[2]); }, grpc::StatusCode::INVALID_ARGUMENT},
+      {"wrong offset", [](auto& m) { m[3].mutable_chunk()->set_offset(1); }, grpc::StatusCode::INVALID_ARGUMENT},
+      {"incomplete upload", [](auto& m) { m.pop_back(); }, grpc::StatusCode::INVALID_ARGUMENT},
+      {"chunk before metadata", [](auto& m) { std::swap(m[0], m[1]); }, grpc::StatusCode::INVALID_ARGUMENT},
+      {"bad job id", [](auto& m) { m[0].mutable_metadata()->set_job_id("../x"); },
+       grpc::StatusCode::INVALID_ARGUMENT},
+      {"DICOM", [](auto& m) { m[0].mutable_metadata()->mutable_sequences(0)->set_format(v1::DICOM); },
+       grpc::StatusCode::UNIMPLEMENTED},
+  };
+  for (const Case& c : cases) {
+    std::vector<v1::SubmitRequest> messages = StudyMessages("bad");
+    c.corrupt(messages);
+    const grpc::Status status = RawSubmit(messages);
+    EXPECT_EQ(status.error_code(), c.code) << c.what << ": " << status.error_message();
+    ExpectStillServing();
+  }
+  // Nothing was accepted, nothing is left on disk, and the same id still works.
+  EXPECT_EQ(client_->Watch("bad", "").status().code(), absl::StatusCode::kNotFound);
+  const std::string exposition = Scrape(server_->metrics_port());
+  EXPECT_EQ(SeriesValue(exposition, "segrel_jobs_rejected_total{code=\"DATA_LOSS\"}"), 2);
+  EXPECT_EQ(SeriesValue(exposition, "segrel_jobs_rejected_total{code=\"INVALID_ARGUMENT\"}"), 6);
+  EXPECT_EQ(SeriesValue(exposition, "segrel_jobs_received_total"), 0);
+  EXPECT_TRUE(fs::is_empty(temp_ + "/spool"));
+  EXPECT_EQ(SubmitAndWatch(StudyOptions("bad"), temp_ + "/out").state(), v1::DONE);
+}
+
+TEST_F(ServerTest, FullQueueIsResourceExhaustedWithARetryHint) {
+  StartServer(/*queue_capacity=*/1);
+  server_->HoldQueue(true);
+  ASSERT_TRUE(client_->Submit(StudyOptions("first")).ok());
+  auto stub = v1::Segrel::NewStub(channel_);
+  grpc::ClientContext context;
+  v1::SubmitResponse response;
+  auto writer = stub->Submit(&context, &response);
+  for (const v1::SubmitRequest& message : StudyMessages("second")) writer->Write(message);
+  writer->WritesDone();
+  const grpc::Status status = writer->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  const auto hint = context.GetServerTrailingMetadata().find("segrel-retry-after-ms");
+  ASSERT_NE(hint, context.GetServerTrailingMetadata().end());
+  EXPECT_EQ(std::string(hint->second.data(), hint->second.size()), "5000");
+  EXPECT_EQ(SeriesValue(Scrape(server_->metrics_port()), "segrel_queue_length"), 1);
+  // Once the queue moves, the refused job is accepted.
+  server_->HoldQueue(false);
+  EXPECT_EQ(client_->Watch("first", "").value().state(), v1::DONE);
+  EXPECT_EQ(SubmitAndWatch(StudyOptions("second"), temp_ + "/out").state(), v1::DONE);
+}
+
+TEST_F(ServerTest, CancelAQueuedJob) {
+  StartServer();
+  server_->HoldQueue(true);
+  ASSERT_TRUE(client_->Submit(StudyOptions("a")).ok());
+  absl::StatusOr<v1::SubmitResponse> b = client_->Submit(StudyOptions("b"));
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->status().state(), v1::QUEUED);
+  EXPECT_EQ(b->status().queue_position(), 1u);
+  absl::StatusOr<v1::JobStatus> cancelled = client_->Cancel("a");
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  EXPECT_EQ(cancelled->state(), v1::CANCELLED);
+  EXPECT_EQ(cancelled->code(), static_cast<int>(grpc::StatusCode::CANCELLED));
+  // b moved up; watching the cancelled job replays its end.
+  EXPECT_EQ(client_->Watch("a", temp_ + "/a").value().state(), v1::CANCELLED);
+  EXPECT_FALSE(fs::exists(temp_ + "/a/relevance.json"));
+  std::vector<v1::JobStatus> seen;
+  server_->HoldQueue(false);
+  absl::StatusOr<v1::JobStatus> done =
+      client_->Watch("b", temp_ + "/b", [&](const v1::JobStatus& status) { seen.push_back(status); });
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->state(), v1::DONE);
+  EXPECT_EQ(client_->Cancel("no-such-job").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(SeriesValue(Scrape(server_->metrics_port()),
+                        absl::StrCat("segrel_jobs_failed_total{model=\"", kModel, "\",reason=\"CANCELLED\"}")),
+            1);
+}
+
+TEST_F(ServerTest, WatchReportsQueuePositionThenStagesThenDone) {
+  StartServer();
+  server_->HoldQueue(true);
+  ASSERT_TRUE(client_->Submit(StudyOptions("a")).ok());
+  ASSERT_TRUE(client_->Submit(StudyOptions("b")).ok());
+  std::vector<v1::JobStatus> seen;
+  std::thread watcher([&] {
+    client_->Watch("b", "", [&](const v1::JobStatus& status) { seen.push_back(status); }).IgnoreError();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  server_->HoldQueue(false);
+  watcher.join();
+  ASSERT_GE(seen.size(), 3u);
+  EXPECT_EQ(seen.front().state(), v1::QUEUED);
+  EXPECT_EQ(seen.front().queue_position(), 1u);
+  bool running = false;
+  for (const v1::JobStatus& status : seen) running |= status.state() == v1::RUNNING && !status.stage().empty();
+  EXPECT_TRUE(running);
+  EXPECT_EQ(seen.back().state(), v1::DONE);
+}
+
+TEST_F(ServerTest, ResubmittingTheSameJobIdIsIdempotent) {
+  StartServer();
+  server_->HoldQueue(true);
+  // A broken first attempt (the connection drops mid-upload) leaves nothing behind.
+  std::vector<v1::SubmitRequest> partial = StudyMessages("retry");
+  partial.pop_back();
+  EXPECT_EQ(RawSubmit(partial).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  absl::StatusOr<v1::SubmitResponse> first = client_->Submit(StudyOptions("retry"));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_FALSE(first->already_submitted());
+  absl::StatusOr<v1::SubmitResponse> again = client_->Submit(StudyOptions("retry"));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->already_submitted());
+  EXPECT_EQ(again->status().state(), v1::QUEUED);
+  SubmitOptions other = StudyOptions("retry");
+  other.analysis.set_seed(99);
+  EXPECT_EQ(client_->Submit(other).status().code(), absl::StatusCode::kAlreadyExists);
+  server_->HoldQueue(false);
+  EXPECT_EQ(client_->Watch("retry", temp_ + "/out").value().state(), v1::DONE);
+  const std::string exposition = Scrape(server_->metrics_port());
+  EXPECT_EQ(SeriesValue(exposition, "segrel_jobs_received_total"), 1);
+  EXPECT_EQ(SeriesValue(exposition, absl::StrCat("segrel_jobs_succeeded_total{model=\"", kModel, "\"}")), 1);
+}
+
+TEST_F(ServerTest, ClientDisconnectMidUploadLeavesNothing) {
+  StartServer();
+  auto stub = v1::Segrel::NewStub(channel_);
+  {
+    grpc::ClientContext context;
+    v1::SubmitResponse response;
+    auto writer = stub->Submit(&context, &response);
+    std::vector<v1::SubmitRequest> messages = StudyMessages("gone");
+    ASSERT_TRUE(writer->Write(messages[0]));
+    ASSERT_TRUE(writer->Write(messages[1]));
+    context.TryCancel();
+    EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  for (int i = 0; i < 50 && !fs::is_empty(temp_ + "/spool"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(fs::is_empty(temp_ + "/spool"));
+  EXPECT_EQ(client_->Watch("gone", "").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(SubmitAndWatch(StudyOptions("gone"), temp_ + "/out").state(), v1::DONE);
+}
+
+TEST_F(ServerTest, UploadLargerThan64MBIsSpooledIntact) {
+  StartServer();
+  server_->HoldQueue(true);  // the bytes are not NIfTI: the job must not run
+  SubmitOptions options = StudyOptions("large");
+  options.chunk_bytes = size_t{4} << 20;
+  std::mt19937_64 random(1);
+  for (client::SequenceInput& input : options.inputs) {
+    input.path = temp_ + "/" + input.name + ".bin";
+    std::vector<uint64_t> words((size_t{23} << 20) / 8);
+    for (uint64_t& word : words) word = random();
+    std::ofstream(input.path, std::ios::binary).write(reinterpret_cast<const char*>(words.data()), words.size() * 8);
+  }
+  uint64_t last_sent = 0, total = 0;
+  absl::StatusOr<v1::SubmitResponse> response =
+      client_->Submit(options, [&](uint64_t sent, uint64_t all) { last_sent = sent, total = all; });
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->status().state(), v1::QUEUED);
+  EXPECT_EQ(total, 3 * (uint64_t{23} << 20));
+  EXPECT_EQ(last_sent, total);
+  // The spooled files hold exactly the bytes sent.
+  int found = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(temp_ + "/spool")) {
+    if (!entry.is_regular_file()) continue;
+    const std::string name = entry.path().stem().string();
+    EXPECT_EQ(proto::Sha256OfFile(entry.path().string()), proto::Sha256OfFile(temp_ + "/" + name + ".bin")) << name;
+    ++found;
+  }
+  EXPECT_EQ(found, 3);
+  EXPECT_EQ(SeriesValue(Scrape(server_->metrics_port()), "segrel_bytes_received_total"), total);
+  EXPECT_EQ(client_->Cancel("large").value().state(), v1::CANCELLED);
+}
+
+TEST_F(ServerTest, ManyConcurrentClientsWithASmallQueueLoseNoJob) {
+  StartServer(/*queue_capacity=*/4, /*workers=*/2);
+  constexpr int kClients = 32;
+  std::atomic<int> accepted{0}, refused{0}, done{0}, other{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      SegrelClient client(channel_);
+      const std::string id = absl::StrCat("c", c);
+      absl::StatusOr<v1::SubmitResponse> response = client.Submit(StudyOptions(id));
+      if (!response.ok()) {
+        (response.status().code() == absl::StatusCode::kResourceExhausted ? refused : other)++;
+        return;
+      }
+      accepted++;
+      absl::StatusOr<v1::JobStatus> status = client.Watch(id, "");
+      (status.ok() && status->state() == v1::DONE ? done : other)++;
+    });
+  }
+  for (std::thread& thread : clients) thread.join();
+  EXPECT_EQ(other, 0);
+  EXPECT_EQ(accepted + refused, kClients);
+  EXPECT_EQ(done, accepted);
+  EXPECT_GE(accepted, 4);
+  const std::string exposition = Scrape(server_->metrics_port());
+  EXPECT_EQ(SeriesValue(exposition, "segrel_jobs_received_total"), accepted);
+  EXPECT_EQ(SeriesValue(exposition, absl::StrCat("segrel_jobs_succeeded_total{model=\"", kModel, "\"}")), accepted);
+  EXPECT_EQ(SeriesValue(exposition, "segrel_jobs_rejected_total{code=\"RESOURCE_EXHAUSTED\"}"),
+            refused > 0 ? refused.load() : -1);
+  EXPECT_EQ(SeriesValue(exposition, "segrel_queue_length"), 0);
+}
+
+TEST_F(ServerTest, MetricsCountJobsBytesStagesAndRelevance) {
+  StartServer();
+  SubmitOptions options = StudyOptions("metrics");
+  ASSERT_EQ(SubmitAndWatch(options, temp_ + "/out").state(), v1::DONE);
+  const json report = json::parse(ReadFile(temp_ + "/out/relevance.json"));
+  uint64_t bytes = 0;
+  for (const client::SequenceInput& input : options.inputs) bytes += fs::file_size(input.path);
+
+  const std::string exposition = Scrape(server_->metrics_port());
+  ASSERT_FALSE(exposition.empty());
+  const std::string model = absl::StrCat("model=\"", kModel, "\"");
+  EXPECT_EQ(SeriesValue(exposition, "segrel_jobs_received_total"), 1);
+  EXPECT_EQ(SeriesValue(exposition, absl::StrCat("segrel_jobs_succeeded_total{", model, "}")), 1);
+  EXPECT_EQ(SeriesValue(exposition, "segrel_bytes_received_total"), bytes);
+  EXPECT_EQ(SeriesValue(exposition, "segrel_queue_length"), 0);
+  EXPECT_EQ(SeriesValue(exposition, "segrel_queue_time_seconds_count"), 1);
+  EXPECT_EQ(SeriesValue(exposition, "segrel_workers"), 1);
+  EXPECT_EQ(SeriesValue(exposition, "segrel_active_workers"), 0);
+  EXPECT_EQ(SeriesValue(exposition, absl::StrCat("segrel_model_loaded{", model, ",version=\"0.0.1\"}")), 1);
+  for (const std::string stage : {"read", "load_model", "inference", "transpose", "relevance", "write", "total"}) {
+    EXPECT_EQ(SeriesValue(exposition, absl::StrCat("segrel_stage_seconds_count{", model, ",stage=\"", stage, "\"}")),
+              1)
+        << stage;
+  }
+  for (const std::string& sequence : kSequences) {
+    const std::string labels = absl::StrCat("{", model, ",sequence=\"", sequence, "\"}");
+    EXPECT_EQ(SeriesValue(exposition, "segrel_sequence_relevance_share_count" + labels), 1);
+    EXPECT_NEAR(SeriesValue(exposition, "segrel_sequence_relevance_share_sum" + labels),
+                report["sequence_relevance"][sequence].get<double>(), 1e-12);
+  }
+  for (const json& entry : report["classes"]) {
+    const std::string labels = absl::StrCat("{", model, ",class=\"", entry["name"].get<std::string>(), "\"}");
+    EXPECT_NEAR(SeriesValue(exposition, "segrel_relevance_bias_share_sum" + labels),
+                1.0 - entry["mean_normaliser"].get<double>(), 1e-12);
+  }
+}
+
+TEST_F(ServerTest, ShutdownWhileBusyHandsBackQueuedJobsAndRefusesNewOnes) {
+  StartServer();
+  server_->HoldQueue(true);
+  ASSERT_TRUE(client_->Submit(StudyOptions("queued")).ok());
+  absl::StatusOr<v1::JobStatus> watched;
+  std::thread watcher([&] { watched = client_->Watch("queued", ""); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  server_->Shutdown(absl::Now() + absl::Seconds(10));
+  watcher.join();
+  ASSERT_TRUE(watched.ok()) << watched.status();
+  EXPECT_EQ(watched->state(), v1::FAILED);
+  EXPECT_EQ(watched->code(), static_cast<int>(grpc::StatusCode::UNAVAILABLE));
+  EXPECT_EQ(client_->Submit(StudyOptions("late")).status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(ModelRepository, ServesSeveralVersionsAndNamesTheUnknown) {
+  const std::string repository = TestTempDir();
+  const json bundle = segrel::testing::ReadJson("bundle/segrel.json");
+  for (const std::string version : {"0.9", "0.10", "0.2"}) {
+    json copy = bundle;
+    copy["version"] = version;
+    copy["model"] = FixturePath("unet_bn.pt");
+    fs::create_directories(repository + "/unet/" + version);
+    std::ofstream(repository + "/unet/" + version + "/segrel.json") << copy.dump();
+  }
+  fs::create_directories(repository + "/broken");
+  std::ofstream(repository + "/broken/segrel.json") << "{";
+  absl::StatusOr<std::unique_ptr<ModelRepository>> models = ModelRepository::Create(repository);
+  ASSERT_TRUE(models.ok()) << models.status();
+  EXPECT_EQ((*models)->models().size(), 3u);
+  ASSERT_EQ((*models)->failed().size(), 1u);
+  EXPECT_EQ((*models)->Find(kModel).value().version, "0.10");
+  EXPECT_EQ((*models)->Find(absl::StrCat(kModel, "@0.2")).value().version, "0.2");
+  const absl::Status unknown = (*models)->Find(absl::StrCat(kModel, "@7")).status();
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(unknown.message().find("unet-bn-test@0.10"), std::string::npos) << unknown.message();
+  EXPECT_EQ(ModelRepository::Create(repository + "/none").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(RunJob, ACancelledJobStopsBeforeItsFirstStage) {
+  JobSpec spec;
+  spec.directory = TestTempDir();
+  spec.deadline = absl::InfiniteFuture();
+  Job job(spec);
+  job.RequestCancel();
+  EXPECT_EQ(RunJob(job).status().code(), absl::StatusCode::kCancelled);
+  EXPECT_FALSE(fs::exists(spec.OutputDirectory()));
+}
+
+TEST(RunJob, AJobPastItsDeadlineDoesNotRun) {
+  JobSpec spec;
+  spec.directory = TestTempDir();
+  spec.deadline = absl::Now() - absl::Seconds(1);
+  Job job(spec);
+  EXPECT_EQ(RunJob(job).status().code(), absl::StatusCode::kDeadlineExceeded);
+}
+
+}  // namespace
+}  // namespace segrel::server
