@@ -3,7 +3,9 @@
 time, talking to the real segrel-server binary. Checks a full round trip against `segrel analyze` run on the same
 files, the error codes, SIGTERM, and (when Debian's prometheus is installed) that Prometheus scrapes segrel's series.
 
-Usage (ctest runs it): python_client_test.py SEGREL_SERVER SEGREL PROTO_DIR FIXTURE_DIR WORK_DIR
+It also runs the segrel-client program against the same server and checks its outputs the same way.
+
+Usage (ctest runs it): python_client_test.py SEGREL_SERVER SEGREL SEGREL_CLIENT PROTO_DIR FIXTURE_DIR WORK_DIR
 """
 import hashlib
 import json
@@ -21,8 +23,8 @@ import urllib.parse
 import urllib.request
 import zlib
 
-SERVER, SEGREL, PROTO_DIR, FIXTURES, WORK = sys.argv[1:6]
-del sys.argv[1:6]
+SERVER, SEGREL, CLIENT, PROTO_DIR, FIXTURES, WORK = sys.argv[1:7]
+del sys.argv[1:7]
 
 MODEL = "unet-bn-test"
 SEQUENCES = ["T1", "T2", "FLAIR"]
@@ -141,23 +143,46 @@ class PythonClientTest(unittest.TestCase):
         self.assertEqual(states[-1].state, pb.DONE, states[-1].message)
         self.assertEqual(sorted(files), sorted(states[-1].results))
 
-        reference = os.path.join(self.temp, "analyze")
+        self.assertSameOutputs(out, self.analyze())
+
+    def test_2b_segrel_client_writes_what_segrel_analyze_writes(self):
+        out = os.path.join(self.temp, "client")
         inputs = [arg for name in SEQUENCES for arg in ("--input", f"{name}={study_file(name)}")]
-        subprocess.run([SEGREL, "analyze", "--model", os.path.join(FIXTURES, "bundle"), *inputs, "--seed", "5",
-                        "--maps", "--no-pictures", "--out", reference], check=True, capture_output=True)
-        self.assertEqual(sorted(files), sorted(os.listdir(reference)))
-        for name in files:
+        run = subprocess.run([CLIENT, "--server", f"127.0.0.1:{self.server.port}", "submit", "--model", MODEL, *inputs,
+                              "--seed", "5", "--maps", "--no-pictures", "--job-id", "cli", "--out", out],
+                             capture_output=True, text=True)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertIn("job cli: done", run.stderr)
+        self.assertSameOutputs(out, self.analyze())
+        run = subprocess.run([CLIENT, "--server", f"127.0.0.1:{self.server.port}", "cancel", "no-such-job"],
+                             capture_output=True, text=True)
+        self.assertEqual(run.returncode, 1)
+        self.assertIn("segrel-client: error: unknown job 'no-such-job'", run.stderr)
+
+    def analyze(self):
+        """`segrel analyze` on the fixture study with seed 5 and maps: the reference outputs."""
+        reference = os.path.join(self.temp, "analyze")
+        if not os.path.exists(reference):
+            inputs = [arg for name in SEQUENCES for arg in ("--input", f"{name}={study_file(name)}")]
+            subprocess.run([SEGREL, "analyze", "--model", os.path.join(FIXTURES, "bundle"), *inputs, "--seed", "5",
+                            "--maps", "--no-pictures", "--out", reference], check=True, capture_output=True)
+        return reference
+
+    def assertSameOutputs(self, out, reference):
+        self.assertEqual(sorted(os.listdir(out)), sorted(os.listdir(reference)))
+        for name in os.listdir(reference):
             if name == "relevance.json":
                 continue
-            with open(os.path.join(reference, name), "rb") as f:
-                self.assertEqual(bytes(files[name]), f.read(), name)
-        served = json.loads(bytes(files["relevance.json"]))
-        with open(os.path.join(reference, "relevance.json")) as f:
-            local = json.load(f)
-        for report in (served, local):
+            with open(os.path.join(out, name), "rb") as a, open(os.path.join(reference, name), "rb") as b:
+                self.assertEqual(a.read(), b.read(), name)
+        reports = []
+        for folder in (out, reference):
+            with open(os.path.join(folder, "relevance.json")) as f:
+                report = json.load(f)
             report.pop("seconds")
             report.pop("threads")  # LibTorch threads: both use all cores, but this is the machine's, not the result's
-        self.assertEqual(served, local)
+            reports.append(report)
+        self.assertEqual(reports[0], reports[1])
 
     def test_3_errors_have_their_codes(self):
         stub = self.server.stub
@@ -174,7 +199,7 @@ class PythonClientTest(unittest.TestCase):
 
     def test_4_prometheus_scrapes_segrel(self):
         exposition = urllib.request.urlopen(f"http://127.0.0.1:{self.server.metrics_port}/metrics").read().decode()
-        self.assertRegex(exposition, r"(?m)^segrel_jobs_received_total 1$")
+        self.assertRegex(exposition, r"(?m)^segrel_jobs_received_total 2$")  # py-round-trip and cli
         prometheus = shutil.which("prometheus")
         if prometheus is None:
             self.skipTest("Debian's prometheus is not installed")
@@ -198,7 +223,7 @@ class PythonClientTest(unittest.TestCase):
                 if answer["status"] == "success" and answer["data"]["result"]:
                     value = answer["data"]["result"][0]["value"][1]
                     break
-            self.assertEqual(value, "1")
+            self.assertEqual(value, "2")
             query = urllib.parse.urlencode({"query": 'segrel_sequence_relevance_share_count{sequence="FLAIR"}'})
             answer = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/query?{query}"))
             self.assertEqual(answer["data"]["result"][0]["metric"]["model"], MODEL)
