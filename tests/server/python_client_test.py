@@ -133,6 +133,18 @@ class PythonClientTest(unittest.TestCase):
         self.assertEqual([m.name for m in models], [MODEL])
         self.assertEqual([s.name for s in models[0].sequences], SEQUENCES)
 
+    def test_1b_health_and_reflection(self):
+        # Raw bytes, so the test needs no other generated stubs: HealthCheckRequest{} → HealthCheckResponse{status:
+        # SERVING (1)}; ServerReflectionRequest{list_services: ""} (field 7) lists segrel.v1.Segrel.
+        identity = dict(request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        check = self.server.channel.unary_unary("/grpc.health.v1.Health/Check", **identity)
+        self.assertEqual(check(b""), b"\x08\x01")
+        reflect = self.server.channel.stream_stream(
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", **identity)
+        answers = list(reflect(iter([b"\x3a\x00"])))
+        self.assertEqual(len(answers), 1)
+        self.assertIn(b"segrel.v1.Segrel", answers[0])
+
     def test_2_round_trip_equals_segrel_analyze(self):
         options = pb.AnalysisOptions(seed=5, maps=True, no_pictures=True)
         response = self.server.stub.Submit(submit_messages("py-round-trip", options=options))

@@ -368,6 +368,29 @@ TEST_F(ServerTest, ClientDisconnectMidUploadLeavesNothing) {
   EXPECT_EQ(SubmitAndWatch(StudyOptions("gone"), temp_ + "/out").state(), v1::DONE);
 }
 
+TEST_F(ServerTest, ClientDisconnectMidJobLeavesTheJobRunning) {
+  StartServer();
+  server_->HoldQueue(true);
+  ASSERT_TRUE(client_->Submit(StudyOptions("left")).ok());
+  {
+    auto stub = v1::Segrel::NewStub(channel_);
+    grpc::ClientContext context;
+    v1::WatchRequest request;
+    request.set_job_id("left");
+    auto reader = stub->Watch(&context, request);
+    v1::WatchResponse first;
+    ASSERT_TRUE(reader->Read(&first));
+    EXPECT_EQ(first.status().state(), v1::QUEUED);
+    context.TryCancel();
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  server_->HoldQueue(false);
+  // The job runs to its end regardless, and a new Watch fetches its results.
+  EXPECT_EQ(client_->Watch("left", temp_ + "/out").value().state(), v1::DONE);
+  EXPECT_TRUE(fs::exists(temp_ + "/out/segmentation.nii.gz"));
+  ExpectStillServing();
+}
+
 TEST_F(ServerTest, UploadLargerThan64MBIsSpooledIntact) {
   StartServer();
   server_->HoldQueue(true);  // the bytes are not NIfTI: the job must not run
