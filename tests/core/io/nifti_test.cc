@@ -705,7 +705,7 @@ TEST(WriteNifti, WrongSizesAreInvalidArgument) {
   const std::string dir = TestTempDir();
   const Volume grid = ReadFixture("voxel_order.nii");
   for (const at::Tensor& data :
-       {at::zeros({5, 4, 2}), at::zeros({3, 4, 5}), at::zeros({5, 4, 3, 1}), at::zeros({5, 4}), at::zeros({60})}) {
+       {at::zeros({5, 4, 2}), at::zeros({3, 4, 5}), at::zeros({5, 4, 2, 1}), at::zeros({5, 4}), at::zeros({60})}) {
     SCOPED_TRACE(::testing::Message() << data.sizes());
     const std::string path = dir + "/wrong.nii";
     ExpectError(WriteNifti(path, data, NiftiDataType::kFloat32, grid), absl::StatusCode::kInvalidArgument, path);
