@@ -1,11 +1,13 @@
 // Server benchmark (issue 5): loopback upload throughput of segrel-server for a study of 4 sequences of
 // 182×218×182 float32 voxels (uncompressed NIfTI-sized files of random bytes, 4 × 28.9 MB; the queue is held, so
 // only the upload is measured), and the end-to-end time of a small job through the server (submit, run, fetch)
-// divided by the same analysis in process (RunAnalysis + WriteAnalysis).
+// divided by the same analysis in process (RunAnalysis + WriteAnalysis), and jobs per second with 16 concurrent
+// clients against 1 and 2 workers.
 //
 //   server_bench [--repeats 5] [--e2e-model-repository tests/fixtures/data] [--e2e-study tests/fixtures/data/study]
 //                [--work out/server_bench]
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -13,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -38,8 +41,11 @@ double Median(std::vector<double> values) {
 
 double SecondsSince(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
-std::unique_ptr<segrel::server::SegrelServer> StartServer(const std::string& repository, const std::string& spool) {
+std::unique_ptr<segrel::server::SegrelServer> StartServer(const std::string& repository, const std::string& spool,
+                                                          int workers = 1) {
   segrel::server::ServerOptions options;
+  options.workers = workers;
+  options.queue_capacity = 64;
   options.address = "127.0.0.1:0";
   options.metrics_address = "";
   options.model_repository = repository;
@@ -130,6 +136,38 @@ void EndToEnd(const std::string& work, const std::string& repository, const std:
               study.c_str(), Median(served), Median(local), Median(served) / Median(local), repeats);
 }
 
+// Jobs per second with `clients` clients submitting and watching at once, for 1 and 2 workers.
+void Concurrency(const std::string& work, const std::string& repository, const std::string& study, int clients) {
+  for (int workers : {1, 2}) {
+    std::unique_ptr<segrel::server::SegrelServer> server =
+        StartServer(repository, absl::StrCat(work, "/spool_concurrency_", workers), workers);
+    const std::string address = absl::StrCat("127.0.0.1:", server->port());
+    const segrel::model::Bundle& bundle = server->models().models().front();
+    std::atomic<int> failed{0};
+    const auto start = Clock::now();
+    std::vector<std::thread> threads;
+    for (int c = 0; c < clients; ++c) {
+      threads.emplace_back([&, c] {
+        segrel::client::SegrelClient client(segrel::client::SegrelClient::Connect(address));
+        segrel::client::SubmitOptions options;
+        options.model = bundle.name;
+        options.job_id = absl::StrCat("c", c);
+        for (const segrel::model::SequenceSpec& sequence : bundle.sequences) {
+          options.inputs.push_back({sequence.name, absl::StrCat(study, "/", sequence.name, ".nii.gz")});
+        }
+        absl::StatusOr<segrel::v1::JobStatus> status =
+            client.Submit(options).ok() ? client.Watch(options.job_id, "") : absl::InternalError("submit");
+        if (!status.ok() || status->state() != segrel::v1::DONE) ++failed;
+      });
+    }
+    for (std::thread& thread : threads) thread.join();
+    const double seconds = SecondsSince(start);
+    if (failed > 0) Die(absl::StrCat(failed.load(), " concurrent jobs failed"));
+    std::printf("concurrency: %d clients, %d workers: %.2f s, %.1f jobs/s\n", clients, workers, seconds,
+                clients / seconds);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -153,6 +191,7 @@ int main(int argc, char** argv) {
   fs::create_directories(work);
   UploadThroughput(work, fixture_model, repeats);
   EndToEnd(work, repository, study, repeats);
+  Concurrency(work, repository, study, 16);
   fs::remove_all(work);
   return 0;
 }
