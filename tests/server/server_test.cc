@@ -87,7 +87,7 @@ double SeriesValue(const std::string& exposition, const std::string& series) {
 
 class ServerTest : public ::testing::Test {
  protected:
-  void StartServer(size_t queue_capacity = 4, int workers = 1) {
+  void StartServer(size_t queue_capacity = 4, int workers = 1, UploadLimits limits = {}) {
     temp_ = TestTempDir();
     ServerOptions options;
     options.address = "127.0.0.1:0";
@@ -96,6 +96,7 @@ class ServerTest : public ::testing::Test {
     options.spool_dir = temp_ + "/spool";
     options.workers = workers;
     options.queue_capacity = queue_capacity;
+    options.limits = limits;
     absl::StatusOr<std::unique_ptr<SegrelServer>> server = SegrelServer::Create(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
@@ -273,6 +274,38 @@ TEST_F(ServerTest, FullQueueIsResourceExhaustedWithARetryHint) {
   server_->HoldQueue(false);
   EXPECT_EQ(client_->Watch("first", "").value().state(), v1::DONE);
   EXPECT_EQ(SubmitAndWatch(StudyOptions("second"), temp_ + "/out").state(), v1::DONE);
+}
+
+TEST_F(ServerTest, StudiesBeyondTheLimitsAreResourceExhausted) {
+  UploadLimits limits;
+  limits.max_study_bytes = 5000;  // the fixture study has 3 files of about 2 KB
+  limits.max_sequences = 3;
+  StartServer(4, 1, limits);
+  EXPECT_EQ(client_->Submit(StudyOptions("big")).status().code(), absl::StatusCode::kResourceExhausted);
+  std::vector<v1::SubmitRequest> messages = StudyMessages("many");
+  v1::SequenceUpload* extra = messages[0].mutable_metadata()->add_sequences();
+  *extra = messages[0].metadata().sequences(0);
+  extra->set_name("T1c");
+  extra->set_size_bytes(1);
+  EXPECT_EQ(RawSubmit(messages).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  ExpectStillServing();
+}
+
+TEST_F(ServerTest, AJobQueuedPastItsDeadlineFailsWithDeadlineExceeded) {
+  StartServer();
+  server_->HoldQueue(true);
+  SubmitOptions options = StudyOptions("late");
+  options.deadline_seconds = 0.05;
+  ASSERT_TRUE(client_->Submit(options).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  server_->HoldQueue(false);
+  absl::StatusOr<v1::JobStatus> status = client_->Watch("late", temp_ + "/out");
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->state(), v1::FAILED);
+  EXPECT_EQ(status->code(), static_cast<int>(grpc::StatusCode::DEADLINE_EXCEEDED));
+  EXPECT_EQ(SeriesValue(Scrape(server_->metrics_port()),
+                        absl::StrCat("segrel_jobs_failed_total{model=\"", kModel, "\",reason=\"DEADLINE_EXCEEDED\"}")),
+            1);
 }
 
 TEST_F(ServerTest, CancelAQueuedJob) {
