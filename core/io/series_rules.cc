@@ -327,8 +327,8 @@ absl::Status CheckMapping(const SequenceMapping& mapping, const SeriesRules& rul
   std::vector<std::string> problems;
   for (const std::string& name : mapping.missing) {
     const SequenceMatch* match = mapping.Find(name);
-    problems.push_back(absl::StrCat("no series for ", name,
-                                    match != nullptr && !match->how.empty() ? absl::StrCat(" (", match->how, ")") : ""));
+    const bool explained = match != nullptr && !match->how.empty();
+    problems.push_back(absl::StrCat("no series for ", name, explained ? absl::StrCat(" (", match->how, ")") : ""));
   }
   for (const std::string& name : mapping.ambiguous) {
     const SequenceMatch* match = mapping.Find(name);

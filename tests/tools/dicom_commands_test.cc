@@ -101,7 +101,8 @@ TEST(Convert, EverySeriesOfProstateX0218AgreesWithDcm2niix) {
     if (series_dir.find("ProstateX-0218") == std::string::npos) continue;
     SCOPED_TRACE(series_dir);
     // "5.000000-t2tsetra320p2-09906" is series 5: its file starts with "5_".
-    const std::string number = fs::path(series_dir).filename().string().substr(0, fs::path(series_dir).filename().string().find('.'));
+    const std::string folder = fs::path(series_dir).filename().string();
+    const std::string number = folder.substr(0, folder.find('.'));
     std::vector<std::string> ours;
     for (const std::string& file : segrel::testing::FilesIn(out + "/segrel")) {
       if (absl::StartsWith(fs::path(file).filename().string(), number + "_")) ours.push_back(file);

@@ -101,7 +101,8 @@ absl::StatusOr<std::optional<io::SeriesRules>> LoadRules(const InspectCommand& c
   return bundle.series_rules;
 }
 
-std::vector<std::string> MappingLines(const io::SequenceMapping& mapping, const std::vector<io::DicomSeriesInfo>& infos) {
+std::vector<std::string> MappingLines(const io::SequenceMapping& mapping,
+                                      const std::vector<io::DicomSeriesInfo>& infos) {
   std::vector<std::string> lines;
   for (const io::SequenceMatch& match : mapping.matches) {
     std::vector<std::string> candidates;
@@ -161,7 +162,9 @@ absl::Status InspectDicom(const InspectCommand& command, std::ostream& out) {
     problems.push_back(absl::StrCat("series ", io::SeriesLabel(failed.series_number, failed.series_description),
                                     " could not be read: ", WithoutRoot(failed.status.message(), command.path)));
   }
-  for (const absl::Status& broken : folder.broken_files) problems.push_back(WithoutRoot(broken.message(), command.path));
+  for (const absl::Status& broken : folder.broken_files) {
+    problems.push_back(WithoutRoot(broken.message(), command.path));
+  }
   for (const io::DicomSeries& series : folder.series) {
     for (const std::string& note : series.info.notes) {
       problems.push_back(absl::StrCat("series ", io::SeriesLabel(series.info.series_number,
@@ -243,7 +246,9 @@ absl::Status RunInspect(const InspectCommand& command, std::ostream& out) {
     }
     return InspectNifti(command, {command.path}, out);
   }
-  if (!fs::is_directory(command.path, error)) return absl::NotFoundError(absl::StrCat(command.path, ": no such file or folder"));
+  if (!fs::is_directory(command.path, error)) {
+    return absl::NotFoundError(absl::StrCat(command.path, ": no such file or folder"));
+  }
   const std::vector<std::string> nifti_files = NiftiFilesIn(command.path);
   if (!nifti_files.empty()) return InspectNifti(command, nifti_files, out);
   return InspectDicom(command, out);

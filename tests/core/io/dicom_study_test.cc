@@ -197,7 +197,8 @@ TEST(DicomStudy, SequencesOnTheReferenceGridAreNotResampled) {
   const std::vector<std::string> lines = DescribeAssembly(*study);
   ASSERT_EQ(lines.size(), 3u);
   EXPECT_EQ(lines[0], "DCE1 <- series 27 Twist_dynamic_Wip576_TT=8.0s (match 0 (from 0) of 6): reference grid");
-  EXPECT_EQ(lines[1], "DCE6 <- series 96 Twist_dynamic_Wip576_TT=298.9s (match 5 (from 0) of 6): on the reference grid");
+  EXPECT_EQ(lines[1],
+            "DCE6 <- series 96 Twist_dynamic_Wip576_TT=298.9s (match 5 (from 0) of 6): on the reference grid");
   EXPECT_EQ(lines[2].rfind("T2 <- series 5 t2_tse_tra_320_p2: resampled onto the reference grid (fields of view", 0),
             0u)
       << lines[2];

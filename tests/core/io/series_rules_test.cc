@@ -34,7 +34,8 @@ DicomSeriesInfo Series(int64_t number, const std::string& description, std::vect
 std::vector<DicomSeriesInfo> ProstateStudy() {
   return {Series(30, "Twist_dynamic_Wip576_TT=20.6s", {"ORIGINAL", "PRIMARY", "M", "ND"}, 12, 1.42),
           Series(5, "t2_tse_tra_320_p2", {"ORIGINAL", "PRIMARY", "M", "ND"}, 150, 101),
-          Series(9, "ep2d-advdiff-3Scan-4bval_spair_511b_ADC", {"DERIVED", "PRIMARY", "DIFFUSION", "ADC", "ND"}, 90, 60),
+          Series(9, "ep2d-advdiff-3Scan-4bval_spair_511b_ADC", {"DERIVED", "PRIMARY", "DIFFUSION", "ADC", "ND"}, 90,
+                 60),
           Series(27, "Twist_dynamic_Wip576_TT=8.0s", {"ORIGINAL", "PRIMARY", "M", "ND"}, 12, 1.42),
           Series(25, "fl3d_vibe_pre_flip_10deg_Wip403d", {"ORIGINAL", "PRIMARY", "M", "ND"}, 10, 1.42),
           Series(40, "Twist_dynamic_Wip576_TT=62.8s", {"ORIGINAL", "PRIMARY", "M", "ND"}, 12, 1.42)};
