@@ -18,6 +18,7 @@
 #include "core/common/status_macros.h"
 #include "core/common/torch_status.h"
 #include "core/graph/torchscript_importer.h"
+#include "core/io/dicom_seg.h"
 #include "core/io/dicom_study.h"
 #include "core/io/nifti.h"
 #include "core/lrp/composite.h"
@@ -155,6 +156,7 @@ absl::StatusOr<AnalysisResult> RunAnalysis(const AnalysisRequest& request) {
     SEGREL_ASSIGN_OR_RETURN(io::AssembledStudy assembled, ReadBundleDicomStudy(*bundle, request.study_dir));
     result.study = std::move(assembled.study);
     result.assembly = io::DescribeAssembly(assembled);
+    result.reference_series = std::move(assembled.reference_series);
   } else {
     if (bundle) {
       SEGREL_ASSIGN_OR_RETURN(files, BundleInputs(*bundle, request));
@@ -236,6 +238,14 @@ absl::StatusOr<std::vector<std::string>> WriteAnalysis(const AnalysisResult& res
   const volume::Volume& grid = result.study.volumes.front();
   SEGREL_RETURN_IF_ERROR(io::WriteNifti(out_dir + "/segmentation.nii.gz", result.explanation.segmentation,
                                         io::NiftiDataType::kUInt8, grid));
+  if (result.reference_series) {
+    // A DICOM study: the segmentation also as DICOM SEG, referencing the series whose grid it is on, for PACS.
+    io::DicomSegOptions seg_options;
+    seg_options.algorithm_name = absl::StrCat("segrel ", result.context.model, " ", result.context.model_version);
+    SEGREL_RETURN_IF_ERROR(io::WriteDicomSeg(out_dir + "/segmentation.dcm", result.explanation.segmentation,
+                                             result.class_names, *result.reference_series, seg_options));
+    written.push_back("segmentation.dcm");
+  }
   if (maps) {
     for (size_t s = 0; s < result.study.names.size(); ++s) {
       const std::string name = absl::StrCat("relevance_", result.study.names[s], ".nii.gz");

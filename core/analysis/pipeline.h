@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "core/analysis/explanation.h"
 #include "core/analysis/relevance_report.h"
+#include "core/io/dicom_series.h"
 #include "core/io/study.h"
 
 namespace segrel::analysis {
@@ -44,6 +45,7 @@ struct AnalysisRequest {
 struct AnalysisResult {
   io::Study study;            // as read (before normalisation): the grid outputs are written on
   std::vector<std::string> assembly;  // DICOM studies: which series became which sequence, what was resampled
+  std::optional<io::DicomSeriesInfo> reference_series;  // DICOM studies: the reference sequence's series
   at::Tensor input;           // the network input [1, C, i, j, k]: the study normalised
   Explanation explanation;
   ReportContext context;      // for relevance.json

@@ -62,6 +62,7 @@ absl::StatusOr<AssembledStudy> AssembleStudy(const DicomFolder& folder, const Se
 
   AssembledStudy assembled;
   assembled.reference = reference;
+  assembled.reference_series = chosen[reference_index]->info;
   for (size_t s = 0; s < names.size(); ++s) {
     const DicomSeries& series = *chosen[s];
     AssembledSequence report;

@@ -3,6 +3,7 @@
 // lines against the series' tags, analyze on a DICOM study against analyze on the same voxels given as NIfTI,
 // and one-line errors for bad arguments.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -290,6 +291,25 @@ TEST(AnalyzeDicom, SameResultAsTheSameVoxelsGivenAsNifti) {
   EXPECT_NE(dicom.out.find("DICOM series used:"), std::string::npos) << dicom.out;
   EXPECT_NE(dicom.out.find("T1 <- series 11 t1_mprage_tra: on the reference grid"), std::string::npos) << dicom.out;
   EXPECT_NE(dicom.out.find("FLAIR <- series 3 ax flair: reference grid"), std::string::npos) << dicom.out;
+}
+
+// A DICOM study's segmentation also comes as DICOM SEG on the reference series; check_analyze_seg.py (pydicom and
+// nibabel, no segrel code) compares every frame with segmentation.nii.gz at the slice of its plane position.
+TEST(AnalyzeDicom, WritesTheSegmentationAsDicomSegOnTheReferenceSeries) {
+  const std::string temp = TestTempDir();
+  const std::string bundle = BundleWithRules(temp + "/bundle");
+  WriteStudy(temp + "/dicom", /*t1_on_other_grid=*/false);
+  const RunResult run = RunSegrel(absl::StrCat("analyze --model ", bundle, " --study ", temp,
+                                              "/dicom --no-pictures --out ", temp, "/out"));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_NE(run.out.find("segmentation.dcm"), std::string::npos) << run.out;
+  const std::string command =
+      absl::StrCat("/usr/bin/python3 ", ShellQuote(SEGREL_SOURCE_DIR "/tests/tools/check_analyze_seg.py"), " ",
+                   ShellQuote(temp + "/out/segmentation.dcm"), " ", ShellQuote(temp + "/out/segmentation.nii.gz"),
+                   " ", ShellQuote(temp + "/dicom/3"));  // FLAIR, the bundle's reference sequence: series 3
+  const int result = std::system(command.c_str());
+  if (WIFEXITED(result) && WEXITSTATUS(result) == 77) GTEST_SKIP() << "/usr/bin/python3 has no pydicom or nibabel";
+  EXPECT_TRUE(WIFEXITED(result) && WEXITSTATUS(result) == 0) << command;
 }
 
 TEST(AnalyzeDicom, ResamplesASequenceOnAnotherGridAndSaysSo) {
