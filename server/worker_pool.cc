@@ -18,7 +18,7 @@ absl::Status CancelledIfRequested(const Job& job) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<std::string>> RunJob(Job& job) {
+absl::StatusOr<std::vector<std::string>> RunJob(Job& job, analysis::ModelReplicas* replicas) {
   const JobSpec& spec = job.spec();
   if (absl::Now() > spec.deadline) {
     return absl::DeadlineExceededError("the job waited in the queue past its deadline");
@@ -31,6 +31,7 @@ absl::StatusOr<std::vector<std::string>> RunJob(Job& job) {
   request.seed = spec.seed;
   request.per_lesion = spec.lesions;
   request.ablation = spec.ablation;
+  request.replicas = replicas;
   job.SetStage("analyze", 0.0);
   absl::StatusOr<analysis::AnalysisResult> result = analysis::RunAnalysis(request);
   if (!result.ok()) return result.status();
@@ -54,12 +55,13 @@ WorkerPool::~WorkerPool() {
 }
 
 void WorkerPool::Work() {
-  while (std::shared_ptr<Job> job = queue_->Pop()) Run(job);
+  analysis::ModelReplicas replicas;  // this worker's own model replicas, loaded on first use
+  while (std::shared_ptr<Job> job = queue_->Pop()) Run(job, &replicas);
   absl::MutexLock lock(&mutex_);
   ++exited_;
 }
 
-void WorkerPool::Run(const std::shared_ptr<Job>& job) {
+void WorkerPool::Run(const std::shared_ptr<Job>& job, analysis::ModelReplicas* replicas) {
   const JobSpec& spec = job->spec();
   metrics_->queue_time.Observe({}, absl::ToDoubleSeconds(absl::Now() - spec.received));
   metrics_->active_workers.Add({}, 1);
@@ -67,7 +69,7 @@ void WorkerPool::Run(const std::shared_ptr<Job>& job) {
     absl::MutexLock lock(&mutex_);
     running_.push_back(job);
   }
-  absl::StatusOr<std::vector<std::string>> written = RunJob(*job);
+  absl::StatusOr<std::vector<std::string>> written = RunJob(*job, replicas);
   const std::string model = spec.model_name;
   if (written.ok()) {
     std::ifstream file(spec.OutputDirectory() + "/relevance.json");

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/analysis/model_replica.h"
 #include "server/job.h"
 #include "server/job_queue.h"
 #include "server/metrics.h"
@@ -21,7 +22,8 @@ namespace segrel::server {
 // Runs one job's analysis and writes its outputs into spec.OutputDirectory(); returns the files written.
 // Checks `job.cancel_requested()` between stages (Cancelled when set). Errors: those of RunAnalysis and
 // WriteAnalysis; DeadlineExceeded when the job waited past its deadline.
-absl::StatusOr<std::vector<std::string>> RunJob(Job& job);
+// `replicas`: the worker's loaded models, reused across its jobs (null: load the model for this job).
+absl::StatusOr<std::vector<std::string>> RunJob(Job& job, analysis::ModelReplicas* replicas = nullptr);
 
 // Thread-safe.
 class WorkerPool {
@@ -38,7 +40,7 @@ class WorkerPool {
 
  private:
   void Work();
-  void Run(const std::shared_ptr<Job>& job);
+  void Run(const std::shared_ptr<Job>& job, analysis::ModelReplicas* replicas);
   bool AllExited() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return exited_ == static_cast<int>(threads_.size()); }
 
   JobQueue* const queue_;

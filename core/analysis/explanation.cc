@@ -185,6 +185,12 @@ std::vector<double> Shares(const std::vector<double>& raw) {
 
 absl::StatusOr<Explanation> ExplainSegmentation(const graph::TorchScriptModel& model, const at::Tensor& input,
                                                 const ExplainOptions& options) {
+  ModelReplica replica(model);
+  return ExplainSegmentation(replica, input, options);
+}
+
+absl::StatusOr<Explanation> ExplainSegmentation(ModelReplica& replica, const at::Tensor& input,
+                                                const ExplainOptions& options) {
   Explanation result;
   Stopwatch stopwatch;
   // With windows, the network is imported for one patch and explains the volume window by window.
@@ -193,10 +199,9 @@ absl::StatusOr<Explanation> ExplainSegmentation(const graph::TorchScriptModel& m
     graph_sizes.resize(2);
     graph_sizes.insert(graph_sizes.end(), options.window->patch.begin(), options.window->patch.end());
   }
-  SEGREL_ASSIGN_OR_RETURN(graph::LayerGraph imported, model.ImportGraph(graph_sizes));
-  SEGREL_RETURN_IF_ERROR(CheckSegmentationOutput(imported));
-  SEGREL_RETURN_IF_ERROR(imported.ConvertTo(at::TensorOptions().device(options.device)));
-  auto graph = std::make_shared<const graph::LayerGraph>(std::move(imported));
+  SEGREL_ASSIGN_OR_RETURN(const std::shared_ptr<const graph::LayerGraph> graph,
+                          replica.Graph(graph_sizes, options.device));
+  SEGREL_RETURN_IF_ERROR(CheckSegmentationOutput(*graph));
   result.output_activation = graph->output_activation();
   SEGREL_ASSIGN_OR_RETURN(const lrp::Composite composite,
                           lrp::Composite::Create(options.composite, options.rule_parameters));

@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/graph/layer_graph.h"
+#include "core/analysis/model_replica.h"
 #include "core/analysis/sliding_window.h"
 #include "core/graph/torchscript_importer.h"
 #include "core/lrp/rule_registry.h"
@@ -105,6 +106,9 @@ struct Explanation {
 // not fit the network, or a region mask does not fit; NotFound for an unknown composite; Unimplemented for a
 // network segrel cannot explain; LibTorch failures as CatchTorch maps them.
 absl::StatusOr<Explanation> ExplainSegmentation(const graph::TorchScriptModel& model, const at::Tensor& input,
+                                                const ExplainOptions& options);
+// The same with the network taken from (and imported once into) `replica`.
+absl::StatusOr<Explanation> ExplainSegmentation(ModelReplica& replica, const at::Tensor& input,
                                                 const ExplainOptions& options);
 
 // raw / sum(raw): shares that sum to 1 (all zero when the sum is zero).

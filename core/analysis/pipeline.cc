@@ -183,7 +183,14 @@ absl::StatusOr<AnalysisResult> RunAnalysis(const AnalysisRequest& request) {
 
   const std::string model_path = bundle ? bundle->model_path : request.model;
   const auto load_start = std::chrono::steady_clock::now();
-  SEGREL_ASSIGN_OR_RETURN(const graph::TorchScriptModel model, graph::TorchScriptModel::Load(model_path));
+  std::unique_ptr<ModelReplica> own_replica;
+  ModelReplica* replica = nullptr;
+  if (request.replicas != nullptr) {
+    SEGREL_ASSIGN_OR_RETURN(replica, request.replicas->Get(model_path));
+  } else {
+    SEGREL_ASSIGN_OR_RETURN(own_replica, ModelReplica::Load(model_path));
+    replica = own_replica.get();
+  }
   const double load_seconds = SecondsSince(load_start);
   const auto normalise_start = std::chrono::steady_clock::now();
   SEGREL_ASSIGN_OR_RETURN(result.input, CatchTorch("preparing the input", [&]() -> absl::StatusOr<at::Tensor> {
@@ -203,7 +210,7 @@ absl::StatusOr<AnalysisResult> RunAnalysis(const AnalysisRequest& request) {
     options.window = WindowOptions{request.patch};
   }
   if (options.window) options.window->cache_bytes = request.window_cache_bytes;
-  SEGREL_ASSIGN_OR_RETURN(result.explanation, ExplainSegmentation(model, result.input, options));
+  SEGREL_ASSIGN_OR_RETURN(result.explanation, ExplainSegmentation(*replica, result.input, options));
 
   ReportContext& context = result.context;
   context.model = bundle ? bundle->name : std::filesystem::path(model_path).filename().string();

@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/analysis/explanation.h"
+#include "core/analysis/model_replica.h"
 #include "core/analysis/relevance_report.h"
 #include "core/io/dicom_series.h"
 #include "core/io/study.h"
@@ -40,6 +41,8 @@ struct AnalysisRequest {
   // keeps about 0.9 GB and saves 3 % of the time (bench/README.md).
   int64_t window_cache_bytes = 0;
   at::Device device = at::kCPU;
+  // Models kept loaded and imported between analyses (a server worker's); null: load the model for this one.
+  ModelReplicas* replicas = nullptr;
 };
 
 struct AnalysisResult {
