@@ -15,6 +15,7 @@
 #include "core/io/nifti.h"
 #include "core/lrp/composite.h"
 #include "tests/test_util.h"
+#include "tests/tools/run_segrel.h"
 
 namespace segrel {
 namespace {
@@ -22,38 +23,11 @@ namespace {
 using nlohmann::json;
 using segrel::testing::FixturePath;
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
+using segrel::testing::ReadFile;
+using segrel::testing::RunResult;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream file(path);
-  std::stringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
-
-// Runs `segrel analyze` with `arguments` (shell-quoted by the caller where needed).
-// Its output goes to files of the running test's own (ctest runs tests in parallel).
-RunResult RunSegrel(const std::string& arguments) {
-  static int runs = 0;
-  const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string name = std::string(test->test_suite_name()) + "." + test->name();
-  std::replace(name.begin(), name.end(), '/', '_');
-  const std::string dir = (std::filesystem::temp_directory_path() / "segrel_tests" / "runs" /
-                           (name + "." + std::to_string(++runs))).string();
-  std::filesystem::create_directories(dir);
-  const std::string command = std::string(SEGREL_BINARY) + " analyze " + arguments + " > " + dir + "/out.txt 2> " + dir +
-                              "/err.txt";
-  RunResult result;
-  const int status = std::system(command.c_str());
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  result.out = ReadFile(dir + "/out.txt");
-  result.err = ReadFile(dir + "/err.txt");
-  return result;
-}
+// Runs `segrel analyze ARGUMENTS`.
+RunResult RunAnalyze(const std::string& arguments) { return segrel::testing::RunSegrel("analyze " + arguments); }
 
 std::string StudyInputs() {
   const std::string s = FixturePath("study/");
@@ -80,7 +54,7 @@ class AnalyzeAgainstReferenceTest : public ::testing::TestWithParam<std::string>
 TEST_P(AnalyzeAgainstReferenceTest, MatchesIndependentLrpImplementation) {
   const std::string composite = GetParam();
   const std::string out = segrel::testing::TestTempDir();
-  const RunResult run = RunSegrel(StudyInputs() + MaskRegions() + " --composite " + composite + " --maps --out " + out);
+  const RunResult run = RunAnalyze(StudyInputs() + MaskRegions() + " --composite " + composite + " --maps --out " + out);
   ASSERT_EQ(run.exit_code, 0) << run.err;
 
   const json report = json::parse(ReadFile(out + "/relevance.json"));
@@ -118,9 +92,9 @@ INSTANTIATE_TEST_SUITE_P(Composites, AnalyzeAgainstReferenceTest, ::testing::Val
 
 TEST(Analyze, BalancedRegionsAreReproducibleAndFollowTheSeed) {
   const std::string out = segrel::testing::TestTempDir();
-  const RunResult first = RunSegrel(StudyInputs() + " --seed 7 --out " + out + "/a");
-  const RunResult second = RunSegrel(StudyInputs() + " --seed 7 --out " + out + "/b");
-  const RunResult other = RunSegrel(StudyInputs() + " --seed 8 --out " + out + "/c");
+  const RunResult first = RunAnalyze(StudyInputs() + " --seed 7 --out " + out + "/a");
+  const RunResult second = RunAnalyze(StudyInputs() + " --seed 7 --out " + out + "/b");
+  const RunResult other = RunAnalyze(StudyInputs() + " --seed 8 --out " + out + "/c");
   ASSERT_EQ(first.exit_code, 0) << first.err;
   ASSERT_EQ(second.exit_code, 0) << second.err;
   ASSERT_EQ(other.exit_code, 0) << other.err;
@@ -148,7 +122,7 @@ TEST(Analyze, BalancedRegionsAreReproducibleAndFollowTheSeed) {
 
 TEST(Analyze, SegmentationKeepsTheInputGrid) {
   const std::string out = segrel::testing::TestTempDir();
-  const RunResult run = RunSegrel(StudyInputs() + " --out " + out);
+  const RunResult run = RunAnalyze(StudyInputs() + " --out " + out);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   absl::StatusOr<volume::Volume> segmentation = io::ReadNifti(out + "/segmentation.nii.gz");
   absl::StatusOr<volume::Volume> t1 = io::ReadNifti(FixturePath("study/T1.nii.gz"));
@@ -163,7 +137,7 @@ TEST(Analyze, SegmentationKeepsTheInputGrid) {
 // windowed explanation equals the reference (up to the blending layer's stabiliser, far below 1e-4).
 TEST(Analyze, BundleWithStudyFolderMatchesTheReference) {
   const std::string out = segrel::testing::TestTempDir();
-  const RunResult run = RunSegrel("--model " + FixturePath("bundle") + " --study " + FixturePath("study") +
+  const RunResult run = RunAnalyze("--model " + FixturePath("bundle") + " --study " + FixturePath("study") +
                                   MaskRegions() + " --out " + out);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const json report = json::parse(ReadFile(out + "/relevance.json"));
@@ -180,7 +154,7 @@ TEST(Analyze, BundleWithStudyFolderMatchesTheReference) {
 TEST(Analyze, BundleTakesInputsInAnyOrder) {
   const std::string s = FixturePath("study/");
   const std::string out = segrel::testing::TestTempDir();
-  const RunResult run = RunSegrel("--model " + FixturePath("bundle") + " --input FLAIR=" + s + "FLAIR.nii.gz --input T1=" +
+  const RunResult run = RunAnalyze("--model " + FixturePath("bundle") + " --input FLAIR=" + s + "FLAIR.nii.gz --input T1=" +
                                   s + "T1.nii.gz --input T2=" + s + "T2.nii.gz" + MaskRegions() + " --out " + out);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const json report = json::parse(ReadFile(out + "/relevance.json"));
@@ -190,7 +164,7 @@ TEST(Analyze, BundleTakesInputsInAnyOrder) {
 
 // Bad input: a non-zero exit and one line on stderr that names the problem.
 void ExpectFailure(const std::string& arguments, const std::string& expected_text) {
-  const RunResult run = RunSegrel(arguments);
+  const RunResult run = RunAnalyze(arguments);
   EXPECT_NE(run.exit_code, 0);
   EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
   EXPECT_NE(run.err.find(expected_text), std::string::npos) << run.err;
@@ -252,7 +226,7 @@ TEST(AnalyzeErrors, MissingRequiredOptions) {
 // predicted lesion, explained through the lesion class: the independent reference's class-1 numbers.
 TEST(Analyze, ReferenceLesionsAndAblation) {
   const std::string out = segrel::testing::TestTempDir();
-  const RunResult run = RunSegrel("--model " + FixturePath("bundle") + " --study " + FixturePath("study") +
+  const RunResult run = RunAnalyze("--model " + FixturePath("bundle") + " --study " + FixturePath("study") +
                                   " --reference " + FixturePath("study/region_fg.nii.gz") +
                                   " --lesions --ablation --out " + out);
   ASSERT_EQ(run.exit_code, 0) << run.err;

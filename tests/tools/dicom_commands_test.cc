@@ -23,6 +23,7 @@
 #include "tests/core/io/dicom_test_util.h"
 #include "tests/test_util.h"
 #include "tests/tools/dicom_study_writer.h"
+#include "tests/tools/run_segrel.h"
 
 namespace segrel {
 namespace {
@@ -37,37 +38,9 @@ using segrel::testing::TestTempDir;
 #define SKIP_WITHOUT_SHARED_DATA() \
   if (SharedDataDir().empty()) GTEST_SKIP() << "../shared/data is absent"
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream file(path);
-  std::stringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
-
-// Runs `segrel ARGUMENTS` (quoted by the caller), its output in files of a folder of its own (not the test's
-// TestTempDir, which the test's files live in).
-RunResult RunSegrel(const std::string& arguments) {
-  static int runs = 0;
-  const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
-  const std::string dir = (fs::temp_directory_path() / "segrel_tests" / "command_runs" /
-                           absl::StrCat(test->test_suite_name(), ".", test->name(), ".", ++runs))
-                              .string();
-  fs::create_directories(dir);
-  const std::string command =
-      absl::StrCat(SEGREL_BINARY, " ", arguments, " > ", dir, "/out.txt 2> ", dir, "/err.txt");
-  const int status = std::system(command.c_str());
-  RunResult result;
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  result.out = ReadFile(dir + "/out.txt");
-  result.err = ReadFile(dir + "/err.txt");
-  return result;
-}
+using segrel::testing::ReadFile;
+using segrel::testing::RunResult;
+using segrel::testing::RunSegrel;
 
 std::string ProstateCase() { return (fs::path(SharedDataDir()) / "prostatex-dicom" / "ProstateX-0218").string(); }
 
@@ -166,8 +139,8 @@ TEST(Inspect, OrientationCodesAgreeWithNibabelOnDcm2niixOutput) {
   // written here by hand.
   const RunResult run = RunSegrel(absl::StrCat("inspect ", ShellQuote(ProstateCase())));
   ASSERT_EQ(run.exit_code, 0) << run.err;
-  for (const std::string& prefix : {"5  t2_tse_tra_320_p2", "9  ep2d-advdiff-3Scan-4bval_spair_511b_ADC",
-                                    "27  Twist_dynamic_Wip576_TT=8.0s"}) {
+  for (const char* prefix : {"5  t2_tse_tra_320_p2", "9  ep2d-advdiff-3Scan-4bval_spair_511b_ADC",
+                             "27  Twist_dynamic_Wip576_TT=8.0s"}) {
     const std::string line = LineStartingWith(run.out, prefix);
     EXPECT_NE(line.find(" LAS "), std::string::npos) << line;
   }

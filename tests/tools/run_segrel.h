@@ -1,0 +1,24 @@
+// Running the segrel binary from the command-line tests (tools_tests).
+#ifndef SEGREL_TESTS_TOOLS_RUN_SEGREL_H_
+#define SEGREL_TESTS_TOOLS_RUN_SEGREL_H_
+
+#include <string>
+
+namespace segrel::testing {
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// The whole content of a text file ("" when it cannot be read).
+std::string ReadFile(const std::string& path);
+
+// Runs `segrel ARGUMENTS` (quoted by the caller where needed). Its stdout and stderr go to files of a folder of its
+// own per run, not the test's TestTempDir (which holds the test's files; ctest runs tests in parallel).
+RunResult RunSegrel(const std::string& arguments);
+
+}  // namespace segrel::testing
+
+#endif  // SEGREL_TESTS_TOOLS_RUN_SEGREL_H_
