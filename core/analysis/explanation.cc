@@ -183,12 +183,6 @@ std::vector<double> Shares(const std::vector<double>& raw) {
   return shares;
 }
 
-absl::StatusOr<Explanation> ExplainSegmentation(const graph::TorchScriptModel& model, const at::Tensor& input,
-                                                const ExplainOptions& options) {
-  ModelReplica replica(model);
-  return ExplainSegmentation(replica, input, options);
-}
-
 absl::StatusOr<Explanation> ExplainSegmentation(ModelReplica& replica, const at::Tensor& input,
                                                 const ExplainOptions& options) {
   Explanation result;

@@ -101,13 +101,10 @@ struct Explanation {
   double ablation_seconds = 0;
 };
 
-// Explains `model`'s segmentation of `input` ([1, C, i, j, k], float32).
-// Errors: InvalidArgument when the network's output is not [1, K, i, j, k] on the input's grid, the input does
-// not fit the network, or a region mask does not fit; NotFound for an unknown composite; Unimplemented for a
-// network segrel cannot explain; LibTorch failures as CatchTorch maps them.
-absl::StatusOr<Explanation> ExplainSegmentation(const graph::TorchScriptModel& model, const at::Tensor& input,
-                                                const ExplainOptions& options);
-// The same with the network taken from (and imported once into) `replica`.
+// Explains the segmentation of `input` ([1, C, i, j, k], float32) by `replica`'s network (imported into the
+// replica once per shape). Errors: InvalidArgument when the network's output is not [1, K, i, j, k] on the input's
+// grid, the input does not fit the network, or a region mask does not fit; NotFound for an unknown composite;
+// Unimplemented for a network segrel cannot explain; LibTorch failures as CatchTorch maps them.
 absl::StatusOr<Explanation> ExplainSegmentation(ModelReplica& replica, const at::Tensor& input,
                                                 const ExplainOptions& options);
 

@@ -183,14 +183,9 @@ absl::StatusOr<AnalysisResult> RunAnalysis(const AnalysisRequest& request) {
 
   const std::string model_path = bundle ? bundle->model_path : request.model;
   const auto load_start = std::chrono::steady_clock::now();
-  std::unique_ptr<ModelReplica> own_replica;
-  ModelReplica* replica = nullptr;
-  if (request.replicas != nullptr) {
-    SEGREL_ASSIGN_OR_RETURN(replica, request.replicas->Get(model_path));
-  } else {
-    SEGREL_ASSIGN_OR_RETURN(own_replica, ModelReplica::Load(model_path));
-    replica = own_replica.get();
-  }
+  ModelReplicas this_analysis_only;
+  ModelReplicas& replicas = request.replicas != nullptr ? *request.replicas : this_analysis_only;
+  SEGREL_ASSIGN_OR_RETURN(ModelReplica* const replica, replicas.Get(model_path));
   const double load_seconds = SecondsSince(load_start);
   const auto normalise_start = std::chrono::steady_clock::now();
   SEGREL_ASSIGN_OR_RETURN(result.input, CatchTorch("preparing the input", [&]() -> absl::StatusOr<at::Tensor> {
