@@ -193,6 +193,7 @@ absl::StatusOr<Explanation> ExplainSegmentation(ModelReplica& replica, const at:
     graph_sizes.resize(2);
     graph_sizes.insert(graph_sizes.end(), options.window->patch.begin(), options.window->patch.end());
   }
+  SEGREL_RETURN_IF_ERROR(ReportProgress(options.progress, "import", 0, 1));
   SEGREL_ASSIGN_OR_RETURN(const std::shared_ptr<const graph::LayerGraph> graph,
                           replica.Graph(graph_sizes, options.device));
   SEGREL_RETURN_IF_ERROR(CheckSegmentationOutput(*graph));
@@ -207,21 +208,37 @@ absl::StatusOr<Explanation> ExplainSegmentation(ModelReplica& replica, const at:
                           CatchTorch("moving the input", [&]() -> absl::StatusOr<at::Tensor> {
                             return input.to(options.device, at::kFloat);
                           }));
+  // Tells the caller each window of a stage as it ends: how a long stage shows progress and can be stopped.
+  const auto in_stage = [&options](const char* stage) -> WindowCallback {
+    if (!options.progress) return {};
+    return [&options, stage](int64_t done, int64_t total) { return options.progress(stage, done, total); };
+  };
   std::unique_ptr<lrp::RelevanceOperator> explained;
+  WindowedExplanation* windowed_explanation = nullptr;
+  SEGREL_RETURN_IF_ERROR(ReportProgress(options.progress, "inference", 0, 1));
   if (options.window.has_value()) {
     SEGREL_ASSIGN_OR_RETURN(std::unique_ptr<WindowedExplanation> windowed,
-                            WindowedExplanation::Create(explainer, device_input, *options.window));
+                            WindowedExplanation::Create(explainer, device_input, *options.window,
+                                                        in_stage("inference")));
     result.windows = static_cast<int64_t>(windowed->grid().windows().size());
+    windowed_explanation = windowed.get();
     explained = std::move(windowed);
   } else {
     SEGREL_ASSIGN_OR_RETURN(lrp::ExplainedForward forward, explainer->Forward(device_input));
     explained = std::make_unique<lrp::ExplainedForward>(std::move(forward));
+    SEGREL_RETURN_IF_ERROR(ReportProgress(options.progress, "inference", 1, 1));
   }
+  // Starts a stage: tells the caller, and has the windows report under its name.
+  const auto start_stage = [&](const char* stage) {
+    if (windowed_explanation != nullptr) windowed_explanation->set_after_window(in_stage(stage));
+    return ReportProgress(options.progress, stage, 0, std::max<int64_t>(result.windows, 1));
+  };
   const lrp::RelevanceOperator& forward = *explained;
   ReleaseFreedMemory();  // what importing and predicting left free
   result.seconds.inference = stopwatch.Lap();
 
   // Transpose stage: the normalisers c; for per-region analyses the per-voxel sequence contributions, whose sum c is.
+  SEGREL_RETURN_IF_ERROR(start_stage("transpose"));
   std::optional<SequenceContributions> contributions;
   at::Tensor normalisers;
   if (options.per_lesion || options.reference.defined()) {
@@ -253,6 +270,7 @@ absl::StatusOr<Explanation> ExplainSegmentation(ModelReplica& replica, const at:
   // Relevance stage: the combined map M, and each class's own map unless the contributions give its sums.
   std::vector<ClassRegion> regions;
   for (const RegionChoice& choice : choices) regions.push_back(choice.region);
+  SEGREL_RETURN_IF_ERROR(start_stage("relevance"));
   RegionRelevanceOptions relevance_options;
   relevance_options.tau = options.tau;
   relevance_options.per_region = !contributions.has_value();
@@ -297,10 +315,18 @@ absl::StatusOr<Explanation> ExplainSegmentation(ModelReplica& replica, const at:
     return absl::OkStatus();
   }));
 
+  if (windowed_explanation != nullptr) windowed_explanation->set_after_window({});
   if (options.ablation) {
+    const int64_t sequences = device_input.size(1);
+    SEGREL_RETURN_IF_ERROR(ReportProgress(options.progress, "ablation", 0, sequences));
+    int64_t ablated_sequences = 0;
     const auto predict = [&](const at::Tensor& ablated) -> absl::StatusOr<at::Tensor> {
-      if (options.window.has_value()) return PredictWindowed(*graph, ablated, *options.window);
-      return graph->Forward(ablated);
+      absl::StatusOr<at::Tensor> logits = options.window.has_value()
+                                              ? PredictWindowed(*graph, ablated, *options.window)
+                                              : graph->Forward(ablated);
+      if (!logits.ok()) return logits;
+      SEGREL_RETURN_IF_ERROR(ReportProgress(options.progress, "ablation", ++ablated_sequences, sequences));
+      return logits;
     };
     SEGREL_ASSIGN_OR_RETURN(result.ablation, CatchTorch("sequence ablation", [&] {
                               return AblateSequences(device_input, result.segmentation, options.reference, predict);

@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "core/graph/layer_graph.h"
 #include "core/analysis/model_replica.h"
+#include "core/analysis/progress.h"
 #include "core/analysis/sliding_window.h"
 #include "core/graph/torchscript_importer.h"
 #include "core/lrp/rule_registry.h"
@@ -40,6 +41,8 @@ struct ExplainOptions {
   at::Tensor reference;
   // Also predict with each sequence replaced by its mean inside the body, and report the change.
   bool ablation = false;
+  // Told at each stage and after each window; a non-OK return stops the explanation with that status.
+  ProgressCallback progress;
 };
 
 // A region explained through the per-voxel sequence contributions (contributions.h).

@@ -136,6 +136,7 @@ void SetBoxBounds(const model::Bundle& bundle, lrp::RuleParameters& parameters) 
 
 absl::StatusOr<AnalysisResult> RunAnalysis(const AnalysisRequest& request) {
   const auto start = std::chrono::steady_clock::now();
+  SEGREL_RETURN_IF_ERROR(ReportProgress(request.progress, "read", 0, 1));
   AnalysisResult result;
   std::optional<model::Bundle> bundle;
   if (model::LooksLikeBundle(request.model)) {
@@ -179,6 +180,7 @@ absl::StatusOr<AnalysisResult> RunAnalysis(const AnalysisRequest& request) {
   }
   options.per_lesion = request.per_lesion;
   options.ablation = request.ablation;
+  options.progress = request.progress;
   const double read_seconds = SecondsSince(start);
 
   const std::string model_path = bundle ? bundle->model_path : request.model;

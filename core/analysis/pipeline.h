@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "core/analysis/explanation.h"
 #include "core/analysis/model_replica.h"
+#include "core/analysis/progress.h"
 #include "core/analysis/relevance_report.h"
 #include "core/io/dicom_series.h"
 #include "core/io/study.h"
@@ -43,6 +44,9 @@ struct AnalysisRequest {
   at::Device device = at::kCPU;
   // Models kept loaded and imported between analyses (a server worker's); null: load the model for this one.
   ModelReplicas* replicas = nullptr;
+  // Told at each stage ("read", then ExplainOptions::progress's) and after each window; a non-OK return stops
+  // the analysis with that status (how a server cancels a running job).
+  ProgressCallback progress;
 };
 
 struct AnalysisResult {

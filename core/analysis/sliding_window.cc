@@ -119,7 +119,8 @@ namespace {
 
 // The blended logits over the padded volume: sum_p w_p y^p / W.
 absl::StatusOr<at::Tensor> BlendedLogits(const graph::LayerGraph& graph, const at::Tensor& padded_input,
-                                         const WindowGrid& grid, int64_t batch) {
+                                         const WindowGrid& grid, int64_t batch,
+                                         const WindowCallback& after_window = {}) {
   at::Tensor sum;
   const at::Tensor importance = grid.importance().to(padded_input.options());
   const size_t count = grid.windows().size();
@@ -136,6 +137,7 @@ absl::StatusOr<at::Tensor> BlendedLogits(const graph::LayerGraph& graph, const a
     for (size_t w = first; w < last; ++w) {
       grid.Window(sum, w).add_(logits.narrow(0, static_cast<int64_t>(w - first), 1) * importance);
     }
+    if (after_window) SEGREL_RETURN_IF_ERROR(after_window(static_cast<int64_t>(last), static_cast<int64_t>(count)));
   }
   return sum / grid.total_weight().to(sum.options());
 }
@@ -153,12 +155,13 @@ absl::StatusOr<at::Tensor> PredictWindowed(const graph::LayerGraph& graph, const
 }
 
 absl::StatusOr<std::unique_ptr<WindowedExplanation>> WindowedExplanation::Create(
-    std::shared_ptr<const lrp::Explainer> explainer, at::Tensor input, const WindowOptions& options) {
+    std::shared_ptr<const lrp::Explainer> explainer, at::Tensor input, const WindowOptions& options,
+    const WindowCallback& after_window) {
   const std::vector<int64_t> spatial(input.sizes().begin() + 2, input.sizes().end());
   SEGREL_ASSIGN_OR_RETURN(WindowGrid grid, WindowGrid::Create(spatial, options));
   return CatchTorch("windowed prediction", [&]() -> absl::StatusOr<std::unique_ptr<WindowedExplanation>> {
     SEGREL_ASSIGN_OR_RETURN(const at::Tensor blended,
-                            BlendedLogits(explainer->graph(), grid.Pad(input), grid, options.batch));
+                            BlendedLogits(explainer->graph(), grid.Pad(input), grid, options.batch, after_window));
     at::Tensor output = grid.Crop(blended).contiguous();
     auto explanation = std::unique_ptr<WindowedExplanation>(new WindowedExplanation(
         std::move(explainer), std::move(input), std::move(grid), std::move(output), options.cache_bytes));
@@ -219,6 +222,11 @@ absl::Status WindowedExplanation::RelevanceOfWindow(size_t w, const at::Tensor& 
   return absl::OkStatus();
 }
 
+absl::Status WindowedExplanation::AfterWindow(size_t w) const {
+  if (!after_window_) return absl::OkStatus();
+  return after_window_(static_cast<int64_t>(w) + 1, static_cast<int64_t>(grid_.windows().size()));
+}
+
 absl::StatusOr<at::Tensor> WindowedExplanation::Transpose(const at::Tensor& u) const {
   SEGREL_RETURN_IF_ERROR(CheckSpatial(u, grid_.spatial_sizes(), "input-side tensor"));
   return CatchTorch("windowed transpose pass", [&]() -> absl::StatusOr<at::Tensor> {
@@ -230,6 +238,7 @@ absl::StatusOr<at::Tensor> WindowedExplanation::Transpose(const at::Tensor& u) c
     for (size_t w = 0; w < grid_.windows().size(); ++w) {
       SEGREL_RETURN_IF_ERROR(TransposeWindow(w, padded_u, importance, sum));
       ReleaseFreedMemory();  // the window's explained forward pass is gone
+      SEGREL_RETURN_IF_ERROR(AfterWindow(w));
     }
     return grid_.Crop(sum.mul_(output_scale_)).contiguous();
   });
@@ -249,9 +258,11 @@ absl::StatusOr<at::Tensor> WindowedExplanation::Relevance(const at::Tensor& r) c
     at::Tensor sum = at::zeros(shape, r.options());
     for (size_t w = 0; w < grid_.windows().size(); ++w) {
       const at::Tensor window_relevance = grid_.Window(scaled, w);
-      if (!window_relevance.any().item<bool>()) continue;  // no relevance starts in this window
-      SEGREL_RETURN_IF_ERROR(RelevanceOfWindow(w, window_relevance, importance, sum));
-      ReleaseFreedMemory();  // the window's explained forward pass is gone
+      if (window_relevance.any().item<bool>()) {  // else no relevance starts in this window
+        SEGREL_RETURN_IF_ERROR(RelevanceOfWindow(w, window_relevance, importance, sum));
+        ReleaseFreedMemory();  // the window's explained forward pass is gone
+      }
+      SEGREL_RETURN_IF_ERROR(AfterWindow(w));
     }
     return grid_.Crop(sum).contiguous();
   });

@@ -16,12 +16,14 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "core/analysis/progress.h"
 #include "absl/synchronization/mutex.h"
 #include "core/graph/layer_graph.h"
 #include "core/lrp/explainer.h"
@@ -83,13 +85,18 @@ class WindowGrid {
 absl::StatusOr<at::Tensor> PredictWindowed(const graph::LayerGraph& graph, const at::Tensor& input,
                                            const WindowOptions& options);
 
+// Told after each window of a pass over the windows (done of total); a non-OK return stops the pass with it.
+using WindowCallback = std::function<absl::Status(int64_t done, int64_t total)>;
+
 // The explanation of the windowed network for one input (see the file comment). Keeps the explainer alive.
 class WindowedExplanation final : public lrp::RelevanceOperator {
  public:
   // Runs the windowed forward pass for `input` ([1, C, spatial...], on the explainer's device) with the patch
-  // graph of `explainer` (imported for [1, C, patch...]). Errors: those of PredictWindowed.
+  // graph of `explainer` (imported for [1, C, patch...]), telling `after_window` after each window. Errors: those
+  // of PredictWindowed, and what `after_window` returns.
   static absl::StatusOr<std::unique_ptr<WindowedExplanation>> Create(std::shared_ptr<const lrp::Explainer> explainer,
-                                                                     at::Tensor input, const WindowOptions& options);
+                                                                     at::Tensor input, const WindowOptions& options,
+                                                                     const WindowCallback& after_window = {});
 
   const at::Tensor& output() const override { return output_; }
   std::vector<int64_t> input_sizes() const override { return input_.sizes().vec(); }
@@ -98,6 +105,8 @@ class WindowedExplanation final : public lrp::RelevanceOperator {
   absl::StatusOr<at::Tensor> Transpose(const at::Tensor& u) const override;
 
   const WindowGrid& grid() const { return grid_; }
+  // Told after each window of every later Transpose and Relevance call (none: nobody is told).
+  void set_after_window(WindowCallback after_window) { after_window_ = std::move(after_window); }
 
  private:
   WindowedExplanation(std::shared_ptr<const lrp::Explainer> explainer, at::Tensor input, WindowGrid grid,
@@ -111,6 +120,7 @@ class WindowedExplanation final : public lrp::RelevanceOperator {
                                at::Tensor& sum) const;
   absl::Status RelevanceOfWindow(size_t w, const at::Tensor& window_relevance, const at::Tensor& importance,
                                  at::Tensor& sum) const;
+  absl::Status AfterWindow(size_t w) const;  // tells after_window_ that window w is done
 
   std::shared_ptr<const lrp::Explainer> explainer_;
   at::Tensor input_;         // [1, C, spatial...]
@@ -119,6 +129,7 @@ class WindowedExplanation final : public lrp::RelevanceOperator {
   at::Tensor output_;        // blended logits [1, K, spatial...]
   at::Tensor output_scale_;  // 1 / (W s(y)) over the padded volume, [1, K, padded...]
   const int64_t cache_budget_;
+  WindowCallback after_window_;
   mutable absl::Mutex mutex_;
   mutable std::vector<std::optional<lrp::ExplainedForward>> cache_ ABSL_GUARDED_BY(mutex_);
   mutable int64_t cached_bytes_ ABSL_GUARDED_BY(mutex_) = 0;
