@@ -1,5 +1,6 @@
 #include "client/client.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -20,26 +21,91 @@ bool IsPlainFileName(const std::string& name) {
          name.find('\\') == std::string::npos;
 }
 
-absl::StatusOr<v1::JobMetadata> Metadata(const SubmitOptions& options) {
+// Whether `path` is a DICOM Part 10 file: "DICM" after the 128-byte preamble.
+bool IsDicomFile(const std::filesystem::path& path) {
+  std::ifstream file(path, std::ios::binary);
+  char magic[4] = {};
+  return file.seekg(128) && file.read(magic, 4) && std::string(magic, 4) == "DICM";
+}
+
+// The files of a DICOM study folder, in a stable order.
+absl::StatusOr<std::vector<std::string>> DicomFiles(const std::string& dir) {
+  std::error_code error;
+  std::vector<std::string> files;
+  for (std::filesystem::recursive_directory_iterator it(dir, error), end; !error && it != end; it.increment(error)) {
+    if (it->is_regular_file(error) && IsDicomFile(it->path())) files.push_back(it->path().string());
+  }
+  if (error) return absl::NotFoundError(absl::StrCat(dir, ": cannot list (", error.message(), ")"));
+  if (files.empty()) return absl::InvalidArgumentError(absl::StrCat(dir, ": no DICOM files (DICM at byte 128)"));
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+// The job's metadata and, in the same order as its files, their paths.
+struct Upload {
   v1::JobMetadata metadata;
+  std::vector<std::string> paths;
+};
+
+absl::Status AddFile(Upload& upload, const std::string& path, v1::FileRole role, const std::string& name,
+                     v1::Format format, int class_index = 0) {
+  std::error_code error;
+  const uint64_t size = std::filesystem::file_size(path, error);
+  if (error) return absl::NotFoundError(absl::StrCat(path, ": cannot read (", error.message(), ")"));
+  const std::string sha256 = proto::Sha256OfFile(path);
+  if (sha256.empty()) return absl::InternalError(absl::StrCat(path, ": cannot read"));
+  v1::UploadFile* file = upload.metadata.add_files();
+  file->set_role(role);
+  file->set_name(name);
+  file->set_format(format);
+  file->set_size_bytes(size);
+  file->set_sha256(sha256);
+  file->set_class_index(class_index);
+  upload.paths.push_back(path);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Upload> Prepare(const SubmitOptions& options) {
+  Upload upload;
+  v1::JobMetadata& metadata = upload.metadata;
   metadata.set_job_id(options.job_id);
   metadata.set_model(options.model);
   *metadata.mutable_options() = options.analysis;
   metadata.set_priority(options.priority);
   metadata.set_deadline_seconds(options.deadline_seconds);
-  for (const SequenceInput& input : options.inputs) {
-    std::error_code error;
-    const uint64_t size = std::filesystem::file_size(input.path, error);
-    if (error) return absl::NotFoundError(absl::StrCat(input.path, ": cannot read (", error.message(), ")"));
-    const std::string sha256 = proto::Sha256OfFile(input.path);
-    if (sha256.empty()) return absl::InternalError(absl::StrCat(input.path, ": cannot read"));
-    v1::SequenceUpload* sequence = metadata.add_sequences();
-    sequence->set_name(input.name);
-    sequence->set_format(v1::NIFTI);
-    sequence->set_size_bytes(size);
-    sequence->set_sha256(sha256);
+  if (!options.dicom_dir.empty() && !options.inputs.empty()) {
+    return absl::InvalidArgumentError("give NIfTI sequences or a DICOM folder, not both");
   }
-  return metadata;
+  for (const SequenceInput& input : options.inputs) {
+    if (absl::Status status = AddFile(upload, input.path, v1::SEQUENCE, input.name, v1::NIFTI); !status.ok()) {
+      return status;
+    }
+  }
+  if (!options.dicom_dir.empty()) {
+    absl::StatusOr<std::vector<std::string>> files = DicomFiles(options.dicom_dir);
+    if (!files.ok()) return files.status();
+    for (size_t f = 0; f < files->size(); ++f) {
+      // Labelled by number: file names may identify the patient.
+      const std::string label = absl::StrCat("dicom-", f);
+      if (absl::Status status = AddFile(upload, (*files)[f], v1::SEQUENCE, label, v1::DICOM); !status.ok()) {
+        return status;
+      }
+    }
+  }
+  if (!options.reference.empty()) {
+    if (absl::Status status = AddFile(upload, options.reference, v1::REFERENCE, "reference", v1::NIFTI);
+        !status.ok()) {
+      return status;
+    }
+  }
+  for (const auto& [class_index, path] : options.regions) {
+    if (absl::Status status =
+            AddFile(upload, path, v1::REGION, absl::StrCat("region-", class_index), v1::NIFTI, class_index);
+        !status.ok()) {
+      return status;
+    }
+  }
+  return upload;
 }
 
 }  // namespace
@@ -66,28 +132,28 @@ absl::StatusOr<v1::SubmitResponse> SegrelClient::Submit(const SubmitOptions& opt
   if (options.chunk_bytes == 0 || options.chunk_bytes > (size_t{4} << 20)) {
     return absl::InvalidArgumentError("chunk size must be 1 byte to 4 MiB");
   }
-  absl::StatusOr<v1::JobMetadata> metadata = Metadata(options);
-  if (!metadata.ok()) return metadata.status();
+  absl::StatusOr<Upload> upload = Prepare(options);
+  if (!upload.ok()) return upload.status();
   uint64_t total = 0;
-  for (const v1::SequenceUpload& sequence : metadata->sequences()) total += sequence.size_bytes();
+  for (const v1::UploadFile& file : upload->metadata.files()) total += file.size_bytes();
 
   grpc::ClientContext context;
   v1::SubmitResponse response;
   std::unique_ptr<grpc::ClientWriter<v1::SubmitRequest>> writer = stub_->Submit(&context, &response);
   v1::SubmitRequest request;
-  *request.mutable_metadata() = *metadata;
+  *request.mutable_metadata() = upload->metadata;
   bool open = writer->Write(request);
   uint64_t sent = 0;
   std::string buffer(options.chunk_bytes, '\0');
-  for (size_t s = 0; open && s < options.inputs.size(); ++s) {
-    std::ifstream file(options.inputs[s].path, std::ios::binary);
+  for (size_t f = 0; open && f < upload->paths.size(); ++f) {
+    std::ifstream file(upload->paths[f], std::ios::binary);
     for (uint64_t offset = 0; open && file;) {
       file.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
       const size_t length = static_cast<size_t>(file.gcount());
       if (length == 0) break;
       request.Clear();
       v1::Chunk* chunk = request.mutable_chunk();
-      chunk->set_sequence_index(static_cast<uint32_t>(s));
+      chunk->set_file_index(static_cast<uint32_t>(f));
       chunk->set_offset(offset);
       chunk->set_data(buffer.data(), length);
       chunk->set_crc32(proto::Crc32(chunk->data()));

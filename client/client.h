@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -25,7 +26,12 @@ struct SequenceInput {
 struct SubmitOptions {
   std::string job_id;  // required: 1 to 64 of [A-Za-z0-9._-]; reuse it to retry a submission
   std::string model;   // NAME or NAME@VERSION
+  // The study: NIfTI sequences, or a folder holding a DICOM study (every file in it and below that is DICOM
+  // Part 10, "DICM" at byte 128, is sent; the model's series rules pick the series).
   std::vector<SequenceInput> inputs;
+  std::string dicom_dir;
+  std::string reference;                              // optional reference segmentation (NIfTI)
+  std::vector<std::pair<int, std::string>> regions;   // optional region masks (NIfTI), class -> file
   v1::AnalysisOptions analysis;
   int priority = 0;
   double deadline_seconds = 0;            // 0: the server's default
@@ -51,8 +57,9 @@ class SegrelClient {
   explicit SegrelClient(std::shared_ptr<grpc::Channel> channel) : stub_(v1::Segrel::NewStub(std::move(channel))) {}
 
   // Uploads the study (SHA-256 per file, CRC-32 per chunk) and returns the server's answer. Errors: NotFound or
-  // Internal for input files that cannot be read; the server's status otherwise (RESOURCE_EXHAUSTED when the
-  // queue is full, ...).
+  // Internal for input files that cannot be read, InvalidArgument for a DICOM folder without DICOM files or both
+  // NIfTI inputs and a DICOM folder; the server's status otherwise (RESOURCE_EXHAUSTED when the queue is full,
+  // ...).
   absl::StatusOr<v1::SubmitResponse> Submit(const SubmitOptions& options, const UploadProgress& progress = nullptr);
 
   // Follows the job until it ends; after DONE writes its result files into `out_dir` (created) unless it is empty.

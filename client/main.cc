@@ -1,6 +1,10 @@
 // segrel-client: submit studies to segrel-server, follow jobs, fetch results, list models.
 // Writes the same outputs as `segrel analyze` (relevance.json, segmentation.nii.gz, ...). Errors end with one
 // `segrel-client: error: ...` line on stderr and exit status 1.
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <set>
@@ -19,17 +23,18 @@ using segrel::client::SegrelClient;
 namespace v1 = segrel::v1;
 
 constexpr char kUsage[] =
-    "usage: segrel-client [--server HOST:PORT] submit --model M --input NAME=FILE [--input NAME=FILE ...] --out DIR\n"
-    "                     [--job-id ID] [--composite NAME] [--seed N] [--maps] [--lesions] [--ablation]\n"
-    "                     [--no-pictures] [--priority N] [--no-wait]\n"
+    "usage: segrel-client [--server HOST:PORT] submit --model M (--input NAME=FILE ... | --dicom DIR) --out DIR\n"
+    "                     [--reference FILE] [--region CLASS=FILE ...] [--job-id ID] [--composite NAME] [--seed N]\n"
+    "                     [--maps] [--lesions] [--ablation] [--no-pictures] [--priority N] [--no-wait]\n"
     "       segrel-client [--server HOST:PORT] watch JOB [--out DIR]\n"
     "       segrel-client [--server HOST:PORT] cancel JOB\n"
     "       segrel-client [--server HOST:PORT] models\n"
     "--server defaults to localhost:50051. submit uploads the study, then (unless --no-wait) follows the job and\n"
-    "writes its results into DIR; resubmitting with the same --job-id after a broken connection is safe.\n";
+    "writes its results into DIR (for --dicom also segmentation.dcm, a DICOM SEG) and prints the relevance per\n"
+    "sequence; resubmitting with the same --job-id after a broken connection is safe.\n";
 
-const std::set<std::string> kValueOptions = {"server", "model", "input", "out", "job-id", "composite", "seed",
-                                             "priority"};
+const std::set<std::string> kValueOptions = {"server", "model",     "input", "dicom", "reference", "region",
+                                             "out",    "job-id",    "composite", "seed", "priority"};
 const std::set<std::string> kSwitches = {"maps", "lesions", "ablation", "no-pictures", "no-wait"};
 
 struct Arguments {
@@ -84,14 +89,46 @@ std::string Describe(const v1::JobStatus& status) {
   }
 }
 
-void PrintStatus(const v1::JobStatus& status) { std::cerr << "job " << status.job_id() << ": " << Describe(status) << "\n"; }
+// Running updates (every window) overwrite one line: a progress bar; every other state gets its own line.
+void PrintStatus(const v1::JobStatus& status) {
+  static bool running_line = false;
+  if (status.state() == v1::RUNNING) {
+    const int width = 30, filled = static_cast<int>(width * std::clamp(status.progress(), 0.0, 1.0));
+    std::cerr << absl::StrFormat("\rjob %s: [%s%s] %3.0f %% %-10s", status.job_id(), std::string(filled, '#'),
+                                 std::string(width - filled, '.'), 100 * status.progress(), status.stage())
+              << std::flush;
+    running_line = true;
+    return;
+  }
+  if (running_line) std::cerr << "\n";
+  running_line = false;
+  std::cerr << "job " << status.job_id() << ": " << Describe(status) << "\n";
+}
+
+// The headline of relevance.json: the share of relevance per sequence, and the Dice and ablation cross-check when
+// the job had them.
+void PrintRelevance(const std::string& out_dir) {
+  std::ifstream file(out_dir + "/relevance.json");
+  const nlohmann::json report = nlohmann::json::parse(file, nullptr, /*allow_exceptions=*/false);
+  if (report.is_discarded() || !report.contains("sequence_ranking")) return;
+  std::cout << "relevance per sequence (share of the combined map M):\n";
+  for (const auto& name : report["sequence_ranking"]) {
+    std::cout << absl::StrFormat("  %-12s %7.4f\n", name.get<std::string>(),
+                                 report["sequence_relevance"].value(name.get<std::string>(), 0.0));
+  }
+  if (report.contains("reference") && report["reference"].contains("dice")) {
+    std::cout << absl::StrFormat("reference: Dice %.4f\n", report["reference"]["dice"].get<double>());
+  }
+}
 
 // Follows the job; exit status 0 only when it is done.
 absl::Status WatchJob(SegrelClient& client, const std::string& job_id, const std::string& out_dir) {
   absl::StatusOr<v1::JobStatus> last = client.Watch(job_id, out_dir, PrintStatus);
   if (!last.ok()) return last.status();
   if (last->state() != v1::DONE) return absl::Status(static_cast<absl::StatusCode>(last->code()), Describe(*last));
-  if (!out_dir.empty()) std::cout << "outputs in " << out_dir << ": " << absl::StrJoin(last->results(), ", ") << "\n";
+  if (out_dir.empty()) return absl::OkStatus();
+  PrintRelevance(out_dir);
+  std::cout << "outputs in " << out_dir << ": " << absl::StrJoin(last->results(), ", ") << "\n";
   return absl::OkStatus();
 }
 
@@ -109,7 +146,20 @@ absl::Status Submit(SegrelClient& client, const Arguments& arguments) {
     }
     options.inputs.push_back({it->second.substr(0, equals), it->second.substr(equals + 1)});
   }
-  if (options.inputs.empty()) return absl::InvalidArgumentError("give the study as --input NAME=FILE pairs");
+  options.dicom_dir = arguments.Get("dicom");
+  if (options.inputs.empty() == options.dicom_dir.empty()) {
+    return absl::InvalidArgumentError("give the study as --input NAME=FILE pairs or as --dicom DIR");
+  }
+  options.reference = arguments.Get("reference");
+  for (auto [it, end] = arguments.options.equal_range("region"); it != end; ++it) {
+    const size_t equals = it->second.find('=');
+    int class_index = 0;
+    if (equals == std::string::npos || !absl::SimpleAtoi(it->second.substr(0, equals), &class_index) ||
+        equals + 1 == it->second.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("--region must be CLASS=FILE, not '", it->second, "'"));
+    }
+    options.regions.emplace_back(class_index, it->second.substr(equals + 1));
+  }
   v1::AnalysisOptions& analysis = options.analysis;
   analysis.set_composite(arguments.Get("composite"));
   if (arguments.Has("seed")) {

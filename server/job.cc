@@ -1,5 +1,6 @@
 #include "server/job.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace segrel::server {
@@ -19,7 +20,7 @@ bool Job::SetStage(const std::string& stage, double progress) {
     if (IsFinal(snapshot_.state)) return false;
     snapshot_.state = JobState::kRunning;
     snapshot_.stage = stage;
-    snapshot_.progress = progress;
+    snapshot_.progress = std::max(snapshot_.progress, progress);
     ++snapshot_.version;
   }
   Notify();
@@ -45,15 +46,15 @@ bool Job::End(const absl::Status& status, std::vector<std::string> results) {
   return true;
 }
 
-JobState Job::RequestCancel() {
+JobState Job::RequestCancel(absl::Status reason) {
   absl::MutexLock lock(&mutex_);
-  if (!IsFinal(snapshot_.state)) cancel_requested_ = true;
+  if (!IsFinal(snapshot_.state) && stop_reason_.ok()) stop_reason_ = std::move(reason);
   return snapshot_.state;
 }
 
-bool Job::cancel_requested() const {
+absl::Status Job::stop_reason() const {
   absl::MutexLock lock(&mutex_);
-  return cancel_requested_;
+  return stop_reason_;
 }
 
 void Job::AddObserver(std::weak_ptr<JobObserver> observer) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -21,9 +22,13 @@ struct JobSpec {
   std::string model_name;
   std::string model_version;
   std::string bundle_path;              // the bundle's segrel.json
-  std::vector<std::string> sequences;   // sequence names, as uploaded
-  std::string directory;                // the job's folder: input/NAME.nii[.gz], out/
-  std::vector<std::string> input_files; // input/..., one per sequence, in `sequences` order
+  std::string directory;                // the job's folder: input/ (deleted when the job ends), out/
+  // The study: NIfTI, one file per sequence (input/NAME.nii[.gz]), or a DICOM folder (input/dicom/).
+  std::vector<std::string> sequences;   // NIfTI: sequence names, as uploaded
+  std::vector<std::string> input_files; // NIfTI: input/..., one per sequence, in `sequences` order
+  std::string dicom_dir;                // DICOM: the folder of the study's files
+  std::string reference_file;           // optional reference segmentation
+  std::vector<std::pair<int64_t, std::string>> region_files;  // optional region masks, class -> file
   std::string composite;                // empty: the bundle's
   uint64_t seed = 0;
   bool maps = false;
@@ -36,6 +41,7 @@ struct JobSpec {
   uint64_t bytes = 0;                   // uploaded
   std::string fingerprint;              // identifies the submission (model, sequences' SHA-256, options)
 
+  std::string InputDirectory() const { return directory + "/input"; }
   std::string OutputDirectory() const { return directory + "/out"; }
 };
 
@@ -71,16 +77,18 @@ class Job {
   const JobSpec& spec() const { return spec_; }
   Snapshot Get() const;
 
-  // Moves a queued job to running, or a running one to its next stage. Returns false (and changes nothing) when
-  // the job has ended.
+  // Moves a queued job to running, or a running one on (stage, progress of the whole job; progress never goes
+  // back). Returns false (and changes nothing) when the job has ended.
   bool SetStage(const std::string& stage, double progress);
   // Ends the job: done with `results` when `status` is OK, cancelled when its code is CANCELLED, else failed.
   // Returns false when the job had already ended.
   bool End(const absl::Status& status, std::vector<std::string> results = {});
 
-  // Asks the job to stop: the worker checks cancel_requested() between stages. Returns the state at the call.
-  JobState RequestCancel();
-  bool cancel_requested() const;
+  // Asks the job to stop with `reason` (the first reason asked for stays): the worker checks stop_reason() at
+  // every stage and window. Returns the state at the call.
+  JobState RequestCancel(absl::Status reason = absl::CancelledError("cancelled by request"));
+  bool cancel_requested() const { return !stop_reason().ok(); }
+  absl::Status stop_reason() const;  // OK unless a stop was asked for
 
   // Observers are held weakly: one that is destroyed is dropped.
   void AddObserver(std::weak_ptr<JobObserver> observer);
@@ -91,7 +99,7 @@ class Job {
   const JobSpec spec_;
   mutable absl::Mutex mutex_;
   Snapshot snapshot_ ABSL_GUARDED_BY(mutex_);
-  bool cancel_requested_ ABSL_GUARDED_BY(mutex_) = false;
+  absl::Status stop_reason_ ABSL_GUARDED_BY(mutex_);
   std::vector<std::weak_ptr<JobObserver>> observers_ ABSL_GUARDED_BY(mutex_);
 };
 

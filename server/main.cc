@@ -16,11 +16,12 @@ ABSL_FLAG(std::string, address, "0.0.0.0:50051", "gRPC address, HOST:PORT");
 ABSL_FLAG(std::string, metrics_address, "9464", "Prometheus /metrics address, [HOST:]PORT; empty: none");
 ABSL_FLAG(std::string, model_repository, "models", "folder of model bundles (NAME/segrel.json, NAME/VERSION/...)");
 ABSL_FLAG(std::string, spool_dir, "/tmp/segrel-server", "folder for uploads and results");
-ABSL_FLAG(int, workers, 1, "jobs run at once (one model replica each)");
+ABSL_FLAG(int, workers, 1, "CPU workers: jobs run at once on the CPU (one model replica each)");
+ABSL_FLAG(int, cuda_workers, -1, "workers on CUDA devices, one per device; -1: one on every device LibTorch sees");
 ABSL_FLAG(int, threads, 0, "LibTorch threads, shared by the workers; 0: all cores");
 ABSL_FLAG(int, queue_capacity, 16, "jobs waiting; beyond it Submit answers RESOURCE_EXHAUSTED");
 ABSL_FLAG(int64_t, max_study_mb, 4096, "largest study accepted, all sequences together, MiB");
-ABSL_FLAG(int, max_sequences, 16, "most sequences per study");
+ABSL_FLAG(int, max_files, 10000, "most files per job (a DICOM study has one per slice)");
 ABSL_FLAG(absl::Duration, job_deadline, absl::Hours(1), "default time a job may wait in the queue");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Minutes(2), "on SIGTERM, time running jobs get to finish");
 
@@ -41,9 +42,10 @@ int main(int argc, char** argv) {
   options.model_repository = absl::GetFlag(FLAGS_model_repository);
   options.spool_dir = absl::GetFlag(FLAGS_spool_dir);
   options.workers = absl::GetFlag(FLAGS_workers);
+  options.cuda_workers = absl::GetFlag(FLAGS_cuda_workers);
   options.queue_capacity = static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_queue_capacity)));
   options.limits.max_study_bytes = static_cast<uint64_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_max_study_mb))) << 20;
-  options.limits.max_sequences = static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_max_sequences)));
+  options.limits.max_files = static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_max_files)));
   options.limits.default_deadline = absl::GetFlag(FLAGS_job_deadline);
   if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));  // once, before any job
 
@@ -56,7 +58,7 @@ int main(int argc, char** argv) {
     std::cerr << "segrel-server: warning: not serving " << failed.path << ": " << failed.status.message() << "\n";
   }
   std::cerr << "segrel-server: " << (*server)->models().models().size() << " models, " << options.workers
-            << " workers, listening on port " << (*server)->port();
+            << " CPU workers, " << (*server)->cuda_workers() << " CUDA workers, listening on port " << (*server)->port();
   if ((*server)->metrics_port() > 0) std::cerr << ", metrics on port " << (*server)->metrics_port();
   std::cerr << std::endl;
 

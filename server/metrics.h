@@ -10,7 +10,8 @@
 //   segrel_queue_time_seconds                      time from acceptance to a worker taking the job (histogram)
 //   segrel_stage_seconds{model,stage}              time per pipeline stage (read, load_model, normalise, import,
 //                                                  inference, transpose, relevance, write, total) (histogram)
-//   segrel_workers / segrel_active_workers         workers in the pool / running a job now
+//   segrel_workers / segrel_active_workers{device} workers in the pool / running a job now, per device (cpu,
+//                                                  cuda:0, ...)
 //   segrel_model_loaded{model,version}             1 for every bundle served, 0 for bundles that failed to load
 //   segrel_relevance_bias_share{model,class}       per job, the share of relevance lost to biases in the class's
 //                                                  region, 1 - mean normaliser (histogram)

@@ -17,7 +17,8 @@ constexpr int kMaxMessageBytes = (4 << 20) + (64 << 10);
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerOptions& options) {
-  if (options.workers < 1) return absl::InvalidArgumentError("workers must be at least 1");
+  absl::StatusOr<std::vector<at::Device>> devices = WorkerDevices(options.workers, options.cuda_workers);
+  if (!devices.ok()) return devices.status();
   if (options.queue_capacity < 1) return absl::InvalidArgumentError("the queue capacity must be at least 1");
   if (options.spool_dir.empty()) return absl::InvalidArgumentError("a spool folder is required");
   std::error_code error;
@@ -35,10 +36,12 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
     server->metrics_.model_loaded.Set({failed.path, ""}, 0);
   }
 
+  server->cuda_workers_ = static_cast<int>(
+      std::count_if(devices->begin(), devices->end(), [](const at::Device& device) { return device.is_cuda(); }));
   server->queue_ = std::make_unique<JobQueue>(options.queue_capacity);
   Metrics* metrics = &server->metrics_;
   server->queue_->SetLengthListener([metrics](size_t length) { metrics->queue_length.Set({}, length); });
-  server->workers_ = std::make_unique<WorkerPool>(server->queue_.get(), metrics, options.workers);
+  server->workers_ = std::make_unique<WorkerPool>(server->queue_.get(), metrics, *std::move(devices));
   if (!options.metrics_address.empty()) {
     absl::StatusOr<std::unique_ptr<MetricsExposer>> exposer =
         MetricsExposer::Create(options.metrics_address, &server->metrics_.registry());

@@ -25,7 +25,9 @@ struct ServerOptions {
   std::string metrics_address = "9464";   // /metrics, [HOST:]PORT (port 0: any free port); empty: no endpoint
   std::string model_repository;           // folder of bundles (server/model_repository.h); required
   std::string spool_dir;                  // uploads and results; required
-  int workers = 1;                        // jobs run at once, one model replica each
+  int workers = 1;                        // CPU workers: jobs run at once on the CPU, one model replica each
+  int cuda_workers = -1;                  // one worker per CUDA device, on the first N devices; -1: every device
+                                          // LibTorch sees (none in a CPU build)
   size_t queue_capacity = 16;             // jobs waiting; beyond it Submit answers RESOURCE_EXHAUSTED
   UploadLimits limits;
   size_t max_jobs_kept = 1000;            // ended jobs kept for Watch
@@ -44,6 +46,7 @@ class SegrelServer {
 
   int port() const { return port_; }
   int metrics_port() const { return exposer_ ? exposer_->port() : 0; }
+  int cuda_workers() const { return cuda_workers_; }
   const ModelRepository& models() const { return *models_; }
   Metrics& metrics() { return metrics_; }
   // While held, workers start no new job (JobQueue::SetHeld).
@@ -65,6 +68,7 @@ class SegrelServer {
   std::unique_ptr<MetricsExposer> exposer_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  int cuda_workers_ = 0;
   absl::Mutex shutdown_mutex_;
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mutex_) = false;
 };

@@ -311,7 +311,7 @@ grpc::ServerUnaryReactor* SegrelServiceImpl::Cancel(grpc::CallbackServerContext*
       metrics_->jobs_failed.Add({job->spec().model_name, CodeName(absl::StatusCode::kCancelled)});
     }
   } else {
-    job->RequestCancel();  // a running job stops at its next stage boundary
+    job->RequestCancel();  // a running job stops at its next window or stage
   }
   *response->mutable_status() = StatusOf(*job);
   reactor->Finish(grpc::Status::OK);
@@ -334,6 +334,7 @@ grpc::ServerUnaryReactor* SegrelServiceImpl::ListModels(grpc::CallbackServerCont
     for (const std::string& name : bundle.classes) info->add_classes(name);
     info->set_default_composite(bundle.composite);
     info->set_license(bundle.license);
+    info->set_reads_dicom(bundle.series_rules.has_value());
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);

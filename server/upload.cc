@@ -23,37 +23,23 @@ bool IsHexDigest(const std::string& text) {
          });
 }
 
-// The metadata's sequences are exactly the bundle's, once each, well formed.
-absl::Status CheckSequences(const v1::JobMetadata& metadata, const model::Bundle& bundle,
-                            const UploadLimits& limits) {
-  if (static_cast<size_t>(metadata.sequences_size()) > limits.max_sequences) {
-    return absl::ResourceExhaustedError(absl::StrCat(metadata.sequences_size(), " sequences; this server takes at most ",
-                                                     limits.max_sequences));
+bool IsValidName(const std::string& name) {
+  return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), IsNameCharacter);
+}
+
+// How a file is called in messages (never by a name the client's file system gave it).
+std::string Label(const v1::UploadFile& file, int index) {
+  switch (file.role()) {
+    case v1::REFERENCE: return "reference";
+    case v1::REGION: return absl::StrCat("region of class ", file.class_index());
+    default: break;
   }
-  std::set<std::string> given;
-  uint64_t total = 0;
-  for (const v1::SequenceUpload& sequence : metadata.sequences()) {
-    const std::string& name = sequence.name();
-    if (name.empty() || name.size() > 64 || !std::all_of(name.begin(), name.end(), IsNameCharacter)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("sequence name '", name, "': 1 to 64 letters, digits, '.', '_' or '-'"));
-    }
-    if (!given.insert(name).second) return absl::InvalidArgumentError(absl::StrCat("sequence ", name, " given twice"));
-    if (sequence.format() == v1::DICOM) {
-      return absl::UnimplementedError(absl::StrCat("sequence ", name, ": DICOM uploads are not served yet; send NIfTI"));
-    }
-    if (sequence.format() != v1::NIFTI) {
-      return absl::InvalidArgumentError(absl::StrCat("sequence ", name, ": format must be NIFTI"));
-    }
-    if (!IsHexDigest(sequence.sha256())) {
-      return absl::InvalidArgumentError(absl::StrCat("sequence ", name, ": sha256 must be 64 hex digits"));
-    }
-    total += sequence.size_bytes();
-    if (sequence.size_bytes() > limits.max_study_bytes || total > limits.max_study_bytes) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("the study is larger than this server's limit of ", limits.max_study_bytes, " bytes"));
-    }
-  }
+  if (file.format() == v1::NIFTI) return absl::StrCat("sequence ", file.name());
+  return absl::StrCat("file ", index, " (", file.name(), ")");
+}
+
+// The NIfTI sequences are exactly the bundle's, once each.
+absl::Status CheckSequenceNames(const std::set<std::string>& given, const model::Bundle& bundle) {
   std::vector<std::string> missing, unexpected;
   const std::vector<std::string> expected = bundle.SequenceNames();
   for (const std::string& name : expected) {
@@ -72,6 +58,68 @@ absl::Status CheckSequences(const v1::JobMetadata& metadata, const model::Bundle
                                                  absl::StrJoin(expected, ", ")));
 }
 
+// The metadata's files are well formed and within the limits, and make one study for the bundle: its sequences in
+// NIfTI, or DICOM files (with series rules to map them), plus at most one reference and one region per class.
+absl::Status CheckFiles(const v1::JobMetadata& metadata, const model::Bundle& bundle, const UploadLimits& limits) {
+  if (static_cast<size_t>(metadata.files_size()) > limits.max_files) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(metadata.files_size(), " files; this server takes at most ", limits.max_files));
+  }
+  std::set<std::string> nifti_sequences;
+  std::set<int> region_classes;
+  int dicom_files = 0, references = 0;
+  uint64_t total = 0;
+  for (int f = 0; f < metadata.files_size(); ++f) {
+    const v1::UploadFile& file = metadata.files(f);
+    const std::string label = Label(file, f);
+    if (!IsValidName(file.name())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("file ", f, ": name '", file.name(), "' must be 1 to 64 letters, digits, '.', '_' or '-'"));
+    }
+    if (!v1::FileRole_IsValid(file.role())) return absl::InvalidArgumentError(absl::StrCat("file ", f, ": unknown role"));
+    if (file.format() != v1::NIFTI && (file.format() != v1::DICOM || file.role() != v1::SEQUENCE)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          label, ": format must be NIFTI", file.role() == v1::SEQUENCE ? " or DICOM" : " for masks"));
+    }
+    if (!IsHexDigest(file.sha256())) return absl::InvalidArgumentError(absl::StrCat(label, ": sha256 must be 64 hex digits"));
+    total += file.size_bytes();
+    if (file.size_bytes() > limits.max_study_bytes || total > limits.max_study_bytes) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("the study is larger than this server's limit of ", limits.max_study_bytes, " bytes"));
+    }
+    if (file.role() == v1::REFERENCE && ++references > 1) {
+      return absl::InvalidArgumentError("more than one reference segmentation");
+    }
+    if (file.role() == v1::REGION) {
+      const int classes = static_cast<int>(bundle.classes.size());
+      if (file.class_index() < 0 || (classes > 0 && file.class_index() >= classes)) {
+        return absl::InvalidArgumentError(absl::StrCat(label, ": the class must be 0 to ", classes - 1, " (model ",
+                                                       bundle.name, " has ", classes, " classes)"));
+      }
+      if (!region_classes.insert(file.class_index()).second) {
+        return absl::InvalidArgumentError(absl::StrCat(label, " given twice"));
+      }
+    }
+    if (file.role() != v1::SEQUENCE) continue;
+    if (file.format() == v1::DICOM) {
+      ++dicom_files;
+    } else if (!nifti_sequences.insert(file.name()).second) {
+      return absl::InvalidArgumentError(absl::StrCat(label, " given twice"));
+    }
+  }
+  if (dicom_files > 0 && !nifti_sequences.empty()) {
+    return absl::InvalidArgumentError("the study mixes NIfTI sequences and DICOM files: send one or the other");
+  }
+  if (dicom_files > 0) {
+    if (!bundle.series_rules.has_value()) {
+      return absl::FailedPreconditionError(absl::StrCat("model ", bundle.name,
+                                                        " has no series rules to read DICOM studies; send NIfTI"));
+    }
+    return absl::OkStatus();
+  }
+  return CheckSequenceNames(nifti_sequences, bundle);
+}
+
 }  // namespace
 
 bool IsValidJobId(const std::string& id) {
@@ -82,9 +130,7 @@ bool IsValidJobId(const std::string& id) {
 std::string Fingerprint(const v1::JobMetadata& metadata) {
   v1::JobMetadata copy = metadata;
   copy.clear_job_id();
-  for (v1::SequenceUpload& sequence : *copy.mutable_sequences()) {
-    sequence.set_sha256(absl::AsciiStrToLower(sequence.sha256()));
-  }
+  for (v1::UploadFile& file : *copy.mutable_files()) file.set_sha256(absl::AsciiStrToLower(file.sha256()));
   std::string bytes;
   copy.SerializeToString(&bytes);
   proto::Sha256 hash;
@@ -99,7 +145,7 @@ absl::StatusOr<std::unique_ptr<Upload>> Upload::Start(const v1::JobMetadata& met
   }
   absl::StatusOr<model::Bundle> bundle = models.Find(metadata.model());
   if (!bundle.ok()) return bundle.status();
-  if (absl::Status status = CheckSequences(metadata, *bundle, limits); !status.ok()) return status;
+  if (absl::Status status = CheckFiles(metadata, *bundle, limits); !status.ok()) return status;
   const v1::AnalysisOptions& options = metadata.options();
   if (!options.composite().empty()) {
     if (const auto composite = lrp::Composite::Create(options.composite()); !composite.ok()) {
@@ -125,15 +171,35 @@ absl::StatusOr<std::unique_ptr<Upload>> Upload::Start(const v1::JobMetadata& met
   const absl::Duration wait =
       metadata.deadline_seconds() > 0 ? absl::Seconds(metadata.deadline_seconds()) : limits.default_deadline;
   spec.deadline = absl::Now() + wait;
-  std::vector<Sequence> sequences;
-  for (const v1::SequenceUpload& upload : metadata.sequences()) {
-    spec.sequences.push_back(upload.name());
-    sequences.push_back({upload.name(), upload.size_bytes(), absl::AsciiStrToLower(upload.sha256()), 0, ""});
+  const std::string input = spec.InputDirectory();
+  std::vector<File> files;
+  for (int f = 0; f < metadata.files_size(); ++f) {
+    const v1::UploadFile& upload = metadata.files(f);
+    File file;
+    file.label = Label(upload, f);
+    file.nifti = upload.format() == v1::NIFTI;
+    file.role = upload.role();
+    file.class_index = upload.class_index();
+    file.size = upload.size_bytes();
+    file.sha256 = absl::AsciiStrToLower(upload.sha256());
+    if (upload.role() == v1::REFERENCE) {
+      file.stem = input + "/reference";
+    } else if (upload.role() == v1::REGION) {
+      file.stem = absl::StrCat(input, "/region_", upload.class_index());
+    } else if (!file.nifti) {
+      spec.dicom_dir = input + "/dicom";
+      file.stem = absl::StrCat(spec.dicom_dir, "/", f);  // numbered: the client's file names stay with the client
+      file.path = file.stem + ".dcm";
+    } else {
+      file.stem = absl::StrCat(input, "/", upload.name());
+      spec.sequences.push_back(upload.name());
+    }
+    files.push_back(std::move(file));
   }
   std::error_code error;
-  std::filesystem::create_directories(directory + "/input", error);
+  std::filesystem::create_directories(spec.dicom_dir.empty() ? input : spec.dicom_dir, error);
   if (error) return absl::InternalError(absl::StrCat("cannot create the job folder: ", error.message()));
-  std::unique_ptr<Upload> upload(new Upload(std::move(spec), std::move(sequences)));
+  std::unique_ptr<Upload> upload(new Upload(std::move(spec), std::move(files)));
   upload->SkipEmpty();
   return upload;
 }
@@ -147,34 +213,36 @@ Upload::~Upload() {
 }
 
 void Upload::SkipEmpty() {
-  while (current_ < sequences_.size() && sequences_[current_].size == 0 && file_ == nullptr) {
+  while (current_ < files_.size() && files_[current_].size == 0 && file_ == nullptr) {
     // An empty file needs no chunk: create it so the job reads (and rejects) it as the pipeline would.
-    Sequence& sequence = sequences_[current_];
-    sequence.path = absl::StrCat(spec_.directory, "/input/", sequence.name, ".nii");
-    if (std::FILE* empty = std::fopen(sequence.path.c_str(), "wb")) std::fclose(empty);
+    File& file = files_[current_];
+    if (file.path.empty()) file.path = file.stem + ".nii";
+    if (std::FILE* empty = std::fopen(file.path.c_str(), "wb")) std::fclose(empty);
     ++current_;
   }
 }
 
 absl::Status Upload::OpenCurrent(const std::string& first_bytes) {
-  Sequence& sequence = sequences_[current_];
-  // The pipeline reads NAME.nii.gz or NAME.nii: gzip's magic number decides.
-  const bool gzipped = first_bytes.size() >= 2 && static_cast<unsigned char>(first_bytes[0]) == 0x1f &&
-                       static_cast<unsigned char>(first_bytes[1]) == 0x8b;
-  sequence.path = absl::StrCat(spec_.directory, "/input/", sequence.name, gzipped ? ".nii.gz" : ".nii");
-  file_ = std::fopen(sequence.path.c_str(), "wb");
-  if (file_ == nullptr) return absl::InternalError(absl::StrCat("sequence ", sequence.name, ": cannot spool"));
+  File& file = files_[current_];
+  if (file.nifti) {
+    // The pipeline reads .nii.gz or .nii: gzip's magic number decides.
+    const bool gzipped = first_bytes.size() >= 2 && static_cast<unsigned char>(first_bytes[0]) == 0x1f &&
+                         static_cast<unsigned char>(first_bytes[1]) == 0x8b;
+    file.path = file.stem + (gzipped ? ".nii.gz" : ".nii");
+  }
+  file_ = std::fopen(file.path.c_str(), "wb");
+  if (file_ == nullptr) return absl::InternalError(absl::StrCat(file.label, ": cannot spool"));
   hash_ = std::make_unique<proto::Sha256>();
   return absl::OkStatus();
 }
 
 absl::Status Upload::CloseCurrent() {
-  Sequence& sequence = sequences_[current_];
+  File& file = files_[current_];
   const bool closed = std::fclose(file_) == 0;
   file_ = nullptr;
-  if (!closed) return absl::InternalError(absl::StrCat("sequence ", sequence.name, ": cannot spool"));
-  if (hash_->HexDigest() != sequence.sha256) {
-    return absl::DataLossError(absl::StrCat("sequence ", sequence.name, ": SHA-256 does not match the bytes received"));
+  if (!closed) return absl::InternalError(absl::StrCat(file.label, ": cannot spool"));
+  if (hash_->HexDigest() != file.sha256) {
+    return absl::DataLossError(absl::StrCat(file.label, ": SHA-256 does not match the bytes received"));
   }
   hash_.reset();
   ++current_;
@@ -183,47 +251,54 @@ absl::Status Upload::CloseCurrent() {
 }
 
 absl::Status Upload::Append(const v1::Chunk& chunk) {
-  if (current_ >= sequences_.size()) {
+  if (current_ >= files_.size()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("chunk for sequence ", chunk.sequence_index(), " after every sequence was complete"));
+        absl::StrCat("chunk for file ", chunk.file_index(), " after every file was complete"));
   }
-  Sequence& sequence = sequences_[current_];
-  if (chunk.sequence_index() != current_ || chunk.offset() != sequence.received) {
-    return absl::InvalidArgumentError(absl::StrCat("chunk out of order: sequence ", chunk.sequence_index(),
-                                                   " offset ", chunk.offset(), ", expected sequence ", current_, " (",
-                                                   sequence.name, ") offset ", sequence.received));
+  File& file = files_[current_];
+  if (chunk.file_index() != current_ || chunk.offset() != file.received) {
+    return absl::InvalidArgumentError(absl::StrCat("chunk out of order: file ", chunk.file_index(), " offset ",
+                                                   chunk.offset(), ", expected file ", current_, " (", file.label,
+                                                   ") offset ", file.received));
   }
   const std::string& data = chunk.data();
   if (data.size() > 4u << 20) return absl::InvalidArgumentError("chunk larger than 4 MiB");
   if (data.empty()) return absl::InvalidArgumentError("empty chunk");
-  if (sequence.received + data.size() > sequence.size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("sequence ", sequence.name, ": more bytes than the ", sequence.size, " declared"));
+  if (file.received + data.size() > file.size) {
+    return absl::InvalidArgumentError(absl::StrCat(file.label, ": more bytes than the ", file.size, " declared"));
   }
   if (proto::Crc32(data) != chunk.crc32()) {
-    return absl::DataLossError(absl::StrCat("sequence ", sequence.name, ": chunk at offset ", chunk.offset(),
-                                            " does not match its CRC-32"));
+    return absl::DataLossError(
+        absl::StrCat(file.label, ": chunk at offset ", chunk.offset(), " does not match its CRC-32"));
   }
   if (file_ == nullptr) {
     if (absl::Status status = OpenCurrent(data); !status.ok()) return status;
   }
   if (std::fwrite(data.data(), 1, data.size(), file_) != data.size()) {
-    return absl::InternalError(absl::StrCat("sequence ", sequence.name, ": cannot spool"));
+    return absl::InternalError(absl::StrCat(file.label, ": cannot spool"));
   }
   hash_->Update(data);
-  sequence.received += data.size();
+  file.received += data.size();
   spec_.bytes += data.size();
-  if (sequence.received == sequence.size) return CloseCurrent();
+  if (file.received == file.size) return CloseCurrent();
   return absl::OkStatus();
 }
 
 absl::StatusOr<JobSpec> Upload::Finish() {
-  if (current_ < sequences_.size()) {
-    const Sequence& sequence = sequences_[current_];
-    return absl::InvalidArgumentError(absl::StrCat("upload incomplete: sequence ", sequence.name, " has ",
-                                                   sequence.received, " of ", sequence.size, " bytes"));
+  if (current_ < files_.size()) {
+    const File& file = files_[current_];
+    return absl::InvalidArgumentError(absl::StrCat("upload incomplete: ", file.label, " has ", file.received, " of ",
+                                                   file.size, " bytes"));
   }
-  for (const Sequence& sequence : sequences_) spec_.input_files.push_back(sequence.path);
+  for (const File& file : files_) {
+    if (file.role == v1::REFERENCE) {
+      spec_.reference_file = file.path;
+    } else if (file.role == v1::REGION) {
+      spec_.region_files.emplace_back(file.class_index, file.path);
+    } else if (file.nifti) {
+      spec_.input_files.push_back(file.path);
+    }
+  }
   spec_.received = absl::Now();
   finished_ = true;
   return spec_;

@@ -1,5 +1,7 @@
 #include "server/worker_pool.h"
 
+#include <torch/cuda.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -12,38 +14,80 @@
 namespace segrel::server {
 namespace {
 
-absl::Status CancelledIfRequested(const Job& job) {
-  return job.cancel_requested() ? absl::CancelledError("cancelled by request") : absl::OkStatus();
+// Where each stage of a job starts and ends in its overall progress (0 to 1), roughly as the stages take time
+// with sliding windows on the CPU (bench/README.md); a job without ablation jumps from relevance to write.
+struct StageSpan {
+  const char* stage;
+  double start, end;
+};
+constexpr StageSpan kStageSpans[] = {{"read", 0.00, 0.02},      {"import", 0.02, 0.04},
+                                     {"inference", 0.04, 0.12}, {"transpose", 0.12, 0.52},
+                                     {"relevance", 0.52, 0.92}, {"ablation", 0.92, 0.98},
+                                     {"write", 0.98, 1.00}};
+
+double OverallProgress(absl::string_view stage, int64_t done, int64_t total) {
+  for (const StageSpan& span : kStageSpans) {
+    if (stage == span.stage) {
+      const double within = total > 0 ? std::clamp(static_cast<double>(done) / total, 0.0, 1.0) : 0.0;
+      return span.start + within * (span.end - span.start);
+    }
+  }
+  return 0;
 }
 
 }  // namespace
 
-absl::StatusOr<std::vector<std::string>> RunJob(Job& job, analysis::ModelReplicas* replicas) {
+absl::StatusOr<std::vector<std::string>> RunJob(Job& job, analysis::ModelReplicas* replicas, at::Device device) {
   const JobSpec& spec = job.spec();
   if (absl::Now() > spec.deadline) {
     return absl::DeadlineExceededError("the job waited in the queue past its deadline");
   }
-  if (absl::Status status = CancelledIfRequested(job); !status.ok()) return status;
+  if (absl::Status stop = job.stop_reason(); !stop.ok()) return stop;
   analysis::AnalysisRequest request;
   request.model = spec.bundle_path;
   for (size_t s = 0; s < spec.sequences.size(); ++s) request.inputs.push_back({spec.sequences[s], spec.input_files[s]});
+  request.study_dir = spec.dicom_dir;
+  request.reference = spec.reference_file;
+  request.regions = spec.region_files;
   if (!spec.composite.empty()) request.composite = spec.composite;
   request.seed = spec.seed;
   request.per_lesion = spec.lesions;
   request.ablation = spec.ablation;
   request.replicas = replicas;
-  job.SetStage("analyze", 0.0);
+  request.device = device;
+  request.progress = [&job](absl::string_view stage, int64_t done, int64_t total) {
+    if (absl::Status stop = job.stop_reason(); !stop.ok()) return stop;
+    job.SetStage(std::string(stage), OverallProgress(stage, done, total));
+    return absl::OkStatus();
+  };
   absl::StatusOr<analysis::AnalysisResult> result = analysis::RunAnalysis(request);
   if (!result.ok()) return result.status();
-  if (absl::Status status = CancelledIfRequested(job); !status.ok()) return status;
-  job.SetStage("write", 0.9);
+  if (absl::Status stop = job.stop_reason(); !stop.ok()) return stop;
+  job.SetStage("write", OverallProgress("write", 0, 1));
   return analysis::WriteAnalysis(*result, spec.OutputDirectory(), spec.maps, spec.pictures);
 }
 
-WorkerPool::WorkerPool(JobQueue* queue, Metrics* metrics, int workers) : queue_(queue), metrics_(metrics) {
-  metrics_->workers.Set({}, workers);
-  metrics_->active_workers.Set({}, 0);
-  for (int w = 0; w < workers; ++w) threads_.emplace_back([this] { Work(); });
+absl::StatusOr<std::vector<at::Device>> WorkerDevices(int cpu_workers, int cuda_workers) {
+  if (cpu_workers < 0) return absl::InvalidArgumentError("the number of CPU workers must not be negative");
+  std::vector<at::Device> devices(static_cast<size_t>(cpu_workers), at::Device(at::kCPU));
+  const int visible = at::hasCUDA() ? static_cast<int>(torch::cuda::device_count()) : 0;
+  if (cuda_workers > visible) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(cuda_workers, " CUDA workers asked for, but LibTorch sees ", visible, " CUDA devices"));
+  }
+  const int cuda = cuda_workers < 0 ? visible : cuda_workers;
+  for (int d = 0; d < cuda; ++d) devices.emplace_back(at::kCUDA, static_cast<at::DeviceIndex>(d));
+  if (devices.empty()) return absl::InvalidArgumentError("no workers: give at least one CPU or CUDA worker");
+  return devices;
+}
+
+WorkerPool::WorkerPool(JobQueue* queue, Metrics* metrics, std::vector<at::Device> devices)
+    : queue_(queue), metrics_(metrics) {
+  for (const at::Device& device : devices) {
+    metrics_->workers.Add({device.str()}, 1);
+    metrics_->active_workers.Set({device.str()}, 0);
+  }
+  for (const at::Device& device : devices) threads_.emplace_back([this, device] { Work(device); });
 }
 
 WorkerPool::~WorkerPool() {
@@ -54,22 +98,25 @@ WorkerPool::~WorkerPool() {
   Stop(absl::Now());
 }
 
-void WorkerPool::Work() {
+void WorkerPool::Work(at::Device device) {
   analysis::ModelReplicas replicas;  // this worker's own model replicas, loaded on first use
-  while (std::shared_ptr<Job> job = queue_->Pop()) Run(job, &replicas);
+  while (std::shared_ptr<Job> job = queue_->Pop()) Run(job, &replicas, device);
   absl::MutexLock lock(&mutex_);
   ++exited_;
 }
 
-void WorkerPool::Run(const std::shared_ptr<Job>& job, analysis::ModelReplicas* replicas) {
+void WorkerPool::Run(const std::shared_ptr<Job>& job, analysis::ModelReplicas* replicas, at::Device device) {
   const JobSpec& spec = job->spec();
   metrics_->queue_time.Observe({}, absl::ToDoubleSeconds(absl::Now() - spec.received));
-  metrics_->active_workers.Add({}, 1);
+  metrics_->active_workers.Add({device.str()}, 1);
   {
     absl::MutexLock lock(&mutex_);
     running_.push_back(job);
   }
-  absl::StatusOr<std::vector<std::string>> written = RunJob(*job, replicas);
+  absl::StatusOr<std::vector<std::string>> written = RunJob(*job, replicas, device);
+  // The inputs are needed no more; DICOM files in particular carry patient data: keep them no longer than needed.
+  std::error_code error;
+  std::filesystem::remove_all(spec.InputDirectory(), error);
   const std::string model = spec.model_name;
   if (written.ok()) {
     std::ifstream file(spec.OutputDirectory() + "/relevance.json");
@@ -84,7 +131,7 @@ void WorkerPool::Run(const std::shared_ptr<Job>& job, analysis::ModelReplicas* r
     absl::MutexLock lock(&mutex_);
     running_.erase(std::find(running_.begin(), running_.end(), job));
   }
-  metrics_->active_workers.Add({}, -1);
+  metrics_->active_workers.Add({device.str()}, -1);
   // Last: a client that sees the job end sees the metrics that count it.
   if (written.ok()) {
     job->End(absl::OkStatus(), *std::move(written));
@@ -98,7 +145,9 @@ void WorkerPool::Stop(absl::Time deadline) {
   {
     absl::MutexLock lock(&mutex_);
     if (!mutex_.AwaitWithDeadline(absl::Condition(this, &WorkerPool::AllExited), deadline)) {
-      for (const std::shared_ptr<Job>& job : running_) job->RequestCancel();
+      for (const std::shared_ptr<Job>& job : running_) {
+        job->RequestCancel(absl::UnavailableError("the server stopped before the job finished; submit it again"));
+      }
     }
   }
   for (std::thread& thread : threads_) thread.join();

@@ -1,7 +1,10 @@
 // The workers that run queued jobs: each takes a job from the queue and runs `segrel analyze`'s pipeline on it
-// (core/analysis/pipeline.h), in stages between which it checks for cancellation.
+// (core/analysis/pipeline.h) on its device (the CPU, or one CUDA device), reporting each stage and window to the
+// job and stopping at the next one when the job is cancelled.
 #ifndef SEGREL_SERVER_WORKER_POOL_H_
 #define SEGREL_SERVER_WORKER_POOL_H_
+
+#include <ATen/ATen.h>
 
 #include <memory>
 #include <thread>
@@ -19,28 +22,35 @@
 
 namespace segrel::server {
 
-// Runs one job's analysis and writes its outputs into spec.OutputDirectory(); returns the files written.
-// Checks `job.cancel_requested()` between stages (Cancelled when set). Errors: those of RunAnalysis and
-// WriteAnalysis; DeadlineExceeded when the job waited past its deadline.
+// Runs one job's analysis on `device` and writes its outputs into spec.OutputDirectory(); returns the files
+// written. Sets the job's stage and progress as the analysis goes, and stops at the next stage or window once
+// `job.stop_reason()` is set, returning that reason. Errors: those of RunAnalysis and WriteAnalysis;
+// DeadlineExceeded when the job waited past its deadline.
 // `replicas`: the worker's loaded models, reused across its jobs (null: load the model for this job).
-absl::StatusOr<std::vector<std::string>> RunJob(Job& job, analysis::ModelReplicas* replicas = nullptr);
+absl::StatusOr<std::vector<std::string>> RunJob(Job& job, analysis::ModelReplicas* replicas = nullptr,
+                                                at::Device device = at::kCPU);
+
+// The devices to run workers on: `cpu_workers` times the CPU, then one entry per CUDA device LibTorch sees
+// (`cuda_workers` < 0) or the first `cuda_workers` of them. Errors: InvalidArgument when no worker is left or
+// more CUDA workers are asked for than there are devices.
+absl::StatusOr<std::vector<at::Device>> WorkerDevices(int cpu_workers, int cuda_workers);
 
 // Thread-safe.
 class WorkerPool {
  public:
-  // `queue` and `metrics` must outlive the pool. REQUIRES: workers > 0.
-  WorkerPool(JobQueue* queue, Metrics* metrics, int workers);
+  // One worker per entry of `devices`. `queue` and `metrics` must outlive the pool. REQUIRES: devices not empty.
+  WorkerPool(JobQueue* queue, Metrics* metrics, std::vector<at::Device> devices);
   ~WorkerPool();  // closes the queue (failing the jobs left in it) and stops at once, if not stopped
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
   // Waits for the workers to end; REQUIRES: the queue is closed (so no new job starts). Jobs still running at
-  // `deadline` are asked to cancel and end at their next stage boundary.
+  // `deadline` are handed back: they stop at their next stage or window and fail with UNAVAILABLE (submit again).
   void Stop(absl::Time deadline);
 
  private:
-  void Work();
-  void Run(const std::shared_ptr<Job>& job, analysis::ModelReplicas* replicas);
+  void Work(at::Device device);
+  void Run(const std::shared_ptr<Job>& job, analysis::ModelReplicas* replicas, at::Device device);
   bool AllExited() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return exited_ == static_cast<int>(threads_.size()); }
 
   JobQueue* const queue_;

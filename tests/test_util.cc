@@ -8,6 +8,9 @@
 #include <fstream>
 #include <iterator>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+
 namespace segrel::testing {
 
 std::string FixturePath(const std::string& name) { return std::string(SEGREL_FIXTURE_DIR) + "/" + name; }
@@ -53,6 +56,10 @@ std::string TestTempDir() {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir.string();
+}
+
+std::string ShellQuote(const std::string& text) {
+  return absl::StrCat("'", absl::StrReplaceAll(text, {{"'", "'\\''"}}), "'");
 }
 
 }  // namespace segrel::testing

@@ -36,6 +36,9 @@ double RelativeError(const at::Tensor& a, const at::Tensor& b, double floor = 1e
 // A temporary directory unique to the running test, created empty (each call empties it again).
 std::string TestTempDir();
 
+// `text` quoted for /bin/sh.
+std::string ShellQuote(const std::string& text);
+
 }  // namespace segrel::testing
 
 #endif  // SEGREL_TESTS_TEST_UTIL_H_

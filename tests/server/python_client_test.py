@@ -64,8 +64,8 @@ def submit_messages(job_id, model=MODEL, options=None, corrupt=None, chunk=700):
         with open(study_file(name), "rb") as f:
             data = f.read()
         blobs.append(data)
-        metadata.sequences.add(name=name, format=pb.NIFTI, size_bytes=len(data),
-                               sha256=hashlib.sha256(data).hexdigest())
+        metadata.files.add(role=pb.SEQUENCE, name=name, format=pb.NIFTI, size_bytes=len(data),
+                           sha256=hashlib.sha256(data).hexdigest())
     yield pb.SubmitRequest(metadata=metadata)
     for index, data in enumerate(blobs):
         for offset in range(0, len(data), chunk):
@@ -73,7 +73,7 @@ def submit_messages(job_id, model=MODEL, options=None, corrupt=None, chunk=700):
             crc = zlib.crc32(piece)
             if corrupt == "crc" and index == 1 and offset == 0:
                 crc ^= 1
-            yield pb.SubmitRequest(chunk=pb.Chunk(sequence_index=index, offset=offset, data=piece, crc32=crc))
+            yield pb.SubmitRequest(chunk=pb.Chunk(file_index=index, offset=offset, data=piece, crc32=crc))
 
 
 def watch(stub, job_id, out_dir):

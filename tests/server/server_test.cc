@@ -6,9 +6,12 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -21,6 +24,7 @@
 #include "core/analysis/pipeline.h"
 #include "proto/checksums.h"
 #include "tests/test_util.h"
+#include "tests/tools/dicom_study_writer.h"
 
 namespace segrel::server {
 namespace {
@@ -87,12 +91,13 @@ double SeriesValue(const std::string& exposition, const std::string& series) {
 
 class ServerTest : public ::testing::Test {
  protected:
-  void StartServer(size_t queue_capacity = 4, int workers = 1, UploadLimits limits = {}) {
-    temp_ = TestTempDir();
+  void StartServer(size_t queue_capacity = 4, int workers = 1, UploadLimits limits = {},
+                   const std::string& model_repository = FixturePath("")) {
+    if (temp_.empty()) temp_ = TestTempDir();
     ServerOptions options;
     options.address = "127.0.0.1:0";
     options.metrics_address = "127.0.0.1:0";
-    options.model_repository = FixturePath("");
+    options.model_repository = model_repository;
     options.spool_dir = temp_ + "/spool";
     options.workers = workers;
     options.queue_capacity = queue_capacity;
@@ -135,13 +140,13 @@ class ServerTest : public ::testing::Test {
     metadata->set_model(kModel);
     for (size_t s = 0; s < kSequences.size(); ++s) {
       const std::string bytes = ReadFile(FixturePath("study/" + kSequences[s] + ".nii.gz"));
-      v1::SequenceUpload* sequence = metadata->add_sequences();
+      v1::UploadFile* sequence = metadata->add_files();
       sequence->set_name(kSequences[s]);
       sequence->set_format(v1::NIFTI);
       sequence->set_size_bytes(bytes.size());
       sequence->set_sha256(proto::Sha256OfFile(FixturePath("study/" + kSequences[s] + ".nii.gz")));
       v1::Chunk* chunk = messages.emplace_back().mutable_chunk();
-      chunk->set_sequence_index(static_cast<uint32_t>(s));
+      chunk->set_file_index(static_cast<uint32_t>(s));
       chunk->set_data(bytes);
       chunk->set_crc32(proto::Crc32(bytes));
     }
@@ -216,7 +221,7 @@ TEST_F(ServerTest, CorruptOrMalformedUploadsGetTheirCodeAndTheServerGoesOn) {
   };
   const std::vector<Case> cases = {
       {"wrong file checksum",
-       [](auto& m) { m[0].mutable_metadata()->mutable_sequences(1)->set_sha256(std::string(64, '0')); },
+       [](auto& m) { m[0].mutable_metadata()->mutable_files(1)->set_sha256(std::string(64, '0')); },
        grpc::StatusCode::DATA_LOSS},
       {"corrupted chunk", [](auto& m) { (*m[2].mutable_chunk()->mutable_data())[10] ^= 1; },
        grpc::StatusCode::DATA_LOSS},
@@ -224,7 +229,7 @@ TEST_F(ServerTest, CorruptOrMalformedUploadsGetTheirCodeAndTheServerGoesOn) {
        grpc::StatusCode::NOT_FOUND},
       {"missing sequence",
        [](auto& m) {
-         m[0].mutable_metadata()->mutable_sequences()->RemoveLast();
+         m[0].mutable_metadata()->mutable_files()->RemoveLast();
          m.pop_back();
        },
        grpc::StatusCode::INVALID_ARGUMENT},
@@ -234,8 +239,38 @@ TEST_F(ServerTest, CorruptOrMalformedUploadsGetTheirCodeAndTheServerGoesOn) {
       {"chunk before metadata", [](auto& m) { std::swap(m[0], m[1]); }, grpc::StatusCode::INVALID_ARGUMENT},
       {"bad job id", [](auto& m) { m[0].mutable_metadata()->set_job_id("../x"); },
        grpc::StatusCode::INVALID_ARGUMENT},
-      {"DICOM", [](auto& m) { m[0].mutable_metadata()->mutable_sequences(0)->set_format(v1::DICOM); },
-       grpc::StatusCode::UNIMPLEMENTED},
+      {"NIfTI and DICOM mixed", [](auto& m) { m[0].mutable_metadata()->mutable_files(0)->set_format(v1::DICOM); },
+       grpc::StatusCode::INVALID_ARGUMENT},
+      {"DICOM for a model without series rules",
+       [](auto& m) {
+         for (v1::UploadFile& file : *m[0].mutable_metadata()->mutable_files()) file.set_format(v1::DICOM);
+       },
+       grpc::StatusCode::FAILED_PRECONDITION},
+      {"two references",
+       [](auto& m) {
+         for (int copy = 0; copy < 2; ++copy) {
+           v1::UploadFile* reference = m[0].mutable_metadata()->add_files();
+           *reference = m[0].metadata().files(0);
+           reference->set_role(v1::REFERENCE);
+         }
+       },
+       grpc::StatusCode::INVALID_ARGUMENT},
+      {"region of a class the model lacks",
+       [](auto& m) {
+         v1::UploadFile* region = m[0].mutable_metadata()->add_files();
+         *region = m[0].metadata().files(0);
+         region->set_role(v1::REGION);
+         region->set_class_index(2);  // the bundle has background and lesion
+       },
+       grpc::StatusCode::INVALID_ARGUMENT},
+      {"mask as DICOM",
+       [](auto& m) {
+         v1::UploadFile* reference = m[0].mutable_metadata()->add_files();
+         *reference = m[0].metadata().files(0);
+         reference->set_role(v1::REFERENCE);
+         reference->set_format(v1::DICOM);
+       },
+       grpc::StatusCode::INVALID_ARGUMENT},
   };
   for (const Case& c : cases) {
     std::vector<v1::SubmitRequest> messages = StudyMessages("bad");
@@ -248,7 +283,8 @@ TEST_F(ServerTest, CorruptOrMalformedUploadsGetTheirCodeAndTheServerGoesOn) {
   EXPECT_EQ(client_->Watch("bad", "").status().code(), absl::StatusCode::kNotFound);
   const std::string exposition = Scrape(server_->metrics_port());
   EXPECT_EQ(SeriesValue(exposition, "segrel_jobs_rejected_total{code=\"DATA_LOSS\"}"), 2);
-  EXPECT_EQ(SeriesValue(exposition, "segrel_jobs_rejected_total{code=\"INVALID_ARGUMENT\"}"), 6);
+  EXPECT_EQ(SeriesValue(exposition, "segrel_jobs_rejected_total{code=\"INVALID_ARGUMENT\"}"), 10);
+  EXPECT_EQ(SeriesValue(exposition, "segrel_jobs_rejected_total{code=\"FAILED_PRECONDITION\"}"), 1);
   EXPECT_EQ(SeriesValue(exposition, "segrel_jobs_received_total"), 0);
   EXPECT_TRUE(fs::is_empty(temp_ + "/spool"));
   EXPECT_EQ(SubmitAndWatch(StudyOptions("bad"), temp_ + "/out").state(), v1::DONE);
@@ -279,12 +315,12 @@ TEST_F(ServerTest, FullQueueIsResourceExhaustedWithARetryHint) {
 TEST_F(ServerTest, StudiesBeyondTheLimitsAreResourceExhausted) {
   UploadLimits limits;
   limits.max_study_bytes = 5000;  // the fixture study has 3 files of about 2 KB
-  limits.max_sequences = 3;
+  limits.max_files = 3;
   StartServer(4, 1, limits);
   EXPECT_EQ(client_->Submit(StudyOptions("big")).status().code(), absl::StatusCode::kResourceExhausted);
   std::vector<v1::SubmitRequest> messages = StudyMessages("many");
-  v1::SequenceUpload* extra = messages[0].mutable_metadata()->add_sequences();
-  *extra = messages[0].metadata().sequences(0);
+  v1::UploadFile* extra = messages[0].mutable_metadata()->add_files();
+  *extra = messages[0].metadata().files(0);
   extra->set_name("T1c");
   extra->set_size_bytes(1);
   EXPECT_EQ(RawSubmit(messages).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
@@ -504,8 +540,8 @@ TEST_F(ServerTest, MetricsCountJobsBytesStagesAndRelevance) {
   EXPECT_EQ(SeriesValue(exposition, "segrel_bytes_received_total"), bytes);
   EXPECT_EQ(SeriesValue(exposition, "segrel_queue_length"), 0);
   EXPECT_EQ(SeriesValue(exposition, "segrel_queue_time_seconds_count"), 1);
-  EXPECT_EQ(SeriesValue(exposition, "segrel_workers"), 1);
-  EXPECT_EQ(SeriesValue(exposition, "segrel_active_workers"), 0);
+  EXPECT_EQ(SeriesValue(exposition, "segrel_workers{device=\"cpu\"}"), 1);
+  EXPECT_EQ(SeriesValue(exposition, "segrel_active_workers{device=\"cpu\"}"), 0);
   EXPECT_EQ(SeriesValue(exposition, absl::StrCat("segrel_model_loaded{", model, ",version=\"0.0.1\"}")), 1);
   for (const std::string stage : {"read", "load_model", "inference", "transpose", "relevance", "write", "total"}) {
     EXPECT_EQ(SeriesValue(exposition, absl::StrCat("segrel_stage_seconds_count{", model, ",stage=\"", stage, "\"}")),
@@ -540,6 +576,96 @@ TEST_F(ServerTest, ShutdownWhileBusyHandsBackQueuedJobsAndRefusesNewOnes) {
   EXPECT_EQ(client_->Submit(StudyOptions("late")).status().code(), absl::StatusCode::kUnavailable);
 }
 
+// The in-process pipeline's outputs for `request` (no pictures, as the server jobs below ask), in `out`.
+std::vector<std::string> WriteInProcess(const analysis::AnalysisRequest& request, const std::string& out) {
+  absl::StatusOr<analysis::AnalysisResult> expected = analysis::RunAnalysis(request);
+  EXPECT_TRUE(expected.ok()) << expected.status();
+  if (!expected.ok()) return {};
+  absl::StatusOr<std::vector<std::string>> written = analysis::WriteAnalysis(*expected, out, false, false);
+  EXPECT_TRUE(written.ok()) << written.status();
+  return written.ok() ? *written : std::vector<std::string>();
+}
+
+// relevance.json without its timings.
+json RelevanceWithoutSeconds(const std::string& dir) {
+  json report = json::parse(ReadFile(dir + "/relevance.json"));
+  report.erase("seconds");
+  return report;
+}
+
+TEST_F(ServerTest, ReferenceAndRegionMasksGiveWhatThePipelineGives) {
+  StartServer();
+  SubmitOptions options = StudyOptions("masks");
+  options.reference = FixturePath("study/region_fg.nii.gz");
+  options.regions = {{1, FixturePath("study/region_fg.nii.gz")}, {0, FixturePath("study/region_bg.nii.gz")}};
+  options.analysis.set_no_pictures(true);
+  const std::string out = temp_ + "/server";
+  const v1::JobStatus status = SubmitAndWatch(options, out);
+  ASSERT_EQ(status.state(), v1::DONE) << status.message();
+
+  analysis::AnalysisRequest request;
+  request.model = FixturePath("bundle");
+  request.study_dir = FixturePath("study");
+  request.reference = options.reference;
+  request.regions = {{1, FixturePath("study/region_fg.nii.gz")}, {0, FixturePath("study/region_bg.nii.gz")}};
+  const std::vector<std::string> written = WriteInProcess(request, temp_ + "/in_process");
+  EXPECT_EQ(std::vector<std::string>(status.results().begin(), status.results().end()), written);
+  EXPECT_EQ(ReadFile(out + "/segmentation.nii.gz"), ReadFile(temp_ + "/in_process/segmentation.nii.gz"));
+  const json served = RelevanceWithoutSeconds(out);
+  EXPECT_EQ(served, RelevanceWithoutSeconds(temp_ + "/in_process"));
+  // The masks were used: regions from the files, and the reference's Dice and error regions.
+  EXPECT_EQ(served["classes"][0]["region"], "mask");
+  EXPECT_EQ(served["classes"][1]["region"], "mask");
+  EXPECT_TRUE(served["reference"].contains("dice"));
+}
+
+TEST_F(ServerTest, DicomStudyGivesWhatThePipelineGivesAndADicomSeg) {
+  temp_ = TestTempDir();
+  const std::string bundle = segrel::testing::BundleWithRules(temp_ + "/repository/unet");
+  segrel::testing::WriteStudy(temp_ + "/dicom", /*t1_on_other_grid=*/true);
+  StartServer(4, 1, {}, temp_ + "/repository");
+  absl::StatusOr<v1::ListModelsResponse> models = client_->ListModels();
+  ASSERT_TRUE(models.ok() && models->models_size() == 1);
+  EXPECT_TRUE(models->models(0).reads_dicom());
+
+  SubmitOptions options;
+  options.job_id = "dicom";
+  options.model = kModel;
+  options.dicom_dir = temp_ + "/dicom";
+  options.analysis.set_no_pictures(true);
+  const std::string out = temp_ + "/server";
+  const v1::JobStatus status = SubmitAndWatch(options, out);
+  ASSERT_EQ(status.state(), v1::DONE) << status.message();
+
+  analysis::AnalysisRequest request;
+  request.model = bundle;
+  request.study_dir = temp_ + "/dicom";
+  const std::vector<std::string> written = WriteInProcess(request, temp_ + "/in_process");
+  ASSERT_NE(std::find(written.begin(), written.end(), "segmentation.dcm"), written.end());
+  EXPECT_EQ(std::vector<std::string>(status.results().begin(), status.results().end()), written);
+  EXPECT_EQ(ReadFile(out + "/segmentation.nii.gz"), ReadFile(temp_ + "/in_process/segmentation.nii.gz"));
+  EXPECT_EQ(RelevanceWithoutSeconds(out), RelevanceWithoutSeconds(temp_ + "/in_process"));
+  // The DICOM SEG (new UIDs each time, so not byte-equal) checked frame by frame by pydicom and nibabel.
+  const std::string command = absl::StrCat(
+      "/usr/bin/python3 ", segrel::testing::ShellQuote(SEGREL_SOURCE_DIR "/tests/tools/check_analyze_seg.py"), " ",
+      segrel::testing::ShellQuote(out + "/segmentation.dcm"), " ",
+      segrel::testing::ShellQuote(out + "/segmentation.nii.gz"), " ", segrel::testing::ShellQuote(temp_ + "/dicom/3"));
+  const int result = std::system(command.c_str());
+  if (!(WIFEXITED(result) && WEXITSTATUS(result) == 77)) {
+    EXPECT_TRUE(WIFEXITED(result) && WEXITSTATUS(result) == 0) << command;
+  }
+  // The uploaded DICOM files (patient data) are gone from the server once the job ended.
+  int files = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(temp_ + "/spool")) {
+    EXPECT_NE(entry.path().filename(), "input") << entry.path();
+    if (entry.path().extension() == ".dcm") {
+      EXPECT_EQ(entry.path().filename(), "segmentation.dcm") << entry.path();
+    }
+    files += entry.is_regular_file();
+  }
+  EXPECT_EQ(files, static_cast<int>(written.size()));  // the results, kept for Watch
+}
+
 TEST(ModelRepository, ServesSeveralVersionsAndNamesTheUnknown) {
   const std::string repository = TestTempDir();
   const json bundle = segrel::testing::ReadJson("bundle/segrel.json");
@@ -572,6 +698,78 @@ TEST(RunJob, ACancelledJobStopsBeforeItsFirstStage) {
   job.RequestCancel();
   EXPECT_EQ(RunJob(job).status().code(), absl::StatusCode::kCancelled);
   EXPECT_FALSE(fs::exists(spec.OutputDirectory()));
+}
+
+// Stops the job with `reason` when it reaches `stage`.
+class StopAtStage final : public JobObserver {
+ public:
+  StopAtStage(Job* job, std::string stage, absl::Status reason)
+      : job_(job), stage_(std::move(stage)), reason_(std::move(reason)) {}
+  void OnJobChanged() override {
+    if (job_->Get().stage == stage_) job_->RequestCancel(reason_);
+  }
+
+ private:
+  Job* const job_;
+  const std::string stage_;
+  const absl::Status reason_;
+};
+
+// A job on the fixture study with 8x4x4 windows (9 windows), so that its stages take several steps.
+JobSpec WindowedJob(const std::string& dir) {
+  json bundle = segrel::testing::ReadJson("bundle/segrel.json");
+  bundle["model"] = FixturePath("unet_bn.pt");
+  bundle["patch_size"] = {8, 4, 4};
+  fs::create_directories(dir + "/bundle");
+  std::ofstream(dir + "/bundle/segrel.json") << bundle.dump();
+  JobSpec spec;
+  spec.directory = dir + "/job";
+  spec.bundle_path = dir + "/bundle/segrel.json";
+  for (const std::string& name : kSequences) {
+    spec.sequences.push_back(name);
+    spec.input_files.push_back(FixturePath("study/" + name + ".nii.gz"));
+  }
+  spec.ablation = true;
+  spec.pictures = false;
+  return spec;
+}
+
+TEST(RunJob, ReportsEveryStageWithProgressThatNeverGoesBack) {
+  Job job(WindowedJob(TestTempDir()));
+  struct Recorder final : JobObserver {
+    explicit Recorder(Job* watched) : job(watched) {}
+    void OnJobChanged() override { seen.push_back(job->Get()); }
+    Job* job;
+    std::vector<Job::Snapshot> seen;
+  };
+  auto recorder = std::make_shared<Recorder>(&job);
+  job.AddObserver(recorder);
+  ASSERT_TRUE(RunJob(job).ok());
+  std::vector<std::string> stages;
+  double progress = 0;
+  for (const Job::Snapshot& snapshot : recorder->seen) {
+    EXPECT_GE(snapshot.progress, progress) << snapshot.stage;
+    EXPECT_LE(snapshot.progress, 1.0);
+    progress = snapshot.progress;
+    if (stages.empty() || stages.back() != snapshot.stage) stages.push_back(snapshot.stage);
+  }
+  EXPECT_EQ(stages, (std::vector<std::string>{"read", "import", "inference", "transpose", "relevance", "ablation",
+                                              "write"}));
+  EXPECT_GT(recorder->seen.size(), 9u * 3);  // every window of inference, transpose and relevance
+}
+
+TEST(RunJob, CancellationStopsARunningJobAtTheNextWindow) {
+  for (const std::string stage : {"inference", "transpose", "relevance", "ablation"}) {
+    for (const absl::Status& reason :
+         {absl::CancelledError("cancelled by request"), absl::UnavailableError("the server stopped")}) {
+      Job job(WindowedJob(TestTempDir()));
+      auto stopper = std::make_shared<StopAtStage>(&job, stage, reason);
+      job.AddObserver(stopper);
+      EXPECT_EQ(RunJob(job).status(), reason) << stage;
+      EXPECT_EQ(job.Get().stage, stage) << "the job went on to another stage";
+      EXPECT_FALSE(fs::exists(job.spec().OutputDirectory() + "/relevance.json")) << stage;
+    }
+  }
 }
 
 TEST(RunJob, AJobPastItsDeadlineDoesNotRun) {

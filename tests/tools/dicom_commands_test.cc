@@ -188,40 +188,8 @@ TEST(DicomCommands, BadArgumentsGiveOneLineErrors) {
 
 const std::vector<std::string> kSequences = {"T1", "T2", "FLAIR"};
 
-// The test bundle (tests/fixtures/data/bundle) with series rules: "t1_mprage" is T1, "t2_tse" T2, "flair" FLAIR.
-std::string BundleWithRules(const std::string& dir) {
-  json bundle = segrel::testing::ReadJson("bundle/segrel.json");
-  bundle["model"] = FixturePath("unet_bn.pt");
-  bundle["series_rules"] = json::parse(R"({"sequences": [
-      {"name": "T1", "conditions": {"SeriesDescription": "(?i)t1_mprage"}},
-      {"name": "T2", "conditions": {"SeriesDescription": "(?i)t2_tse"}},
-      {"name": "FLAIR", "conditions": {"SeriesDescription": "(?i)flair"}, "prefer": "last"}]})");
-  fs::create_directories(dir);
-  std::ofstream(dir + "/segrel.json") << bundle.dump(2);
-  return dir;
-}
-
-// The fixture study's sequences as DICOM series (written in the order FLAIR, T1, T2, with series numbers that do
-// not follow the bundle's order), values quantised as DICOM stores them.
-std::map<std::string, at::Tensor> WriteStudy(const std::string& dir, bool t1_on_other_grid) {
-  const std::map<std::string, std::pair<int, std::string>> series = {
-      {"FLAIR", {3, "ax flair"}}, {"T1", {11, "t1_mprage_tra"}}, {"T2", {7, "t2_tse_tra"}}};
-  std::map<std::string, at::Tensor> voxels;
-  for (const auto& [name, number_description] : series) {
-    const absl::StatusOr<volume::Volume> volume = io::ReadNifti(FixturePath("study/" + name + ".nii.gz"));
-    EXPECT_TRUE(volume.ok()) << volume.status();
-    segrel::testing::SeriesToWrite to_write;
-    to_write.series_number = number_description.first;
-    to_write.series_description = number_description.second;
-    to_write.voxels = volume->data;
-    to_write.origin = {-20, 10, 30};
-    to_write.spacing = {1.5, 1.5, 2};
-    if (name == "T1" && t1_on_other_grid) to_write.origin = {-20.6, 10, 30.8};  // 0.4 voxel off in x and z
-    segrel::testing::WriteDicomSeries(to_write, "1.2.826.0.1.3680043.2.1143.999.1", dir);
-    voxels[name] = segrel::testing::QuantisedLikeDicom(volume->data);
-  }
-  return voxels;
-}
+using segrel::testing::BundleWithRules;
+using segrel::testing::WriteStudy;
 
 TEST(AnalyzeDicom, SameResultAsTheSameVoxelsGivenAsNifti) {
   const std::string temp = TestTempDir();

@@ -6,12 +6,17 @@
 #include <dcmtk/dcmdata/dcuid.h>
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/io/nifti.h"
+#include "tests/test_util.h"
 
 namespace segrel::testing {
 namespace {
@@ -97,6 +102,38 @@ void WriteDicomSeries(const SeriesToWrite& series, const std::string& study_uid,
     const std::string path = absl::StrCat(folder, "/slice", k, ".dcm");
     ASSERT_TRUE(file.saveFile(path.c_str(), EXS_LittleEndianExplicit).good()) << path;
   }
+}
+
+std::string BundleWithRules(const std::string& dir) {
+  nlohmann::json bundle = ReadJson("bundle/segrel.json");
+  bundle["model"] = FixturePath("unet_bn.pt");
+  bundle["series_rules"] = nlohmann::json::parse(R"({"sequences": [
+      {"name": "T1", "conditions": {"SeriesDescription": "(?i)t1_mprage"}},
+      {"name": "T2", "conditions": {"SeriesDescription": "(?i)t2_tse"}},
+      {"name": "FLAIR", "conditions": {"SeriesDescription": "(?i)flair"}, "prefer": "last"}]})");
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/segrel.json") << bundle.dump(2);
+  return dir;
+}
+
+std::map<std::string, at::Tensor> WriteStudy(const std::string& dir, bool t1_on_other_grid) {
+  const std::map<std::string, std::pair<int, std::string>> series = {
+      {"FLAIR", {3, "ax flair"}}, {"T1", {11, "t1_mprage_tra"}}, {"T2", {7, "t2_tse_tra"}}};
+  std::map<std::string, at::Tensor> voxels;
+  for (const auto& [name, number_description] : series) {
+    const absl::StatusOr<volume::Volume> volume = io::ReadNifti(FixturePath("study/" + name + ".nii.gz"));
+    EXPECT_TRUE(volume.ok()) << volume.status();
+    SeriesToWrite to_write;
+    to_write.series_number = number_description.first;
+    to_write.series_description = number_description.second;
+    to_write.voxels = volume->data;
+    to_write.origin = {-20, 10, 30};
+    to_write.spacing = {1.5, 1.5, 2};
+    if (name == "T1" && t1_on_other_grid) to_write.origin = {-20.6, 10, 30.8};  // 0.4 voxel off in x and z
+    WriteDicomSeries(to_write, "1.2.826.0.1.3680043.2.1143.999.1", dir);
+    voxels[name] = QuantisedLikeDicom(volume->data);
+  }
+  return voxels;
 }
 
 }  // namespace segrel::testing

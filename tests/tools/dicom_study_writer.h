@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 
 #include <array>
+#include <map>
 #include <string>
 
 namespace segrel::testing {
@@ -33,6 +34,16 @@ std::array<std::array<double, 4>, 4> ExpectedAffine(const SeriesToWrite& series)
 // Writes the series as one file per slice into `dir`/<series_number>/ in one study (same StudyInstanceUID and
 // FrameOfReferenceUID across calls with the same `study_uid`). Fails the test on error.
 void WriteDicomSeries(const SeriesToWrite& series, const std::string& study_uid, const std::string& dir);
+
+// Writes the test bundle (tests/fixtures/data/bundle) with series rules into `dir`/segrel.json: "t1_mprage" is T1,
+// "t2_tse" T2, "flair" FLAIR. Returns `dir`.
+std::string BundleWithRules(const std::string& dir);
+
+// Writes the fixture study's sequences (tests/fixtures/data/study) as DICOM series into `dir`: FLAIR as series 3
+// "ax flair", T1 as 11 "t1_mprage_tra", T2 as 7 "t2_tse_tra" (numbers that do not follow the bundle's order),
+// origin (-20, 10, 30) mm, spacing 1.5 x 1.5 x 2 mm; with `t1_on_other_grid` T1's origin is 0.4 voxel off in x and
+// z. Returns each sequence's voxels quantised as DICOM stores them.
+std::map<std::string, at::Tensor> WriteStudy(const std::string& dir, bool t1_on_other_grid);
 
 }  // namespace segrel::testing
 

@@ -155,10 +155,6 @@ void Reencode(const std::string& path, const std::string& transfer_syntax_uid) {
   ASSERT_TRUE(file.saveFile(path.c_str(), xfer.getXfer()).good()) << path;
 }
 
-std::string ShellQuote(const std::string& text) {
-  return absl::StrCat("'", absl::StrReplaceAll(text, {{"'", "'\\''"}}), "'");
-}
-
 std::vector<std::string> RunDcm2niix(const std::string& series_dir, const std::string& out_dir,
                                      const std::string& options) {
   fs::create_directories(out_dir);

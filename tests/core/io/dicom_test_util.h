@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/test_util.h"  // ShellQuote
+
 namespace segrel::testing {
 
 // The shared data folder (`../shared/data` beside the repository), or "" when it is absent (tests then skip).
@@ -42,9 +44,6 @@ std::string GetTag(const std::string& path, const std::string& tag);
 // Fails the test when dcm2niix cannot be run.
 std::vector<std::string> RunDcm2niix(const std::string& series_dir, const std::string& out_dir,
                                      const std::string& options);
-
-// `text` quoted for /bin/sh.
-std::string ShellQuote(const std::string& text);
 
 }  // namespace segrel::testing
 
