@@ -1,14 +1,23 @@
 // LRP engine benchmark (issue "LRP engine ..."): a depth-3 U-Net with batch norm (16 base features, 6 input
-// sequences, 2 classes) on a 96x96x64 volume, CPU, with an explicit thread count. Prints, per composite, the time
-// of a plain forward pass, of the whole explanation of balanced regions (4,096 + 4,096 voxels: explained forward
-// pass, transpose pass, relevance pass for both classes together), of the per-class variant (one relevance pass
-// entry per class), and of the naive method per voxel, and their ratios, all measured in this one run.
+// sequences, 2 classes) on a 96x96x64 volume, on the CPU (explicit thread count) or a CUDA device. Prints, per
+// composite, the time of a plain forward pass, of the whole explanation of balanced regions (4,096 + 4,096 voxels:
+// explained forward pass, transpose pass, relevance pass for both classes together), of the per-class variant (one
+// relevance pass entry per class), and of the naive method per voxel, and their ratios, all measured in this run.
 //
 //   lrp_bench [--model bench/unet_bench.pt] [--threads 2] [--repeats 3] [--naive-voxels 2]
-//             [--composites epsilon-plus,epsilon,...]
+//             [--composites epsilon-plus,epsilon,...] [--device cpu|cuda[:N]]
+//
+// On a CUDA device every time is read after synchronising the device (kernels run asynchronously), each forward
+// pass is run once untimed first (lazy CUDA initialisation, cuDNN algorithm choice), and the TorchScript module is
+// loaded onto the device with torch::jit::load.
 #include <ATen/ATen.h>
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
 #include <torch/csrc/autograd/grad_mode.h>
+#include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/serialization/import.h>
+#include <torch/cuda.h>
 
 #include <algorithm>
 #include <chrono>
@@ -39,6 +48,7 @@ struct Options {
   std::vector<int64_t> input_sizes = {1, 6, 96, 96, 64};
   int64_t region_voxels = 4096;
   std::vector<std::string> composites = segrel::lrp::Composite::Names();
+  at::Device device = at::kCPU;
 };
 
 [[noreturn]] void Die(const std::string& message) {
@@ -57,15 +67,37 @@ double Median(std::vector<double> values) {
   return values[values.size() / 2];
 }
 
-// Median wall time of `repeats` runs of `work`, in seconds.
-double MedianSeconds(int repeats, const std::function<void()>& work) {
+// Waits until `device` has run every queued kernel, so that a clock read after it times the work. A no-op on the CPU.
+void Synchronize(const at::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
+// The clock, read after synchronising `device`.
+std::chrono::steady_clock::time_point Now(const at::Device& device) {
+  Synchronize(device);
+  return std::chrono::steady_clock::now();
+}
+
+// Median wall time of `repeats` runs of `work` on `device`, in seconds.
+double MedianSeconds(int repeats, const at::Device& device, const std::function<void()>& work) {
   std::vector<double> times;
   for (int r = 0; r < repeats; ++r) {
-    const auto start = std::chrono::steady_clock::now();
+    const auto start = Now(device);
     work();
-    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    times.push_back(std::chrono::duration<double>(Now(device) - start).count());
   }
   return Median(times);
+}
+
+// "cpu", "cuda" or "cuda:N", as `segrel analyze --device`.
+at::Device ParseDevice(const std::string& text) {
+  if (text != "cpu" && text.rfind("cuda", 0) != 0) Die("--device must be cpu, cuda or cuda:N, not '" + text + "'");
+  if (text != "cpu" && !at::hasCUDA()) Die("--device " + text + ": this build or machine has no CUDA device");
+  try {
+    return at::Device(text);
+  } catch (const c10::Error& error) {
+    Die("--device " + text + ": " + error.what_without_backtrace());
+  }
 }
 
 Options ParseOptions(int argc, char** argv) {
@@ -77,6 +109,8 @@ Options ParseOptions(int argc, char** argv) {
     } else if (name == "--threads" && absl::SimpleAtoi(value, &options.threads)) {
     } else if (name == "--repeats" && absl::SimpleAtoi(value, &options.repeats)) {
     } else if (name == "--naive-voxels" && absl::SimpleAtoi(value, &options.naive_voxels)) {
+    } else if (name == "--device") {
+      options.device = ParseDevice(value);
     } else if (name == "--composites") {
       options.composites = absl::StrSplit(value, ',');
     } else if (name == "--input-sizes") {
@@ -115,19 +149,43 @@ int main(int argc, char** argv) {
   const Options options = ParseOptions(argc, argv);
   at::set_num_threads(options.threads);
   at::manual_seed(0);
-  const at::Tensor input = at::randn(options.input_sizes);
+  const at::Device device = options.device;
+  const bool on_cpu = device.is_cpu();
+  // Drawn on the CPU whatever the device, so that every device explains the same input.
+  const at::Tensor input = at::randn(options.input_sizes).to(device);
   const segrel::graph::TorchScriptModel model = OrDie(segrel::graph::TorchScriptModel::Load(options.model));
-  auto graph = std::make_shared<const segrel::graph::LayerGraph>(OrDie(model.ImportGraph(options.input_sizes)));
+  segrel::graph::LayerGraph imported = OrDie(model.ImportGraph(options.input_sizes));
+  if (!on_cpu) {
+    const absl::Status moved = imported.ConvertTo(at::TensorOptions().device(device));
+    if (!moved.ok()) Die(std::string(moved.message()));
+  }
+  auto graph = std::make_shared<const segrel::graph::LayerGraph>(std::move(imported));
 
-  std::printf("model %s, input [%lld, %lld, %lld, %lld, %lld], %d threads (at::get_num_threads() = %d), %d repeats\n",
+  std::printf("model %s, input [%lld, %lld, %lld, %lld, %lld], device %s, %d threads (at::get_num_threads() = %d), "
+              "%d repeats\n",
               options.model.c_str(), static_cast<long long>(options.input_sizes[0]),
               static_cast<long long>(options.input_sizes[1]), static_cast<long long>(options.input_sizes[2]),
               static_cast<long long>(options.input_sizes[3]), static_cast<long long>(options.input_sizes[4]),
-              options.threads, at::get_num_threads(), options.repeats);
+              device.str().c_str(), options.threads, at::get_num_threads(), options.repeats);
 
   torch::autograd::AutoGradMode no_grad(false);
-  const double torchscript = MedianSeconds(options.repeats, [&] { OrDie(model.Run(input)); });
-  const double forward = MedianSeconds(options.repeats, [&] { OrDie(graph->Forward(input)); });
+  // The TorchScript module itself: segrel's frozen CPU copy, or on another device the file loaded onto it.
+  std::function<void()> run_torchscript = [&] { OrDie(model.Run(input)); };
+  if (!on_cpu) {
+    torch::jit::Module module;
+    try {
+      module = torch::jit::load(options.model, device);
+      module.eval();
+      module = torch::jit::freeze(module);
+    } catch (const c10::Error& error) {
+      Die(options.model + ": " + error.what_without_backtrace());
+    }
+    run_torchscript = [module, &input]() mutable { module.forward({input}).toTensor(); };
+    run_torchscript();
+    OrDie(graph->Forward(input));
+  }
+  const double torchscript = MedianSeconds(options.repeats, device, run_torchscript);
+  const double forward = MedianSeconds(options.repeats, device, [&] { OrDie(graph->Forward(input)); });
   std::printf("plain forward (no autograd): segrel layer graph %.3f s, the TorchScript module itself %.3f s\n",
               forward, torchscript);
   std::printf("ratios below are to segrel's forward pass (same kernels); to the TorchScript module's in brackets\n\n");
@@ -139,20 +197,20 @@ int main(int argc, char** argv) {
     // Regions are drawn once, from a first explained forward pass.
     const segrel::lrp::ExplainedForward first = OrDie(explainer.Forward(input));
     const at::Tensor normalisers = OrDie(segrel::analysis::RelevanceNormalisers(first));
-    const std::vector<ClassRegion> regions = BalancedBenchmarkRegions(normalisers, options.region_voxels);
+    const std::vector<ClassRegion> regions = BalancedBenchmarkRegions(normalisers.cpu(), options.region_voxels);
 
     // The whole explanation: explained forward, transpose pass (c), one relevance pass for both classes.
     std::vector<double> stage_forward, stage_transpose, stage_relevance, whole_times;
     for (int r = 0; r < options.repeats; ++r) {
-      const auto t0 = std::chrono::steady_clock::now();
+      const auto t0 = Now(device);
       const segrel::lrp::ExplainedForward f = OrDie(explainer.Forward(input));
-      const auto t1 = std::chrono::steady_clock::now();
+      const auto t1 = Now(device);
       const at::Tensor c = OrDie(segrel::analysis::RelevanceNormalisers(f));
-      const auto t2 = std::chrono::steady_clock::now();
+      const auto t2 = Now(device);
       segrel::analysis::RegionRelevanceOptions combined;
       combined.per_region = false;
       OrDie(segrel::analysis::TwoPassRegionRelevance(f, c, regions, combined));
-      const auto t3 = std::chrono::steady_clock::now();
+      const auto t3 = Now(device);
       stage_forward.push_back(std::chrono::duration<double>(t1 - t0).count());
       stage_transpose.push_back(std::chrono::duration<double>(t2 - t1).count());
       stage_relevance.push_back(std::chrono::duration<double>(t3 - t2).count());
@@ -160,7 +218,7 @@ int main(int argc, char** argv) {
     }
     const double whole = Median(whole_times);
     // Per class: one relevance pass entry per class (what `segrel analyze` reports), instead of the combined one.
-    const double per_class_relevance = MedianSeconds(options.repeats, [&] {
+    const double per_class_relevance = MedianSeconds(options.repeats, device, [&] {
       OrDie(segrel::analysis::TwoPassRegionRelevance(first, normalisers, regions));
     });
     const double per_class = whole - Median(stage_relevance) + per_class_relevance;
@@ -176,7 +234,7 @@ int main(int argc, char** argv) {
       few.push_back({region.class_index, region.channel, mask.view(region.mask.sizes())});
     }
     const double naive_per_voxel =
-        MedianSeconds(1, [&] { OrDie(segrel::analysis::NaiveRegionRelevance(first, few)); }) /
+        MedianSeconds(1, device, [&] { OrDie(segrel::analysis::NaiveRegionRelevance(first, few)); }) /
         static_cast<double>(naive_count);
     const double naive_whole = naive_per_voxel * 2.0 * static_cast<double>(options.region_voxels);
 

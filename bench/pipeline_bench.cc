@@ -2,9 +2,16 @@
 // on a bundled model and study, with the wall time of each stage and the peak resident memory (getrusage).
 //
 //   pipeline_bench [--model models/ms-flair4] [--study data/ms-lesjak/patient19] [--threads 2] [--composite NAME]
-//                  [--window-cache-mb 0] [--out out/pipeline_bench]
+//                  [--window-cache-mb 0] [--out out/pipeline_bench] [--device cpu|cuda[:N]]
+//
+// On a CUDA device the clock is read after synchronising it; the per-stage times come from the pipeline itself
+// (core/analysis), which reads its clock without synchronising, so on CUDA a stage's time may include kernels
+// queued by the stage before it (the total is exact).
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
 #include <sys/resource.h>
+#include <torch/cuda.h>
 
 #include <chrono>
 #include <cstdio>
@@ -20,6 +27,23 @@ namespace {
 [[noreturn]] void Die(const std::string& message) {
   std::fprintf(stderr, "pipeline_bench: %s\n", message.c_str());
   std::exit(1);
+}
+
+// "cpu", "cuda" or "cuda:N", as `segrel analyze --device`.
+at::Device ParseDevice(const std::string& text) {
+  if (text != "cpu" && text.rfind("cuda", 0) != 0) Die("--device must be cpu, cuda or cuda:N, not '" + text + "'");
+  if (text != "cpu" && !at::hasCUDA()) Die("--device " + text + ": this build or machine has no CUDA device");
+  try {
+    return at::Device(text);
+  } catch (const c10::Error& error) {
+    Die("--device " + text + ": " + error.what_without_backtrace());
+  }
+}
+
+// The clock, read after `device` has run every queued kernel.
+std::chrono::steady_clock::time_point Now(const at::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+  return std::chrono::steady_clock::now();
 }
 
 }  // namespace
@@ -40,6 +64,8 @@ int main(int argc, char** argv) {
       request.study_dir = value;
     } else if (name == "--out") {
       out = value;
+    } else if (name == "--device") {
+      request.device = ParseDevice(value);
     } else if (name == "--composite") {
       request.composite = value;
     } else if (name == "--threads" && absl::SimpleAtoi(value, &threads)) {
@@ -50,13 +76,13 @@ int main(int argc, char** argv) {
     }
   }
   at::set_num_threads(threads);
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = Now(request.device);
   absl::StatusOr<segrel::analysis::AnalysisResult> result = segrel::analysis::RunAnalysis(request);
   if (!result.ok()) Die(std::string(result.status().message()));
-  const auto written_start = std::chrono::steady_clock::now();
+  const auto written_start = Now(request.device);
   absl::StatusOr<std::vector<std::string>> written = segrel::analysis::WriteAnalysis(*result, out, false, false);
   if (!written.ok()) Die(std::string(written.status().message()));
-  const auto end = std::chrono::steady_clock::now();
+  const auto end = Now(request.device);
 
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
@@ -66,8 +92,9 @@ int main(int argc, char** argv) {
   const double total = std::chrono::duration<double>(end - start).count();
   const double load = result->context.seconds.at("load_model");
   const double normalise = result->context.seconds.at("normalise");
-  std::printf("model %s, study %s, composite %s, %d threads, %lld windows, window cache %lld MB\n",
-              request.model.c_str(), request.study_dir.c_str(), result->context.composite.c_str(), threads,
+  std::printf("model %s, study %s, composite %s, device %s, %d threads, %lld windows, window cache %lld MB\n",
+              request.model.c_str(), request.study_dir.c_str(), result->context.composite.c_str(),
+              request.device.str().c_str(), threads,
               static_cast<long long>(result->explanation.windows),
               static_cast<long long>(request.window_cache_bytes >> 20));
   std::printf("%-34s %8.2f s\n", "read (NIfTI)", read);

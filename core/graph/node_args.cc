@@ -40,7 +40,7 @@ bool NodeArgs::Has(absl::string_view name) const {
 absl::StatusOr<size_t> NodeArgs::Index(absl::string_view name) const {
   const c10::FunctionSchema* schema = node_->maybeSchema();
   if (schema == nullptr) return absl::InternalError(absl::StrCat(origin_, ": the operator has no schema"));
-  const c10::optional<int> index = schema->argumentIndexWithName(c10::string_view(name.data(), name.size()));
+  const auto index = schema->argumentIndexWithName(c10::string_view(name.data(), name.size()));
   if (!index.has_value() || static_cast<size_t>(*index) >= inputs_.size()) {
     return absl::InternalError(absl::StrCat(origin_, ": the operator has no argument '", name, "'"));
   }

@@ -57,7 +57,7 @@ std::string UserFrame(const std::string& stack) {
 std::string NodeOrigin(const Node* node) {
   std::string origin = node->kind().toQualString();
   torch::jit::SourceRange range = node->sourceRange();
-  if (c10::optional<torch::jit::SourceRange> original = range.findSourceRangeThatGenerated()) range = *original;
+  if (auto original = range.findSourceRangeThatGenerated()) range = *original;
   const std::shared_ptr<torch::jit::Source>& source = range.source();
   if (!source) return origin;
   const size_t line = source->lineno_for_offset(range.start());
@@ -142,7 +142,7 @@ class GraphImporter {
   absl::Status ImportNode(const Node* node) {
     const c10::Symbol kind = node->kind();
     if (kind == c10::prim::Constant) {
-      c10::optional<c10::IValue> value = torch::jit::toIValue(node->output());
+      auto value = torch::jit::toIValue(node->output());  // c10::optional (1.13) or std::optional (2.x)
       if (!value.has_value()) return Unsupported(node, "a constant of a type segrel cannot read");
       values_[node->output()] = ImportedValue::Constant(*std::move(value));
       return absl::OkStatus();

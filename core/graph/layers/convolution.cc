@@ -101,7 +101,7 @@ at::Tensor CorrelateAdjoint(const at::Tensor& g, const at::Tensor& weight, const
   }
   // Only the input gradient is requested, so `input` is read for its sizes and type alone.
   const at::Tensor input_shape = at::empty(input_sizes, g.options());
-  return std::get<0>(at::convolution_backward(g, input_shape, weight, /*bias_sizes=*/c10::nullopt,
+  return std::get<0>(at::convolution_backward(g, input_shape, weight, /*bias_sizes=*/at::OptionalIntArrayRef(),
                                               geometry.stride, geometry.padding, geometry.dilation,
                                               /*transposed=*/false, Zeros(geometry.stride.size()), geometry.groups,
                                               {true, false, false}));
