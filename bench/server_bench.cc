@@ -5,7 +5,9 @@
 // clients against 1 and 2 workers.
 //
 //   server_bench [--repeats 5] [--e2e-model-repository tests/fixtures/data] [--e2e-study tests/fixtures/data/study]
-//                [--work out/server_bench]
+//                [--e2e-model NAME] [--parts upload,e2e,concurrency] [--work out/server_bench]
+// Full size, end to end only: --e2e-model-repository models --e2e-model ms-flair4
+//                             --e2e-study data/ms-lesjak/patient19 --parts e2e --repeats 1
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -18,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
@@ -104,15 +107,19 @@ void UploadThroughput(const std::string& work, const std::string& fixture_model,
               megabytes, Median(seconds), repeats, megabytes / Median(seconds));
 }
 
-void EndToEnd(const std::string& work, const std::string& repository, const std::string& study, int repeats) {
+void EndToEnd(const std::string& work, const std::string& repository, const std::string& model,
+              const std::string& study, int repeats) {
   std::unique_ptr<segrel::server::SegrelServer> server = StartServer(repository, work + "/spool_e2e");
   segrel::client::SegrelClient client(segrel::client::SegrelClient::Connect(absl::StrCat("127.0.0.1:", server->port())));
-  const std::string bundle = server->models().models().front().name;
+  absl::StatusOr<segrel::model::Bundle> found =
+      model.empty() ? server->models().models().front() : server->models().Find(model);
+  if (!found.ok()) Die(std::string(found.status().message()));
+  const std::string bundle = found->name;
   segrel::client::SubmitOptions options;
   options.model = bundle;
   segrel::analysis::AnalysisRequest request;
-  request.model = server->models().models().front().path;
-  for (const segrel::model::SequenceSpec& sequence : server->models().models().front().sequences) {
+  request.model = found->path;
+  for (const segrel::model::SequenceSpec& sequence : found->sequences) {
     std::string path = absl::StrCat(study, "/", sequence.name, ".nii.gz");
     if (!fs::exists(path)) path = absl::StrCat(study, "/", sequence.name, ".nii");
     options.inputs.push_back({sequence.name, path});
@@ -173,7 +180,7 @@ void Concurrency(const std::string& work, const std::string& repository, const s
 int main(int argc, char** argv) {
   int repeats = 5;
   std::string repository = "tests/fixtures/data", study = "tests/fixtures/data/study", work = "out/server_bench";
-  std::string fixture_model = "tests/fixtures/data/unet_bn.pt";
+  std::string fixture_model = "tests/fixtures/data/unet_bn.pt", model, parts = "upload,e2e,concurrency";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string name = argv[i], value = argv[i + 1];
     if (name == "--repeats" && absl::SimpleAtoi(value, &repeats) && repeats > 0) continue;
@@ -181,6 +188,10 @@ int main(int argc, char** argv) {
       repository = value;
     } else if (name == "--e2e-study") {
       study = value;
+    } else if (name == "--e2e-model") {
+      model = value;
+    } else if (name == "--parts") {
+      parts = value;
     } else if (name == "--work") {
       work = value;
     } else {
@@ -189,9 +200,10 @@ int main(int argc, char** argv) {
   }
   fs::remove_all(work);
   fs::create_directories(work);
-  UploadThroughput(work, fixture_model, repeats);
-  EndToEnd(work, repository, study, repeats);
-  Concurrency(work, repository, study, 16);
+  const auto part = [&parts](const char* name) { return absl::StrContains(parts, name); };
+  if (part("upload")) UploadThroughput(work, fixture_model, repeats);
+  if (part("e2e")) EndToEnd(work, repository, model, study, repeats);
+  if (part("concurrency")) Concurrency(work, repository, study, 16);
   fs::remove_all(work);
   return 0;
 }

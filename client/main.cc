@@ -119,6 +119,16 @@ void PrintRelevance(const std::string& out_dir) {
   if (report.contains("reference") && report["reference"].contains("dice")) {
     std::cout << absl::StrFormat("reference: Dice %.4f\n", report["reference"]["dice"].get<double>());
   }
+  if (report.contains("lesions") && report["lesions"].is_array()) {
+    std::cout << report["lesions"].size() << " lesions explained one by one (relevance.json: lesions)\n";
+  }
+  if (report.contains("ablation") && report["ablation"].contains("rank_correlation_with_relevance")) {
+    std::vector<std::string> ranking;
+    for (const auto& name : report["ablation"]["ranking"]) ranking.push_back(name.get<std::string>());
+    std::cout << absl::StrFormat("sequence ablation ranks %s; rank correlation with the relevance %.2f\n",
+                                 absl::StrJoin(ranking, " > "),
+                                 report["ablation"]["rank_correlation_with_relevance"].get<double>());
+  }
 }
 
 // Follows the job; exit status 0 only when it is done.

@@ -1,7 +1,5 @@
 // segrel-server: serves segrel's analysis over gRPC (proto/segrel/v1/segrel.proto). Wiring only: flags → options →
 // server (models, queue, workers, metrics, service) → wait for SIGTERM/SIGINT → graceful stop with a deadline.
-#include <ATen/Parallel.h>
-
 #include <csignal>
 #include <iostream>
 #include <thread>
@@ -47,7 +45,7 @@ int main(int argc, char** argv) {
   options.limits.max_study_bytes = static_cast<uint64_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_max_study_mb))) << 20;
   options.limits.max_files = static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_max_files)));
   options.limits.default_deadline = absl::GetFlag(FLAGS_job_deadline);
-  if (absl::GetFlag(FLAGS_threads) > 0) at::set_num_threads(absl::GetFlag(FLAGS_threads));  // once, before any job
+  options.threads = absl::GetFlag(FLAGS_threads);
 
   absl::StatusOr<std::unique_ptr<segrel::server::SegrelServer>> server = segrel::server::SegrelServer::Create(options);
   if (!server.ok()) {

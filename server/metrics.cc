@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/common/gpu_memory.h"
 
 namespace segrel::server {
 namespace {
@@ -44,6 +45,11 @@ Metrics::Metrics()
       active_workers(registry_.Gauge("segrel_active_workers", "Workers running a job, per device.", {"device"})),
       model_loaded(registry_.Gauge("segrel_model_loaded", "1 for a model served, 0 for one that failed to load.",
                                    {"model", "version"})),
+      gpu_memory_used(registry_.Gauge("segrel_gpu_memory_used_bytes",
+                                      "GPU memory used by all processes, as the NVIDIA driver reports it.",
+                                      {"gpu", "name"})),
+      gpu_memory_total(registry_.Gauge("segrel_gpu_memory_total_bytes", "GPU memory, as the NVIDIA driver reports it.",
+                                       {"gpu", "name"})),
       bias_share(registry_.Histogram("segrel_relevance_bias_share",
                                      "Share of a class region's relevance lost to biases (1 - mean normaliser).",
                                      {"model", "class"}, kShareBuckets)),
@@ -54,6 +60,17 @@ Metrics::Metrics()
   jobs_received.Add({}, 0);
   bytes_received.Add({}, 0);
   queue_length.Set({}, 0);
+  if (ReadGpuMemory().ok()) {  // with an NVIDIA driver: read the GPUs' memory at every scrape
+    registry_.AddCollector([this] {
+      const absl::StatusOr<std::vector<GpuMemory>> gpus = ReadGpuMemory();
+      if (!gpus.ok()) return;
+      for (const GpuMemory& gpu : *gpus) {
+        const std::vector<std::string> labels = {std::to_string(gpu.index), gpu.name};
+        gpu_memory_used.Set(labels, static_cast<double>(gpu.used_bytes));
+        gpu_memory_total.Set(labels, static_cast<double>(gpu.total_bytes));
+      }
+    });
+  }
 }
 
 absl::Status Metrics::RecordReport(const std::string& model, const std::string& relevance_json) {

@@ -13,6 +13,8 @@
 //   segrel_workers / segrel_active_workers{device} workers in the pool / running a job now, per device (cpu,
 //                                                  cuda:0, ...)
 //   segrel_model_loaded{model,version}             1 for every bundle served, 0 for bundles that failed to load
+//   segrel_gpu_memory_used_bytes{gpu,name} / segrel_gpu_memory_total_bytes{gpu,name}  per NVIDIA GPU as the driver
+//                                                  reports it when scraped (as nvidia-smi; absent without a driver)
 //   segrel_relevance_bias_share{model,class}       per job, the share of relevance lost to biases in the class's
 //                                                  region, 1 - mean normaliser (histogram)
 //   segrel_sequence_relevance_share{model,sequence}  per job, the sequence's share of the combined map (histogram)
@@ -52,6 +54,8 @@ class Metrics {
   MetricFamily& workers;
   MetricFamily& active_workers;
   MetricFamily& model_loaded;
+  MetricFamily& gpu_memory_used;
+  MetricFamily& gpu_memory_total;
   MetricFamily& bias_share;
   MetricFamily& sequence_share;
 

@@ -109,7 +109,18 @@ MetricFamily& MetricsRegistry::Histogram(const std::string& name, const std::str
   return Add(name, help, MetricFamily::Type::kHistogram, std::move(labels), std::move(buckets));
 }
 
+void MetricsRegistry::AddCollector(std::function<void()> collect) {
+  absl::MutexLock lock(&mutex_);
+  collectors_.push_back(std::move(collect));
+}
+
 std::string MetricsRegistry::Render() const {
+  std::vector<std::function<void()>> collectors;
+  {
+    absl::MutexLock lock(&mutex_);
+    collectors = collectors_;
+  }
+  for (const std::function<void()>& collect : collectors) collect();  // they set series: not under the lock
   absl::MutexLock lock(&mutex_);
   std::string out;
   for (const std::unique_ptr<MetricFamily>& family : families_) family->Render(out);

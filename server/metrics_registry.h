@@ -4,6 +4,7 @@
 #ifndef SEGREL_SERVER_METRICS_REGISTRY_H_
 #define SEGREL_SERVER_METRICS_REGISTRY_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -64,6 +65,9 @@ class MetricsRegistry {
   MetricFamily& Histogram(const std::string& name, const std::string& help, std::vector<std::string> labels,
                           std::vector<double> buckets);
 
+  // Called at every Render, before it: for values read when scraped (GPU memory).
+  void AddCollector(std::function<void()> collect);
+
   // Every family in the text exposition format, in the order they were added.
   std::string Render() const;
 
@@ -73,6 +77,7 @@ class MetricsRegistry {
 
   mutable absl::Mutex mutex_;
   std::vector<std::unique_ptr<MetricFamily>> families_ ABSL_GUARDED_BY(mutex_);
+  std::vector<std::function<void()>> collectors_ ABSL_GUARDED_BY(mutex_);
 };
 
 // Upper bounds start, start·factor, ... (count of them): Prometheus' exponential buckets.

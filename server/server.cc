@@ -1,10 +1,12 @@
 #include "server/server.h"
 
+#include <ATen/Parallel.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 
@@ -19,6 +21,10 @@ constexpr int kMaxMessageBytes = (4 << 20) + (64 << 10);
 absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerOptions& options) {
   absl::StatusOr<std::vector<at::Device>> devices = WorkerDevices(options.workers, options.cuda_workers);
   if (!devices.ok()) return devices.status();
+  // Once, before any worker starts: LibTorch's default here is one thread, and workers inherit the setting.
+  if (options.threads < 0) return absl::InvalidArgumentError("threads must not be negative");
+  const int threads = options.threads > 0 ? options.threads : static_cast<int>(std::thread::hardware_concurrency());
+  at::set_num_threads(std::max(threads, 1));
   if (options.queue_capacity < 1) return absl::InvalidArgumentError("the queue capacity must be at least 1");
   if (options.spool_dir.empty()) return absl::InvalidArgumentError("a spool folder is required");
   std::error_code error;

@@ -26,6 +26,7 @@ struct ServerOptions {
   std::string model_repository;           // folder of bundles (server/model_repository.h); required
   std::string spool_dir;                  // uploads and results; required
   int workers = 1;                        // CPU workers: jobs run at once on the CPU, one model replica each
+  int threads = 0;                        // LibTorch threads, shared by the workers; 0: all cores
   int cuda_workers = -1;                  // one worker per CUDA device, on the first N devices; -1: every device
                                           // LibTorch sees (none in a CPU build)
   size_t queue_capacity = 16;             // jobs waiting; beyond it Submit answers RESOURCE_EXHAUSTED

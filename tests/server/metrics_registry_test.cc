@@ -25,6 +25,15 @@ TEST(MetricsRegistry, RendersCountersGaugesAndCumulativeHistograms) {
             "z_seconds_sum 10\nz_seconds_count 4\n");
 }
 
+TEST(MetricsRegistry, CollectorsSetTheirSeriesAtEveryRender) {
+  MetricsRegistry registry;
+  MetricFamily& gauge = registry.Gauge("free_bytes", "Read when scraped.");
+  int reads = 0;
+  registry.AddCollector([&] { gauge.Set({}, 100.0 * ++reads); });
+  EXPECT_EQ(registry.Render(), "# HELP free_bytes Read when scraped.\n# TYPE free_bytes gauge\nfree_bytes 100\n");
+  EXPECT_EQ(registry.Render(), "# HELP free_bytes Read when scraped.\n# TYPE free_bytes gauge\nfree_bytes 200\n");
+}
+
 TEST(MetricsRegistry, BucketHelpers) {
   EXPECT_EQ(ExponentialBuckets(1, 2, 4), (std::vector<double>{1, 2, 4, 8}));
   EXPECT_EQ(LinearBuckets(0.5, 0.5, 3), (std::vector<double>{0.5, 1.0, 1.5}));

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <torch/cuda.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -207,6 +208,8 @@ TEST_F(ServerTest, RoundTripEqualsTheInProcessPipelineBitForBit) {
   json served = json::parse(ReadFile(out + "/relevance.json"));
   json local = json::parse(ReadFile(reference + "/relevance.json"));
   EXPECT_TRUE(served["seconds"].is_object());
+  // Workers use every core (LibTorch's default would be one thread).
+  EXPECT_EQ(served["threads"], static_cast<int>(std::thread::hardware_concurrency()));
   served.erase("seconds");
   local.erase("seconds");
   EXPECT_EQ(served, local);
@@ -770,6 +773,21 @@ TEST(RunJob, CancellationStopsARunningJobAtTheNextWindow) {
       EXPECT_FALSE(fs::exists(job.spec().OutputDirectory() + "/relevance.json")) << stage;
     }
   }
+}
+
+TEST(WorkerDevices, CpuWorkersThenOnePerCudaDevice) {
+  const int cuda = at::hasCUDA() ? static_cast<int>(torch::cuda::device_count()) : 0;
+  const absl::StatusOr<std::vector<at::Device>> all = WorkerDevices(2, -1);
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), static_cast<size_t>(2 + cuda));
+  EXPECT_TRUE((*all)[0].is_cpu() && (*all)[1].is_cpu());
+  for (int d = 0; d < cuda; ++d) EXPECT_EQ((*all)[2 + d], at::Device(at::kCUDA, static_cast<at::DeviceIndex>(d)));
+  EXPECT_EQ(WorkerDevices(1, 0).value(), std::vector<at::Device>{at::Device(at::kCPU)});
+  const absl::Status too_many = WorkerDevices(1, cuda + 1).status();
+  EXPECT_EQ(too_many.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(too_many.message().find(absl::StrCat("sees ", cuda, " CUDA devices")), std::string::npos) << too_many;
+  EXPECT_EQ(WorkerDevices(0, 0).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(WorkerDevices(-1, 0).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(RunJob, AJobPastItsDeadlineDoesNotRun) {

@@ -1,12 +1,14 @@
 // The engine on a CUDA device gives what it gives on the CPU. Labelled "cuda" in ctest; skipped without a device
 // (Debian's LibTorch is a CPU build; the CUDA image uses an official CUDA build).
 #include <ATen/Context.h>
+#include <torch/cuda.h>
 #include <gtest/gtest.h>
 
 #include <memory>
 #include <string>
 
 #include "core/analysis/region_relevance.h"
+#include "core/common/gpu_memory.h"
 #include "core/graph/torchscript_importer.h"
 #include "core/lrp/composite.h"
 #include "core/lrp/explainer.h"
@@ -59,6 +61,29 @@ INSTANTIATE_TEST_SUITE_P(Composites, CudaTest, ::testing::ValuesIn(Composite::Na
                            }
                            return name;
                          });
+
+// NVML's view of the GPUs: every device LibTorch sees, and a 1 GiB allocation shows in the used memory.
+TEST(GpuMemory, ReportsEveryDeviceAndSeesAnAllocation) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  const absl::StatusOr<std::vector<GpuMemory>> before = ReadGpuMemory();
+  ASSERT_TRUE(before.ok()) << before.status();
+  ASSERT_GE(before->size(), static_cast<size_t>(torch::cuda::device_count()));
+  uint64_t used_before = 0;
+  for (const GpuMemory& gpu : *before) {
+    EXPECT_FALSE(gpu.name.empty());
+    EXPECT_GT(gpu.total_bytes, 0u);
+    EXPECT_LE(gpu.used_bytes, gpu.total_bytes);
+    used_before += gpu.used_bytes;
+  }
+  const at::Tensor block = at::ones({int64_t{1} << 28}, at::TensorOptions().device(at::kCUDA, 0));  // 1 GiB
+  torch::cuda::synchronize();
+  const absl::StatusOr<std::vector<GpuMemory>> after = ReadGpuMemory();
+  ASSERT_TRUE(after.ok()) << after.status();
+  uint64_t used_after = 0;
+  for (const GpuMemory& gpu : *after) used_after += gpu.used_bytes;
+  EXPECT_GE(used_after, used_before + (uint64_t{9} << 27)) << "1 GiB allocated, NVML saw " << used_after - used_before;
+  EXPECT_EQ(block.sum().item<double>(), static_cast<double>(int64_t{1} << 28));
+}
 
 }  // namespace
 }  // namespace segrel::lrp
