@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/common/files.h"
 #include "server/grpc_status.h"
 
 namespace segrel::server {
@@ -364,15 +365,14 @@ std::string SegrelServiceImpl::NewJobDirectory(const std::string& id) {
 
 absl::StatusOr<std::pair<std::shared_ptr<Job>, bool>> SegrelServiceImpl::Accept(JobSpec spec) {
   absl::MutexLock lock(&mutex_);
-  std::error_code error;
   if (const auto it = jobs_.find(spec.id); it != jobs_.end()) {
-    std::filesystem::remove_all(spec.directory, error);
+    RemoveTree(spec.directory).IgnoreError();  // a leftover folder only takes space
     return std::make_pair(it->second, true);
   }
   const std::string directory = spec.directory;
   auto job = std::make_shared<Job>(std::move(spec));
   if (absl::Status status = queue_->Enqueue(job); !status.ok()) {
-    std::filesystem::remove_all(directory, error);
+    RemoveTree(directory).IgnoreError();
     return status;
   }
   jobs_[job->spec().id] = job;
@@ -390,8 +390,7 @@ void SegrelServiceImpl::ForgetOldJobs() {
       ++it;
       continue;
     }
-    std::error_code error;
-    std::filesystem::remove_all(job->second->spec().directory, error);
+    RemoveTree(job->second->spec().directory).IgnoreError();
     jobs_.erase(job);
     it = job_order_.erase(it);
   }

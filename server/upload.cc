@@ -8,6 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/common/files.h"
 #include "core/lrp/composite.h"
 
 namespace segrel::server {
@@ -207,8 +208,7 @@ absl::StatusOr<std::unique_ptr<Upload>> Upload::Start(const v1::JobMetadata& met
 Upload::~Upload() {
   if (file_ != nullptr) std::fclose(file_);
   if (!finished_) {
-    std::error_code error;
-    std::filesystem::remove_all(spec_.directory, error);
+    RemoveTree(spec_.directory).IgnoreError();  // a leftover folder only takes space
   }
 }
 

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/analysis/pipeline.h"
+#include "core/common/files.h"
 #include "server/grpc_status.h"
 
 namespace segrel::server {
@@ -115,8 +116,7 @@ void WorkerPool::Run(const std::shared_ptr<Job>& job, analysis::ModelReplicas* r
   }
   absl::StatusOr<std::vector<std::string>> written = RunJob(*job, replicas, device);
   // The inputs are needed no more; DICOM files in particular carry patient data: keep them no longer than needed.
-  std::error_code error;
-  std::filesystem::remove_all(spec.InputDirectory(), error);
+  RemoveTree(spec.InputDirectory()).IgnoreError();  // a leftover folder only takes space
   const std::string model = spec.model_name;
   if (written.ok()) {
     std::ifstream file(spec.OutputDirectory() + "/relevance.json");

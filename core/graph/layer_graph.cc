@@ -1,5 +1,7 @@
 #include "core/graph/layer_graph.h"
 
+#include <ATen/Context.h>
+
 #include <utility>
 
 #include "absl/strings/string_view.h"
@@ -120,6 +122,13 @@ absl::StatusOr<at::Tensor> LayerGraph::Forward(const at::Tensor& input) const {
 
 absl::Status LayerGraph::ConvertTo(const at::TensorOptions& options) {
   return CatchTorch("converting the layer graph", [&]() -> absl::Status {
+    if (options.device().is_cuda()) {
+      // LibTorch lets cuDNN and cuBLAS compute float32 in TF32 (10-bit mantissa) on Ampere and later GPUs by
+      // default; the relevance divides by pre-activations, where that error grows. Explanations must agree with
+      // the CPU's float32: full float32 it is.
+      at::globalContext().setAllowTF32CuDNN(false);
+      at::globalContext().setAllowTF32CuBLAS(false);
+    }
     for (GraphNode& node : nodes_) node.layer->ConvertTo(options);
     return absl::OkStatus();
   });

@@ -16,6 +16,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/common/files.h"
 
 extern char** environ;
 
@@ -31,8 +32,7 @@ class TempFolder {
     if (!error && mkdtemp(pattern.data()) != nullptr) path_ = pattern;
   }
   ~TempFolder() {
-    std::error_code error;
-    if (!path_.empty()) std::filesystem::remove_all(path_, error);
+    if (!path_.empty()) RemoveTree(path_).IgnoreError();  // a leftover temporary folder harms nothing
   }
   TempFolder(const TempFolder&) = delete;
   TempFolder& operator=(const TempFolder&) = delete;

@@ -34,6 +34,7 @@
 #   TARGETS             targets to build (default "cuda_tests lrp_bench pipeline_bench segrel")
 #   SKIP_RUN_HEAVY=1    lighter runs (dry runs on small machines): short lrp_bench, no CPU pipeline_bench
 #   SKIP_STEPS          run steps to skip, e.g. "analyze_cpu pipeline_bench_cpu"
+#   ANALYZE_EXTRA       more arguments for both `segrel analyze` runs, e.g. "--no-pictures"
 #   SHARE_TOLERANCE     largest |CPU - CUDA| share difference that counts as agreement (default 0.01)
 set -uo pipefail
 
@@ -468,7 +469,7 @@ run_checks() {
   # shellcheck disable=SC2054  # the commas separate composites inside one argument
   [[ $SKIP_RUN_HEAVY == 1 ]] && light=(--repeats 1 --naive-voxels 1 --composites epsilon,epsilon-plus)
   analyze_args=(analyze --model "$MODEL" --study "$STUDY" --reference "$STUDY/GOLD_STANDARD.nii.gz" --lesions
-                --ablation)
+                --ablation ${ANALYZE_EXTRA:-})
 
   run_step nvidia-smi 20 nvidia-smi
   local gpus
@@ -479,6 +480,11 @@ run_checks() {
     SUMMARY+=("$(printf '%-22s %-12s' cuda_tests "SKIPPED ALL (no CUDA seen)")")
   fi
   run_step analyze_cuda 150 "${LIBENV[@]}" "$BIN_SEGREL" "${analyze_args[@]}" --device cuda --out "$OUT/analyze_cuda"
+  if grep -q "FAILED(139)" <<<"${SUMMARY[*]}" && command -v cuda-gdb >/dev/null; then
+    # A crash: where, from cuda-gdb (it debugs host code too; there is no gdb on the machine).
+    run_step analyze_backtrace 120 "${LIBENV[@]}" cuda-gdb -batch -ex run -ex bt -ex "info sharedlibrary" --args \
+      "$BIN_SEGREL" "${analyze_args[@]}" --device cuda --out "$OUT/analyze_backtrace"
+  fi
   run_step analyze_cpu 200 "${LIBENV[@]}" "$BIN_SEGREL" "${analyze_args[@]}" --device cpu --threads "$threads" \
     --out "$OUT/analyze_cpu"
   if [[ -f $OUT/analyze_cpu/relevance.json && -f $OUT/analyze_cuda/relevance.json ]]; then
