@@ -24,6 +24,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
+#include "core/common/allocator.h"
 #include "core/analysis/pipeline.h"
 #include "server/server.h"
 
@@ -178,6 +179,7 @@ void Concurrency(const std::string& work, const std::string& repository, const s
 }  // namespace
 
 int main(int argc, char** argv) {
+  segrel::ReuseFreedMemory();  // as segrel-server and segrel analyze do
   int repeats = 5;
   std::string repository = "tests/fixtures/data", study = "tests/fixtures/data/study", work = "out/server_bench";
   std::string fixture_model = "tests/fixtures/data/unet_bn.pt", model, parts = "upload,e2e,concurrency";

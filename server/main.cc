@@ -8,6 +8,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/time/time.h"
+#include "core/common/allocator.h"
 #include "server/server.h"
 
 ABSL_FLAG(std::string, address, "0.0.0.0:50051", "gRPC address, HOST:PORT");
@@ -31,6 +32,7 @@ void RequestStop(int) { stop_requested = 1; }
 }  // namespace
 
 int main(int argc, char** argv) {
+  segrel::ReuseFreedMemory();  // first: before gRPC's and the workers' threads exist
   absl::SetProgramUsageMessage("segrel-server --model_repository DIR [--address HOST:PORT] [--workers N] ...");
   absl::ParseCommandLine(argc, argv);
 

@@ -6,8 +6,10 @@ namespace segrel {
 
 // glibc serves every allocation above 32 MiB (a 16-channel 96x96x64 activation is 38 MiB) with a fresh mmap and
 // returns it on free, so each new tensor costs page faults and zeroing: a third of an explanation's time on 2
-// cores. This keeps freed memory in the heap for reuse instead. The process's resident size then stays at its
-// peak. Call once at the start of main, before any tensor exists.
+// cores. This keeps freed memory in the heap for reuse instead, and has every thread allocate from that one heap
+// (a thread's own arena would mmap large tensors anyway). The process's resident size then stays at its peak. Call
+// once at the start of main, before any thread starts (the one-heap setting holds only if no other arena exists
+// yet) and before any tensor exists.
 void ReuseFreedMemory();
 
 // Gives the free memory held in the heap back to the kernel (malloc_trim), wherever it lies. Reused memory
