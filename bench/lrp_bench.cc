@@ -31,6 +31,7 @@
 #include "absl/strings/str_split.h"
 #include "core/analysis/region_relevance.h"
 #include "core/common/allocator.h"
+#include "core/common/device.h"
 #include "core/analysis/regions.h"
 #include "core/graph/torchscript_importer.h"
 #include "core/lrp/composite.h"
@@ -91,13 +92,9 @@ double MedianSeconds(int repeats, const at::Device& device, const std::function<
 
 // "cpu", "cuda" or "cuda:N", as `segrel analyze --device`.
 at::Device ParseDevice(const std::string& text) {
-  if (text != "cpu" && text.rfind("cuda", 0) != 0) Die("--device must be cpu, cuda or cuda:N, not '" + text + "'");
-  if (text != "cpu" && !at::hasCUDA()) Die("--device " + text + ": this build or machine has no CUDA device");
-  try {
-    return at::Device(text);
-  } catch (const c10::Error& error) {
-    Die("--device " + text + ": " + error.what_without_backtrace());
-  }
+  const absl::StatusOr<at::Device> device = segrel::ParseDevice(text);
+  if (!device.ok()) Die(std::string(device.status().message()));
+  return *device;
 }
 
 Options ParseOptions(int argc, char** argv) {

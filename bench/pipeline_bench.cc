@@ -21,6 +21,7 @@
 #include "absl/strings/numbers.h"
 #include "core/analysis/pipeline.h"
 #include "core/common/allocator.h"
+#include "core/common/device.h"
 
 namespace {
 
@@ -31,13 +32,9 @@ namespace {
 
 // "cpu", "cuda" or "cuda:N", as `segrel analyze --device`.
 at::Device ParseDevice(const std::string& text) {
-  if (text != "cpu" && text.rfind("cuda", 0) != 0) Die("--device must be cpu, cuda or cuda:N, not '" + text + "'");
-  if (text != "cpu" && !at::hasCUDA()) Die("--device " + text + ": this build or machine has no CUDA device");
-  try {
-    return at::Device(text);
-  } catch (const c10::Error& error) {
-    Die("--device " + text + ": " + error.what_without_backtrace());
-  }
+  const absl::StatusOr<at::Device> device = segrel::ParseDevice(text);
+  if (!device.ok()) Die(std::string(device.status().message()));
+  return *device;
 }
 
 // The clock, read after `device` has run every queued kernel.

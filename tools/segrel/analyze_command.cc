@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "core/common/device.h"
 #include "core/common/status_macros.h"
 #include "core/common/torch_status.h"
 #include "tools/segrel/command_line.h"
@@ -28,17 +29,6 @@ absl::Status CheckSequenceName(const std::string& name) {
     }
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<at::Device> ParseDevice(const std::string& text) {
-  if (text == "cpu") return at::Device(at::kCPU);
-  if (text.rfind("cuda", 0) == 0) {
-    if (!at::hasCUDA()) {
-      return absl::FailedPreconditionError(absl::StrCat("--device ", text, ": this build or machine has no CUDA device"));
-    }
-    return CatchTorch("--device", [&]() -> absl::StatusOr<at::Device> { return at::Device(text); });
-  }
-  return absl::InvalidArgumentError(absl::StrCat("--device must be cpu, cuda or cuda:N, not '", text, "'"));
 }
 
 // "128" or "128,128,96".
