@@ -184,9 +184,9 @@ absl::StatusOr<std::unique_ptr<Upload>> Upload::Start(const v1::JobMetadata& met
     file.size = upload.size_bytes();
     file.sha256 = absl::AsciiStrToLower(upload.sha256());
     if (upload.role() == v1::REFERENCE) {
-      file.stem = input + "/reference";
+      file.stem = input + "/masks/reference";  // a folder of its own: sequence names cannot collide with it
     } else if (upload.role() == v1::REGION) {
-      file.stem = absl::StrCat(input, "/region_", upload.class_index());
+      file.stem = absl::StrCat(input, "/masks/region_", upload.class_index());
     } else if (!file.nifti) {
       spec.dicom_dir = input + "/dicom";
       file.stem = absl::StrCat(spec.dicom_dir, "/", f);  // numbered: the client's file names stay with the client
@@ -198,8 +198,10 @@ absl::StatusOr<std::unique_ptr<Upload>> Upload::Start(const v1::JobMetadata& met
     files.push_back(std::move(file));
   }
   std::error_code error;
-  std::filesystem::create_directories(spec.dicom_dir.empty() ? input : spec.dicom_dir, error);
-  if (error) return absl::InternalError(absl::StrCat("cannot create the job folder: ", error.message()));
+  for (const std::string& folder : {input + "/masks", spec.dicom_dir.empty() ? input : spec.dicom_dir}) {
+    std::filesystem::create_directories(folder, error);
+    if (error) return absl::InternalError(absl::StrCat("cannot create the job folder: ", error.message()));
+  }
   std::unique_ptr<Upload> upload(new Upload(std::move(spec), std::move(files)));
   upload->SkipEmpty();
   return upload;
