@@ -23,6 +23,7 @@ absl::StatusOr<std::vector<Term>> AlphaBetaRule::Terms(const LayerAtForward& at)
     AddTerm(terms, *s.layer, s.x, x_plus, s.w_minus, g_minus);
     AddTerm(terms, *s.layer, s.x, x_minus, s.w_plus, g_minus);
   }
+  KeepOneTerm(terms, *s.layer, s.x, s.w_plus);
   return terms;
 }
 

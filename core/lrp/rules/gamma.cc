@@ -27,6 +27,7 @@ absl::StatusOr<std::vector<Term>> GammaRule::Terms(const LayerAtForward& at) con
   AddTerm(terms, *s.layer, s.x, x_minus, v_minus, positive);
   AddTerm(terms, *s.layer, s.x, x_plus, v_minus, negative);
   AddTerm(terms, *s.layer, s.x, x_minus, v_plus, negative);
+  KeepOneTerm(terms, *s.layer, s.x, v_plus);
   return terms;
 }
 

@@ -90,4 +90,10 @@ void AddTerm(std::vector<Term>& terms, const graph::ParametricLayer& layer, cons
   terms.push_back(Term{{x_part}, layer.WithWeight(weight, x), output_factor});
 }
 
+void KeepOneTerm(std::vector<Term>& terms, const graph::ParametricLayer& layer, const at::Tensor& x,
+                 const at::Tensor& weight) {
+  if (!terms.empty()) return;
+  terms.push_back(Term{{at::zeros_like(x)}, layer.WithWeight(weight, x), at::Tensor()});
+}
+
 }  // namespace segrel::lrp

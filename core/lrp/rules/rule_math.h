@@ -47,6 +47,12 @@ at::Tensor AffineSum(const graph::ParametricLayer& layer, const at::Tensor& x,
 void AddTerm(std::vector<Term>& terms, const graph::ParametricLayer& layer, const at::Tensor& x,
              const at::Tensor& x_part, const at::Tensor& weight, const at::Tensor& output_factor);
 
+// For the sign-split rules, after their AddTerm calls: a layer whose input is all zero (a zero-padded window, a
+// blank region) contributes nothing and got no term; one term with a zero input factor keeps both passes' results
+// zeros of the right shape (without it the transpose pass had no tensor to hand on).
+void KeepOneTerm(std::vector<Term>& terms, const graph::ParametricLayer& layer, const at::Tensor& x,
+                 const at::Tensor& weight);
+
 }  // namespace segrel::lrp
 
 #endif  // SEGREL_CORE_LRP_RULES_RULE_MATH_H_

@@ -12,6 +12,7 @@ absl::StatusOr<std::vector<Term>> ZPlusRule::Terms(const LayerAtForward& at) con
   std::vector<Term> terms;
   AddTerm(terms, *s.layer, s.x, x_plus, s.w_plus, g);
   AddTerm(terms, *s.layer, s.x, x_minus, s.w_minus, g);
+  KeepOneTerm(terms, *s.layer, s.x, s.w_plus);
   return terms;
 }
 

@@ -188,6 +188,27 @@ TEST(LrpZero, EqualsGradientTimesInputOnBiasFreeReluNetwork) {
   EXPECT_LT(RelativeError(*relevance, x.detach() * gradient), 1e-10);
 }
 
+// An all-zero input (a zero-padded window, a blank region) leaves sign-split rules (z+, alpha-beta, gamma) without a
+// term at the first layer: both passes must still give zeros of the right shape, not fail.
+TEST(Explainer, AllZeroInputExplainsToZeroRelevanceUnderEveryComposite) {
+  Network network = LoadNetwork("unet_bn");
+  network.input = at::zeros_like(network.input);
+  for (const std::string& composite : Composite::Names()) {
+    const ExplainedForward forward = Explain(network, composite);
+    const absl::StatusOr<at::Tensor> relevance = forward.Relevance(forward.output());
+    ASSERT_TRUE(relevance.ok()) << composite << ": " << relevance.status();
+    EXPECT_EQ(relevance->sizes(), network.input.sizes()) << composite;
+    EXPECT_TRUE(at::isfinite(*relevance).all().item<bool>()) << composite;
+    if (composite.find("flat") == std::string::npos) {  // the flat rule spreads relevance whatever the input
+      EXPECT_EQ(relevance->abs().max().item<double>(), 0.0) << composite;  // x = 0: nothing to be relevant
+    }
+    const absl::StatusOr<at::Tensor> transposed = forward.Transpose(at::ones_like(network.input));
+    ASSERT_TRUE(transposed.ok()) << composite << ": " << transposed.status();
+    EXPECT_EQ(transposed->sizes(), forward.output().sizes()) << composite;
+    EXPECT_TRUE(at::isfinite(*transposed).all().item<bool>()) << composite;
+  }
+}
+
 TEST(Explainer, RejectsRelevanceOfTheWrongShape) {
   const Network network = LoadNetwork("unet_bn");
   const ExplainedForward forward = Explain(network, "epsilon-plus");
