@@ -258,6 +258,7 @@ absl::StatusOr<std::vector<std::string>> WriteAnalysis(const AnalysisResult& res
       written.push_back(name);
     }
   }
+  std::vector<std::string> notes;
   if (pictures) {
     report::StudyPictures study_pictures;
     study_pictures.sequences = result.study.names;
@@ -271,12 +272,22 @@ absl::StatusOr<std::vector<std::string>> WriteAnalysis(const AnalysisResult& res
                                    : absl::StrCat("class ", explained.class_index);
       study_pictures.class_shares.emplace_back(name, Shares(explained.raw));
     }
-    SEGREL_ASSIGN_OR_RETURN(const std::vector<std::string> images, report::WriteStudyPictures(study_pictures, out_dir));
-    written.insert(written.end(), images.begin(), images.end());
+    absl::StatusOr<std::vector<std::string>> images = report::WriteStudyPictures(study_pictures, out_dir);
+    if (images.status().code() == absl::StatusCode::kFailedPrecondition) {
+      // No gnuplot: the pictures are a view of results that are all there; losing the analysis for them would
+      // be worse than saying why they are missing.
+      notes.push_back(absl::StrCat("no pictures: ", images.status().message()));
+    } else if (!images.ok()) {
+      return images.status();
+    } else {
+      written.insert(written.end(), images->begin(), images->end());
+    }
   }
   ReportContext context = result.context;
   context.seconds["write"] = SecondsSince(start);
-  SEGREL_RETURN_IF_ERROR(WriteTextFile(out_dir + "/relevance.json", RelevanceReportJson(result.explanation, context)));
+  Explanation explanation = result.explanation;  // shares the tensors: only the notes may grow
+  explanation.notes.insert(explanation.notes.end(), notes.begin(), notes.end());
+  SEGREL_RETURN_IF_ERROR(WriteTextFile(out_dir + "/relevance.json", RelevanceReportJson(explanation, context)));
   return written;
 }
 

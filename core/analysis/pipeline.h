@@ -67,8 +67,9 @@ struct AnalysisResult {
 absl::StatusOr<AnalysisResult> RunAnalysis(const AnalysisRequest& request);
 
 // Writes relevance.json, segmentation.nii.gz, with `maps` relevance_<NAME>.nii.gz, and with `pictures`
-// relevance_bars.png and relevance_overlay.png (core/report/pictures.h) into `out_dir` (created). Returns the file
-// names written. Errors: Internal naming the path that cannot be written; those of WriteStudyPictures.
+// relevance_bars.png and relevance_overlay.png (core/report/pictures.h) into `out_dir` (created). Without gnuplot
+// the pictures are skipped and relevance.json's notes say so. Returns the file names written. Errors: Internal
+// naming the path that cannot be written; the other errors of WriteStudyPictures.
 absl::StatusOr<std::vector<std::string>> WriteAnalysis(const AnalysisResult& result, const std::string& out_dir,
                                                        bool maps, bool pictures = true);
 

@@ -209,6 +209,9 @@ absl::Status RunAnalyze(const AnalyzeCommand& command, std::ostream& out) {
   SEGREL_ASSIGN_OR_RETURN(const std::vector<std::string> written,
                           analysis::WriteAnalysis(result, command.out_dir, command.write_maps, command.pictures));
   PrintSummary(command, result, written, out);
+  if (command.pictures && std::find(written.begin(), written.end(), "relevance_bars.png") == written.end()) {
+    out << "note: no pictures: gnuplot is not installed (Debian package gnuplot-nox); relevance.json has the rest\n";
+  }
   return absl::OkStatus();
 }
 
