@@ -35,9 +35,6 @@ using segrel::testing::ShellQuote;
 using segrel::testing::SharedDataDir;
 using segrel::testing::TestTempDir;
 
-#define SKIP_WITHOUT_SHARED_DATA() \
-  if (SharedDataDir().empty()) GTEST_SKIP() << "../shared/data is absent"
-
 using segrel::testing::ReadFile;
 using segrel::testing::RunResult;
 using segrel::testing::RunSegrel;

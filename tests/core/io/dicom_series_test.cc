@@ -40,9 +40,6 @@ using segrel::testing::TestTempDir;
 // (~1e-5 relative, entries up to ~150 mm) and derives it from the same DS strings.
 constexpr double kAffineToleranceMm = 1e-3;
 
-#define SKIP_WITHOUT_SHARED_DATA()                                                   \
-  if (SharedDataDir().empty()) GTEST_SKIP() << "../shared/data is absent"
-
 double MaxAffineDifference(const volume::Affine& a, const volume::Affine& b) {
   double difference = 0;
   for (int r = 0; r < 4; ++r) {

@@ -25,9 +25,6 @@ using segrel::testing::RunDcm2niix;
 using segrel::testing::SharedDataDir;
 using segrel::testing::TestTempDir;
 
-#define SKIP_WITHOUT_SHARED_DATA() \
-  if (SharedDataDir().empty()) GTEST_SKIP() << "../shared/data is absent"
-
 const std::vector<std::string> kProstateSequences = {"T2", "ADC", "DCE1", "DCE2", "DCE3", "DCE4", "DCE5", "DCE6"};
 
 std::string CaseDir(const std::string& case_id) {

@@ -3,6 +3,8 @@
 #ifndef SEGREL_TESTS_CORE_IO_DICOM_TEST_UTIL_H_
 #define SEGREL_TESTS_CORE_IO_DICOM_TEST_UTIL_H_
 
+#include <gtest/gtest.h>
+
 #include <string>
 #include <vector>
 
@@ -12,6 +14,10 @@ namespace segrel::testing {
 
 // The shared data folder (`../shared/data` beside the repository), or "" when it is absent (tests then skip).
 std::string SharedDataDir();
+
+// Skips the current test when the shared data folder is absent.
+#define SKIP_WITHOUT_SHARED_DATA()                      \
+  if (::segrel::testing::SharedDataDir().empty()) GTEST_SKIP() << "../shared/data is absent"
 
 // The folder of one ProstateX series, e.g. ProstateXSeries("ProstateX-0218", 5) for series number 5 (the folder
 // whose name starts with "5.000000-"); "" when absent.
