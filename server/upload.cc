@@ -124,8 +124,7 @@ absl::Status CheckFiles(const v1::JobMetadata& metadata, const model::Bundle& bu
 }  // namespace
 
 bool IsValidJobId(const std::string& id) {
-  return !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), IsNameCharacter) && id != "." &&
-         id != "..";
+  return IsValidName(id) && id != "." && id != "..";
 }
 
 std::string Fingerprint(const v1::JobMetadata& metadata) {
