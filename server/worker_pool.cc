@@ -3,7 +3,6 @@
 #include <torch/cuda.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 
