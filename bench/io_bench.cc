@@ -119,7 +119,8 @@ Run Repeat(int repeat, const std::function<Run()>& once) {
 
 std::vector<std::string> NiftiFiles(const std::string& study) {
   std::vector<std::string> files;
-  for (const char* name : {"T1", "T1POST", "T2", "FLAIR"}) files.push_back((fs::path(study) / name).string() + ".nii.gz");
+  for (const char* name : {"T1", "T1POST", "T2", "FLAIR"})
+    files.push_back((fs::path(study) / name).string() + ".nii.gz");
   return files;
 }
 
@@ -143,7 +144,8 @@ absl::StatusOr<int64_t> ReadDicomStudy(const std::string& dir, const std::string
   for (const segrel::io::DicomSeries& series : folder->series) {
     bytes += series.volume.data.numel() * 4;
     if (write_to.empty() || series.volume.data.dim() != 3) continue;
-    const std::string path = (fs::path(write_to) / absl::StrCat(series.info.series_number.value_or(0), ".nii")).string();
+    const std::string path =
+        (fs::path(write_to) / absl::StrCat(series.info.series_number.value_or(0), ".nii")).string();
     const absl::Status written =
         segrel::io::WriteNifti(path, series.volume.data, segrel::io::NiftiDataType::kFloat32, series.volume);
     if (!written.ok()) return written;
@@ -194,9 +196,10 @@ int main(int argc, char** argv) {
     };
   };
   const Run baseline = Repeat(repeat, in_child([]() -> absl::StatusOr<int64_t> { return 1; }));
-  std::printf("io_bench: %d LibTorch thread(s), median wall time of %d runs, largest peak RSS; baseline (a child "
-              "that reads nothing) %s\n",
-              threads, repeat, Megabytes(baseline.peak_bytes).c_str());
+  std::printf(
+      "io_bench: %d LibTorch thread(s), median wall time of %d runs, largest peak RSS; baseline (a child "
+      "that reads nothing) %s\n",
+      threads, repeat, Megabytes(baseline.peak_bytes).c_str());
 
   const std::vector<std::string> nifti_files = NiftiFiles(nifti_study);
   const Run segrel_nifti = Repeat(repeat, in_child([&] { return ReadNiftiStudy(nifti_files); }));
@@ -216,11 +219,11 @@ int main(int argc, char** argv) {
 
   const Run segrel_dicom = Repeat(repeat, in_child([&] { return ReadDicomStudy(dicom_study, ""); }));
   const Run segrel_convert = Repeat(repeat, in_child([&]() -> absl::StatusOr<int64_t> {
-    const fs::path out = scratch / "segrel";
-    fs::remove_all(out);
-    fs::create_directories(out);
-    return ReadDicomStudy(dicom_study, out.string());
-  }));
+                                      const fs::path out = scratch / "segrel";
+                                      fs::remove_all(out);
+                                      fs::create_directories(out);
+                                      return ReadDicomStudy(dicom_study, out.string());
+                                    }));
   const Run dcm2niix = Repeat(repeat, [&] {
     const fs::path out = scratch / "dcm2niix";
     fs::remove_all(out);
@@ -232,11 +235,11 @@ int main(int argc, char** argv) {
   PrintRun("segrel ReadDicomFolder", segrel_dicom, baseline, segrel_dicom.decoded_bytes);
   PrintRun("segrel read + write .nii (float32)", segrel_convert, baseline, segrel_dicom.decoded_bytes);
   PrintReference("dcm2niix -z n (read + write .nii)", dcm2niix, segrel_dicom.decoded_bytes);
-  std::printf("  ratio segrel / dcm2niix: time %.2f (read only), %.2f (read + write); peak above baseline / "
-              "dcm2niix peak %.2f\n",
-              segrel_dicom.seconds / dcm2niix.seconds, segrel_convert.seconds / dcm2niix.seconds,
-              static_cast<double>(segrel_dicom.peak_bytes - baseline.peak_bytes) /
-                  static_cast<double>(dcm2niix.peak_bytes));
+  std::printf(
+      "  ratio segrel / dcm2niix: time %.2f (read only), %.2f (read + write); peak above baseline / "
+      "dcm2niix peak %.2f\n",
+      segrel_dicom.seconds / dcm2niix.seconds, segrel_convert.seconds / dcm2niix.seconds,
+      static_cast<double>(segrel_dicom.peak_bytes - baseline.peak_bytes) / static_cast<double>(dcm2niix.peak_bytes));
   fs::remove_all(scratch);
   return 0;
 }

@@ -30,9 +30,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "core/analysis/region_relevance.h"
+#include "core/analysis/regions.h"
 #include "core/common/allocator.h"
 #include "core/common/device.h"
-#include "core/analysis/regions.h"
 #include "core/graph/torchscript_importer.h"
 #include "core/lrp/composite.h"
 #include "core/lrp/explainer.h"
@@ -158,12 +158,13 @@ int main(int argc, char** argv) {
   }
   auto graph = std::make_shared<const segrel::graph::LayerGraph>(std::move(imported));
 
-  std::printf("model %s, input [%lld, %lld, %lld, %lld, %lld], device %s, %d threads (at::get_num_threads() = %d), "
-              "%d repeats\n",
-              options.model.c_str(), static_cast<long long>(options.input_sizes[0]),
-              static_cast<long long>(options.input_sizes[1]), static_cast<long long>(options.input_sizes[2]),
-              static_cast<long long>(options.input_sizes[3]), static_cast<long long>(options.input_sizes[4]),
-              device.str().c_str(), options.threads, at::get_num_threads(), options.repeats);
+  std::printf(
+      "model %s, input [%lld, %lld, %lld, %lld, %lld], device %s, %d threads (at::get_num_threads() = %d), "
+      "%d repeats\n",
+      options.model.c_str(), static_cast<long long>(options.input_sizes[0]),
+      static_cast<long long>(options.input_sizes[1]), static_cast<long long>(options.input_sizes[2]),
+      static_cast<long long>(options.input_sizes[3]), static_cast<long long>(options.input_sizes[4]),
+      device.str().c_str(), options.threads, at::get_num_threads(), options.repeats);
 
   torch::autograd::AutoGradMode no_grad(false);
   // The TorchScript module itself: segrel's frozen CPU copy, or on another device the file loaded onto it.
@@ -183,11 +184,11 @@ int main(int argc, char** argv) {
   }
   const double torchscript = MedianSeconds(options.repeats, device, run_torchscript);
   const double forward = MedianSeconds(options.repeats, device, [&] { OrDie(graph->Forward(input)); });
-  std::printf("plain forward (no autograd): segrel layer graph %.3f s, the TorchScript module itself %.3f s\n",
-              forward, torchscript);
+  std::printf("plain forward (no autograd): segrel layer graph %.3f s, the TorchScript module itself %.3f s\n", forward,
+              torchscript);
   std::printf("ratios below are to segrel's forward pass (same kernels); to the TorchScript module's in brackets\n\n");
-  std::printf("%-26s %8s %9s %9s %8s %9s %14s %14s %11s\n", "composite", "expl.fwd", "transpose", "relevance",
-              "whole", "per-class", "whole/fwd", "per-class/fwd", "naive/voxel");
+  std::printf("%-26s %8s %9s %9s %8s %9s %14s %14s %11s\n", "composite", "expl.fwd", "transpose", "relevance", "whole",
+              "per-class", "whole/fwd", "per-class/fwd", "naive/voxel");
 
   for (const std::string& name : options.composites) {
     const segrel::lrp::Explainer explainer(graph, OrDie(segrel::lrp::Composite::Create(name)));
@@ -215,9 +216,8 @@ int main(int argc, char** argv) {
     }
     const double whole = Median(whole_times);
     // Per class: one relevance pass entry per class (what `segrel analyze` reports), instead of the combined one.
-    const double per_class_relevance = MedianSeconds(options.repeats, device, [&] {
-      OrDie(segrel::analysis::TwoPassRegionRelevance(first, normalisers, regions));
-    });
+    const double per_class_relevance = MedianSeconds(
+        options.repeats, device, [&] { OrDie(segrel::analysis::TwoPassRegionRelevance(first, normalisers, regions)); });
     const double per_class = whole - Median(stage_relevance) + per_class_relevance;
 
     // Naive: one relevance pass per voxel; time a few voxels and extrapolate to all 2 x region_voxels.

@@ -93,8 +93,7 @@ absl::StatusOr<Upload> Prepare(const SubmitOptions& options) {
     }
   }
   if (!options.reference.empty()) {
-    if (absl::Status status = AddFile(upload, options.reference, v1::REFERENCE, "reference", v1::NIFTI);
-        !status.ok()) {
+    if (absl::Status status = AddFile(upload, options.reference, v1::REFERENCE, "reference", v1::NIFTI); !status.ok()) {
       return status;
     }
   }
@@ -127,8 +126,7 @@ std::shared_ptr<grpc::Channel> SegrelClient::Connect(const std::string& address)
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), arguments);
 }
 
-absl::StatusOr<v1::SubmitResponse> SegrelClient::Submit(const SubmitOptions& options,
-                                                        const UploadProgress& progress) {
+absl::StatusOr<v1::SubmitResponse> SegrelClient::Submit(const SubmitOptions& options, const UploadProgress& progress) {
   if (options.chunk_bytes == 0 || options.chunk_bytes > (size_t{4} << 20)) {
     return absl::InvalidArgumentError("chunk size must be 1 byte to 4 MiB");
   }

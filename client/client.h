@@ -30,12 +30,12 @@ struct SubmitOptions {
   // Part 10, "DICM" at byte 128, is sent; the model's series rules pick the series).
   std::vector<SequenceInput> inputs;
   std::string dicom_dir;
-  std::string reference;                              // optional reference segmentation (NIfTI)
-  std::vector<std::pair<int, std::string>> regions;   // optional region masks (NIfTI), class -> file
+  std::string reference;                             // optional reference segmentation (NIfTI)
+  std::vector<std::pair<int, std::string>> regions;  // optional region masks (NIfTI), class -> file
   v1::AnalysisOptions analysis;
   int priority = 0;
-  double deadline_seconds = 0;            // 0: the server's default
-  size_t chunk_bytes = size_t{1} << 20;   // at most 4 MiB
+  double deadline_seconds = 0;           // 0: the server's default
+  size_t chunk_bytes = size_t{1} << 20;  // at most 4 MiB
 };
 
 // Called with the bytes sent so far and the study's total.

@@ -4,6 +4,4 @@
 
 #include "fuzz/fuzz_entries.h"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  return segrel::fuzz::FuzzNifti(data, size);
-}
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) { return segrel::fuzz::FuzzNifti(data, size); }

@@ -18,28 +18,28 @@ namespace segrel::server {
 
 // What was submitted: everything a worker needs to run the job.
 struct JobSpec {
-  std::string id;                       // client-chosen
+  std::string id;  // client-chosen
   std::string model_name;
   std::string model_version;
-  std::string bundle_path;              // the bundle's segrel.json
-  std::string directory;                // the job's folder: input/ (deleted when the job ends), out/
+  std::string bundle_path;  // the bundle's segrel.json
+  std::string directory;    // the job's folder: input/ (deleted when the job ends), out/
   // The study: NIfTI, one file per sequence (input/NAME.nii[.gz]), or a DICOM folder (input/dicom/).
-  std::vector<std::string> sequences;   // NIfTI: sequence names, as uploaded
-  std::vector<std::string> input_files; // NIfTI: input/..., one per sequence, in `sequences` order
-  std::string dicom_dir;                // DICOM: the folder of the study's files
-  std::string reference_file;           // optional reference segmentation
+  std::vector<std::string> sequences;    // NIfTI: sequence names, as uploaded
+  std::vector<std::string> input_files;  // NIfTI: input/..., one per sequence, in `sequences` order
+  std::string dicom_dir;                 // DICOM: the folder of the study's files
+  std::string reference_file;            // optional reference segmentation
   std::vector<std::pair<int64_t, std::string>> region_files;  // optional region masks, class -> file
-  std::string composite;                // empty: the bundle's
+  std::string composite;                                      // empty: the bundle's
   uint64_t seed = 0;
   bool maps = false;
   bool lesions = false;
   bool ablation = false;
   bool pictures = true;
   int priority = 0;
-  absl::Time received;                  // when the upload was accepted
+  absl::Time received;                           // when the upload was accepted
   absl::Time deadline = absl::InfiniteFuture();  // a job still queued then fails with DEADLINE_EXCEEDED
-  uint64_t bytes = 0;                   // uploaded
-  std::string fingerprint;              // identifies the submission (model, sequences' SHA-256, options)
+  uint64_t bytes = 0;                            // uploaded
+  std::string fingerprint;                       // identifies the submission (model, sequences' SHA-256, options)
 
   std::string InputDirectory() const { return directory + "/input"; }
   std::string OutputDirectory() const { return directory + "/out"; }

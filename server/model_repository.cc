@@ -63,8 +63,8 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(const s
     }
     for (const model::Bundle& other : models) {
       if (other.name == bundle->name && other.version == bundle->version) {
-        return absl::InvalidArgumentError(absl::StrCat(file, " and ", other.path, " both hold model ", other.name,
-                                                       " version ", other.version));
+        return absl::InvalidArgumentError(
+            absl::StrCat(file, " and ", other.path, " both hold model ", other.name, " version ", other.version));
       }
     }
     models.push_back(*std::move(bundle));

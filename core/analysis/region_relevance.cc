@@ -18,10 +18,10 @@ absl::Status CheckRegion(const ClassRegion& region, const at::Tensor& output) {
                                                    " does not exist; the network has ", output.size(1)));
   }
   if (!region.mask.defined() || region.mask.sizes() != output.sizes().slice(2)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "class ", region.class_index, ": region mask has shape [",
-        region.mask.defined() ? absl::StrJoin(region.mask.sizes(), ", ") : "", "], the network output has [",
-        absl::StrJoin(output.sizes().slice(2), ", "), "]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("class ", region.class_index, ": region mask has shape [",
+                     region.mask.defined() ? absl::StrJoin(region.mask.sizes(), ", ") : "",
+                     "], the network output has [", absl::StrJoin(output.sizes().slice(2), ", "), "]"));
   }
   return absl::OkStatus();
 }
@@ -69,8 +69,7 @@ absl::StatusOr<RegionRelevance> TwoPassRegionRelevance(const lrp::RelevanceOpera
           const at::Tensor used = in_region & (c.abs() > options.tau);
           result.region_voxels.push_back(used.sum().item<int64_t>());
           result.excluded_voxels.push_back(in_region.sum().item<int64_t>() - result.region_voxels.back());
-          start[options.per_region ? k : 0][region.channel].add_(
-              at::where(used, at::reciprocal(c), at::zeros_like(c)));
+          start[options.per_region ? k : 0][region.channel].add_(at::where(used, at::reciprocal(c), at::zeros_like(c)));
         }
         return start;
       }));

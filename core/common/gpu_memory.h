@@ -12,9 +12,9 @@
 namespace segrel {
 
 struct GpuMemory {
-  int index = 0;             // the driver's numbering (nvidia-smi's), not CUDA_VISIBLE_DEVICES'
-  std::string name;          // e.g. "NVIDIA H100 80GB HBM3"
-  uint64_t used_bytes = 0;   // by every process on the device
+  int index = 0;            // the driver's numbering (nvidia-smi's), not CUDA_VISIBLE_DEVICES'
+  std::string name;         // e.g. "NVIDIA H100 80GB HBM3"
+  uint64_t used_bytes = 0;  // by every process on the device
   uint64_t total_bytes = 0;
 };
 

@@ -6,10 +6,10 @@
 #include "absl/status/statusor.h"
 
 // Returns from the enclosing function when `expr` (an absl::Status) is not OK.
-#define SEGREL_RETURN_IF_ERROR(expr)                  \
-  do {                                                \
-    const absl::Status segrel_status_ = (expr);       \
-    if (!segrel_status_.ok()) return segrel_status_;  \
+#define SEGREL_RETURN_IF_ERROR(expr)                 \
+  do {                                               \
+    const absl::Status segrel_status_ = (expr);      \
+    if (!segrel_status_.ok()) return segrel_status_; \
   } while (false)
 
 // Evaluates `expr` (an absl::StatusOr<T>); returns its status when not OK, else moves its value into `lhs`.

@@ -5,8 +5,8 @@
 #include <new>
 #include <string>
 
-#include "absl/strings/string_view.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace segrel {
 namespace {

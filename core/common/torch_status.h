@@ -11,8 +11,8 @@
 #define SEGREL_CORE_COMMON_TORCH_STATUS_H_
 
 #include <exception>
-#include "absl/strings/string_view.h"
 #include <type_traits>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"

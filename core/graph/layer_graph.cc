@@ -4,9 +4,9 @@
 
 #include <utility>
 
-#include "absl/strings/string_view.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "core/common/torch_status.h"
 
 namespace segrel::graph {
@@ -90,8 +90,7 @@ std::vector<bool> LayerGraph::FirstParametricNodes() const {
 
 absl::Status LayerGraph::CheckInput(const at::Tensor& input) const {
   const std::vector<int64_t> sizes = input.sizes().vec();
-  if (sizes.size() != input_sizes_.size() ||
-      !std::equal(sizes.begin() + 1, sizes.end(), input_sizes_.begin() + 1)) {
+  if (sizes.size() != input_sizes_.size() || !std::equal(sizes.begin() + 1, sizes.end(), input_sizes_.begin() + 1)) {
     return absl::InvalidArgumentError(absl::StrCat("network input has shape [", absl::StrJoin(sizes, ", "),
                                                    "], but the graph was imported for [",
                                                    absl::StrJoin(input_sizes_, ", "), "]"));
@@ -111,9 +110,8 @@ absl::StatusOr<at::Tensor> LayerGraph::Forward(const at::Tensor& input) const {
       if (--unread[id] == 0) values[id].reset();
     }
     absl::StatusOr<at::Tensor> output =
-        CatchTorch(absl::StrCat("forward pass, ", node.origin), [&]() -> absl::StatusOr<at::Tensor> {
-          return node.layer->Forward(inputs);
-        });
+        CatchTorch(absl::StrCat("forward pass, ", node.origin),
+                   [&]() -> absl::StatusOr<at::Tensor> { return node.layer->Forward(inputs); });
     if (!output.ok()) return output.status();
     values[node.output] = *std::move(output);
   }

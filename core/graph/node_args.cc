@@ -4,8 +4,8 @@
 
 #include <utility>
 
-#include "absl/strings/string_view.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "core/common/status_macros.h"
 
 namespace segrel::graph {

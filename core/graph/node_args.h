@@ -9,8 +9,8 @@
 
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -33,10 +33,10 @@ struct ImportedValue {
     kActivatedOutput,  // softmax/log_softmax of data: allowed only as the network output
   };
   Kind kind = Kind::kConstant;
-  c10::IValue constant;               // kConstant
-  int data = -1;                      // kData; kActivatedOutput: the logits
-  at::Tensor proxy;                   // kData: an empty tensor on the meta device with the data's sizes
-  std::vector<int> list;              // kDataList: layer graph values
+  c10::IValue constant;   // kConstant
+  int data = -1;          // kData; kActivatedOutput: the logits
+  at::Tensor proxy;       // kData: an empty tensor on the meta device with the data's sizes
+  std::vector<int> list;  // kDataList: layer graph values
   std::vector<at::Tensor> list_proxies;
   OutputActivation activation = OutputActivation::kNone;  // kActivatedOutput
 

@@ -6,11 +6,11 @@
 #include <string>
 #include <utility>
 
-#include "absl/strings/string_view.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "core/common/status_macros.h"
 #include "core/graph/layers/convolution.h"
 #include "core/graph/layers/elementwise.h"
@@ -287,7 +287,9 @@ absl::StatusOr<ImportedLayer> LinearOperator(const NodeArgs& args, LayerRole rol
   return Make(std::make_unique<LinearFunctionLayer>(OpName(args), role, std::move(call)), {data});
 }
 
-absl::StatusOr<ImportedLayer> AveragePool(const NodeArgs& args) { return LinearOperator(args, LayerRole::kAveragePool); }
+absl::StatusOr<ImportedLayer> AveragePool(const NodeArgs& args) {
+  return LinearOperator(args, LayerRole::kAveragePool);
+}
 absl::StatusOr<ImportedLayer> Structural(const NodeArgs& args) { return LinearOperator(args, LayerRole::kStructural); }
 
 // Padding is affine: its Jacobian pads with zeros whatever the fill value.
@@ -301,7 +303,8 @@ absl::StatusOr<ImportedLayer> Pad(const NodeArgs& args) {
     }
   }
   SEGREL_ASSIGN_OR_RETURN(const size_t value_index, args.Index("value"));
-  const bool optional_value = args.node()->schema().arguments()[value_index].type()->kind() == c10::TypeKind::OptionalType;
+  const bool optional_value =
+      args.node()->schema().arguments()[value_index].type()->kind() == c10::TypeKind::OptionalType;
   OpCall linear = call.WithArgument(value_index, optional_value ? c10::IValue() : c10::IValue(0.0));
   return Make(std::make_unique<LinearFunctionLayer>("pad", LayerRole::kStructural, std::move(call), std::move(linear)),
               {data});
@@ -375,11 +378,12 @@ const absl::flat_hash_map<std::string, LayerFactory>& FactoryTable() {
     t["aten::matmul"] = MatrixProduct;
     t["aten::mm"] = MatrixProduct;
     for (const char* op :
-         {"aten::relu", "aten::relu_", "aten::leaky_relu", "aten::leaky_relu_", "aten::prelu", "aten::elu",
-          "aten::elu_", "aten::selu", "aten::selu_", "aten::celu", "aten::celu_", "aten::gelu", "aten::silu",
-          "aten::silu_", "aten::mish", "aten::sigmoid", "aten::sigmoid_", "aten::tanh", "aten::tanh_",
-          "aten::hardtanh", "aten::hardtanh_", "aten::relu6", "aten::softplus", "aten::hardswish",
-          "aten::hardswish_", "aten::hardsigmoid", "aten::hardsigmoid_"}) {
+         {"aten::relu",        "aten::relu_",       "aten::leaky_relu", "aten::leaky_relu_", "aten::prelu",
+          "aten::elu",         "aten::elu_",        "aten::selu",       "aten::selu_",       "aten::celu",
+          "aten::celu_",       "aten::gelu",        "aten::silu",       "aten::silu_",       "aten::mish",
+          "aten::sigmoid",     "aten::sigmoid_",    "aten::tanh",       "aten::tanh_",       "aten::hardtanh",
+          "aten::hardtanh_",   "aten::relu6",       "aten::softplus",   "aten::hardswish",   "aten::hardswish_",
+          "aten::hardsigmoid", "aten::hardsigmoid_"}) {
       t[op] = Activation;
     }
     for (const char* op : {"aten::add", "aten::add_", "aten::sub", "aten::sub_", "aten::rsub"}) t[op] = AddOrSubtract;
@@ -392,13 +396,30 @@ const absl::flat_hash_map<std::string, LayerFactory>& FactoryTable() {
                            "aten::adaptive_avg_pool2d", "aten::adaptive_avg_pool3d"}) {
       t[op] = AveragePool;
     }
-    for (const char* op :
-         {"aten::upsample_nearest1d", "aten::upsample_nearest2d", "aten::upsample_nearest3d",
-          "aten::upsample_linear1d", "aten::upsample_bilinear2d", "aten::upsample_trilinear3d",
-          "aten::upsample_bicubic2d", "aten::flatten", "aten::permute", "aten::transpose", "aten::slice",
-          "aten::narrow", "aten::select", "aten::squeeze", "aten::unsqueeze", "aten::expand", "aten::repeat",
-          "aten::reflection_pad1d", "aten::reflection_pad2d", "aten::reflection_pad3d", "aten::replication_pad1d",
-          "aten::replication_pad2d", "aten::replication_pad3d", "aten::pixel_shuffle"}) {
+    for (const char* op : {"aten::upsample_nearest1d",
+                           "aten::upsample_nearest2d",
+                           "aten::upsample_nearest3d",
+                           "aten::upsample_linear1d",
+                           "aten::upsample_bilinear2d",
+                           "aten::upsample_trilinear3d",
+                           "aten::upsample_bicubic2d",
+                           "aten::flatten",
+                           "aten::permute",
+                           "aten::transpose",
+                           "aten::slice",
+                           "aten::narrow",
+                           "aten::select",
+                           "aten::squeeze",
+                           "aten::unsqueeze",
+                           "aten::expand",
+                           "aten::repeat",
+                           "aten::reflection_pad1d",
+                           "aten::reflection_pad2d",
+                           "aten::reflection_pad3d",
+                           "aten::replication_pad1d",
+                           "aten::replication_pad2d",
+                           "aten::replication_pad3d",
+                           "aten::pixel_shuffle"}) {
       t[op] = Structural;
     }
     t["aten::constant_pad_nd"] = Pad;

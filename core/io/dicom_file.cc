@@ -3,8 +3,8 @@
 #include <dcmtk/config/osconfig.h>  // must come first among DCMTK headers
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcdict.h>
-#include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcmetinf.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dcstack.h>
 #include <dcmtk/dcmdata/dcuid.h>
@@ -151,8 +151,8 @@ std::optional<std::string> ValueLongerThanFile(DcmFileFormat& file, const std::s
     // The length field as read: getLength() would load (and allocate) some values to compute their padding.
     const Uint32 length = object->isLeaf() ? object->getLengthField() : 0;
     if (length != DCM_UndefinedLength && length > file_size) {
-      return absl::StrCat("element ", object->getTag().toString().c_str(), " declares ", length,
-                          " bytes in a file of ", file_size);
+      return absl::StrCat("element ", object->getTag().toString().c_str(), " declares ", length, " bytes in a file of ",
+                          file_size);
     }
   }
   return std::nullopt;
@@ -178,7 +178,8 @@ void ConvertPixels(const T* raw, const SliceHeader& h, float* out, int64_t row_s
       const uint32_t bits = (static_cast<uint32_t>(row[c]) >> shift) & mask;
       int64_t value = bits;
       if (is_signed && (bits & sign_bit) != 0) value -= int64_t{1} << h.bits_stored;
-      target[c * column_stride] = static_cast<float>(static_cast<double>(value) * h.rescale_slope + h.rescale_intercept);
+      target[c * column_stride] =
+          static_cast<float>(static_cast<double>(value) * h.rescale_slope + h.rescale_intercept);
     }
   }
 }
@@ -189,8 +190,8 @@ absl::Status CheckPixelFormat(const SliceHeader& h) {
                                                  h.samples_per_pixel, " samples per pixel); segrel reads greyscale"));
   }
   if (h.bits_allocated != 8 && h.bits_allocated != 16) {
-    return absl::UnimplementedError(absl::StrCat(h.path, ": ", h.bits_allocated,
-                                                 "-bit pixels; segrel reads 8- and 16-bit integer pixels"));
+    return absl::UnimplementedError(
+        absl::StrCat(h.path, ": ", h.bits_allocated, "-bit pixels; segrel reads 8- and 16-bit integer pixels"));
   }
   if (h.bits_stored < 1 || h.bits_stored > h.bits_allocated || h.high_bit >= h.bits_allocated ||
       h.high_bit + 1 < h.bits_stored) {
@@ -202,16 +203,15 @@ absl::Status CheckPixelFormat(const SliceHeader& h) {
     return absl::InvalidArgumentError(absl::StrCat(h.path, ": image of ", h.rows, "x", h.columns, " pixels"));
   }
   if (!std::isfinite(h.rescale_slope) || h.rescale_slope == 0.0 || !std::isfinite(h.rescale_intercept)) {
-    return absl::InvalidArgumentError(absl::StrCat(h.path, ": RescaleSlope ", h.rescale_slope,
-                                                   " and RescaleIntercept ", h.rescale_intercept,
+    return absl::InvalidArgumentError(absl::StrCat(h.path, ": RescaleSlope ", h.rescale_slope, " and RescaleIntercept ",
+                                                   h.rescale_intercept,
                                                    " do not give values (the slope must be finite and non-zero)"));
   }
   // Every stored value times the slope plus the intercept must be a finite float32 (never an infinite voxel).
   const double largest = std::ldexp(std::abs(h.rescale_slope), h.bits_stored) + std::abs(h.rescale_intercept);
   if (!(largest <= std::numeric_limits<float>::max())) {
-    return absl::InvalidArgumentError(absl::StrCat(h.path, ": RescaleSlope ", h.rescale_slope,
-                                                   " and RescaleIntercept ", h.rescale_intercept,
-                                                   " give values beyond the float32 range"));
+    return absl::InvalidArgumentError(absl::StrCat(h.path, ": RescaleSlope ", h.rescale_slope, " and RescaleIntercept ",
+                                                   h.rescale_intercept, " give values beyond the float32 range"));
   }
   return absl::OkStatus();
 }
@@ -227,8 +227,8 @@ absl::Status Decompress(DcmDataset& dataset, const std::string& path) {
                                                  " cannot be decoded (segrel decodes uncompressed, JPEG, JPEG-LS "
                                                  "and RLE pixel data)"));
   }
-  return absl::InvalidArgumentError(absl::StrCat(path, ": the ", xfer.getXferName(),
-                                                 " pixel data cannot be decoded (", condition.text(), ")"));
+  return absl::InvalidArgumentError(
+      absl::StrCat(path, ": the ", xfer.getXferName(), " pixel data cannot be decoded (", condition.text(), ")"));
 }
 
 }  // namespace
@@ -277,8 +277,8 @@ ScannedFile ScanDicomFile(const std::string& path) {
   if (condition.bad()) {
     header.series_instance_uid = GetString(dataset, DCM_SeriesInstanceUID);
     result.kind = FileKind::kBroken;
-    result.error = absl::InvalidArgumentError(
-        absl::StrCat(path, ": truncated or corrupt DICOM file (", condition.text(), ")"));
+    result.error =
+        absl::InvalidArgumentError(absl::StrCat(path, ": truncated or corrupt DICOM file (", condition.text(), ")"));
     return result;
   }
   ReadIdentity(dataset, header);
@@ -314,8 +314,8 @@ absl::Status DecodeSlice(const SliceHeader& header, float* out, int64_t row_stri
   const absl::Status format = CheckPixelFormat(header);
   if (!format.ok()) return format;
   if (header.frames != 1) {
-    return absl::UnimplementedError(absl::StrCat(header.path, ": multi-frame image (", header.frames,
-                                                 " frames); segrel reads one image per file"));
+    return absl::UnimplementedError(
+        absl::StrCat(header.path, ": multi-frame image (", header.frames, " frames); segrel reads one image per file"));
   }
   DcmDataset& dataset = *file->getDataset();
   const absl::Status decompressed = Decompress(dataset, header.path);
@@ -329,9 +329,8 @@ absl::Status DecodeSlice(const SliceHeader& header, float* out, int64_t row_stri
   const int64_t bytes_per_pixel = header.bits_allocated / 8;
   const auto truncated = [&](const OFCondition& condition) {
     return absl::InvalidArgumentError(absl::StrCat(header.path, ": the pixel data is truncated or unreadable (",
-                                                   element->getLength(), " bytes, ", header.rows, "x",
-                                                   header.columns, "x", bytes_per_pixel, " expected; ",
-                                                   condition.text(), ")"));
+                                                   element->getLength(), " bytes, ", header.rows, "x", header.columns,
+                                                   "x", bytes_per_pixel, " expected; ", condition.text(), ")"));
   };
   if (header.bits_allocated == 16) {
     Uint16* values = nullptr;

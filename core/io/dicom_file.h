@@ -32,34 +32,34 @@ struct SliceHeader {
   std::string modality;
   std::string series_description;
   std::string protocol_name;
-  std::string patient_position;            // (0018,5100), e.g. "FFS"
-  std::vector<std::string> image_type;     // (0008,0008) values
-  std::string transfer_syntax;             // its name, e.g. "Little Endian Explicit"
+  std::string patient_position;         // (0018,5100), e.g. "FFS"
+  std::vector<std::string> image_type;  // (0008,0008) values
+  std::string transfer_syntax;          // its name, e.g. "Little Endian Explicit"
   std::optional<int64_t> series_number;
   std::optional<int64_t> instance_number;
   std::optional<int64_t> acquisition_number;
-  std::optional<double> echo_time;         // ms
-  std::optional<double> repetition_time;   // ms
-  std::optional<double> flip_angle;        // degrees
-  std::optional<double> trigger_time;      // ms
-  std::optional<double> slice_thickness;   // mm
-  std::optional<double> spacing_between_slices;  // mm
-  std::optional<std::array<double, 3>> position;     // ImagePositionPatient, LPS mm
-  std::optional<std::array<double, 6>> orientation;  // ImageOrientationPatient: row, then column cosines (LPS)
+  std::optional<double> echo_time;                     // ms
+  std::optional<double> repetition_time;               // ms
+  std::optional<double> flip_angle;                    // degrees
+  std::optional<double> trigger_time;                  // ms
+  std::optional<double> slice_thickness;               // mm
+  std::optional<double> spacing_between_slices;        // mm
+  std::optional<std::array<double, 3>> position;       // ImagePositionPatient, LPS mm
+  std::optional<std::array<double, 6>> orientation;    // ImageOrientationPatient: row, then column cosines (LPS)
   std::optional<std::array<double, 2>> pixel_spacing;  // PixelSpacing: between rows, between columns (mm)
   int64_t rows = 0;
   int64_t columns = 0;
-  int64_t frames = 1;                      // NumberOfFrames
+  int64_t frames = 1;  // NumberOfFrames
   int samples_per_pixel = 1;
   int bits_allocated = 0;
   int bits_stored = 0;
   int high_bit = 0;
-  int pixel_representation = 0;            // 0 unsigned, 1 two's complement
+  int pixel_representation = 0;  // 0 unsigned, 1 two's complement
   std::string photometric_interpretation;
   double rescale_slope = 1.0;
   double rescale_intercept = 0.0;
 
-  std::shared_ptr<FileHandle> handle;      // for DecodeSlice
+  std::shared_ptr<FileHandle> handle;  // for DecodeSlice
 };
 
 // What ScanDicomFile found.

@@ -65,10 +65,10 @@ absl::Status CheckSameImageGeometry(const std::vector<SliceHeader>& slices, cons
   for (const SliceHeader& s : slices) {
     for (int n = 0; n < 6; ++n) {
       if (std::abs((*s.orientation)[n] - (*first.orientation)[n]) > options.orientation_tolerance) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "mixed orientations in one series: ", first.path, " has row/column directions ", FormatVector(Row(first)),
-            " ", FormatVector(Column(first)), ", ", s.path, " has ", FormatVector(Row(s)), " ",
-            FormatVector(Column(s))));
+        return absl::InvalidArgumentError(absl::StrCat("mixed orientations in one series: ", first.path,
+                                                       " has row/column directions ", FormatVector(Row(first)), " ",
+                                                       FormatVector(Column(first)), ", ", s.path, " has ",
+                                                       FormatVector(Row(s)), " ", FormatVector(Column(s))));
       }
     }
     if (s.rows != first.rows || s.columns != first.columns) {
@@ -79,10 +79,10 @@ absl::Status CheckSameImageGeometry(const std::vector<SliceHeader>& slices, cons
     for (int n = 0; n < 2; ++n) {
       const double a = (*first.pixel_spacing)[n], b = (*s.pixel_spacing)[n];
       if (std::abs(a - b) > options.spacing_tolerance * std::max(a, b)) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "images of different pixel spacing in one series: %s has %g\\%g mm, %s has %g\\%g mm", first.path,
-            (*first.pixel_spacing)[0], (*first.pixel_spacing)[1], s.path, (*s.pixel_spacing)[0],
-            (*s.pixel_spacing)[1]));
+        return absl::InvalidArgumentError(
+            absl::StrFormat("images of different pixel spacing in one series: %s has %g\\%g mm, %s has %g\\%g mm",
+                            first.path, (*first.pixel_spacing)[0], (*first.pixel_spacing)[1], s.path,
+                            (*s.pixel_spacing)[0], (*s.pixel_spacing)[1]));
       }
     }
   }
@@ -95,8 +95,7 @@ using Position = std::vector<size_t>;
 // Sort key inside a position: InstanceNumber, then AcquisitionNumber, then the path (missing numbers last).
 auto TimeKey(const SliceHeader& s) {
   constexpr int64_t kLast = std::numeric_limits<int64_t>::max();
-  return std::make_tuple(s.instance_number.value_or(kLast), s.acquisition_number.value_or(kLast),
-                         std::cref(s.path));
+  return std::make_tuple(s.instance_number.value_or(kLast), s.acquisition_number.value_or(kLast), std::cref(s.path));
 }
 
 std::vector<Position> GroupByPosition(const std::vector<SliceHeader>& slices, const std::vector<double>& distance,
@@ -106,8 +105,7 @@ std::vector<Position> GroupByPosition(const std::vector<SliceHeader>& slices, co
   std::stable_sort(sorted.begin(), sorted.end(), [&](size_t a, size_t b) { return distance[a] < distance[b]; });
   std::vector<Position> positions;
   for (size_t index : sorted) {
-    if (positions.empty() ||
-        distance[index] - distance[positions.back().front()] > options.position_tolerance_mm) {
+    if (positions.empty() || distance[index] - distance[positions.back().front()] > options.position_tolerance_mm) {
       positions.emplace_back();
     }
     positions.back().push_back(index);
@@ -124,10 +122,9 @@ absl::StatusOr<int64_t> CountVolumes(const std::vector<SliceHeader>& slices, con
                                      const std::vector<double>& distance) {
   std::map<size_t, int> histogram;
   for (const Position& p : positions) ++histogram[p.size()];
-  const size_t volumes =
-      std::max_element(histogram.begin(), histogram.end(), [](const auto& a, const auto& b) {
-        return a.second < b.second || (a.second == b.second && a.first < b.first);
-      })->first;
+  const size_t volumes = std::max_element(histogram.begin(), histogram.end(), [](const auto& a, const auto& b) {
+                           return a.second < b.second || (a.second == b.second && a.first < b.first);
+                         })->first;
   for (const Position& p : positions) {
     for (size_t a = 0; a < p.size(); ++a) {
       for (size_t b = a + 1; b < p.size(); ++b) {
@@ -179,8 +176,8 @@ absl::StatusOr<double> CheckSpacing(const std::vector<SliceHeader>& slices, cons
           a, b, gaps[k], median, static_cast<int>(multiple) - 1));
     }
     return absl::InvalidArgumentError(absl::StrFormat(
-        "non-uniform slice spacing: %s and %s are %.4g mm apart along the slice normal, the median gap is %.4g mm",
-        a, b, gaps[k], median));
+        "non-uniform slice spacing: %s and %s are %.4g mm apart along the slice normal, the median gap is %.4g mm", a,
+        b, gaps[k], median));
   }
   return median;
 }
@@ -255,8 +252,8 @@ absl::StatusOr<SeriesLayout> PlanSeries(const std::vector<SliceHeader>& slices, 
   for (const SliceHeader& s : slices) {
     distance.push_back(Dot(*s.position, normal));
     if (!std::isfinite(distance.back())) {
-      return absl::InvalidArgumentError(absl::StrCat(s.path, ": ImagePositionPatient ", FormatVector(*s.position),
-                                                     " is out of range"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(s.path, ": ImagePositionPatient ", FormatVector(*s.position), " is out of range"));
     }
   }
   const std::vector<Position> positions = GroupByPosition(slices, distance, options);

@@ -41,8 +41,8 @@ struct SeriesLayout {
   int64_t volumes = 0;  // t
   // order[t * slices + k]: the index (into PlanSeries' argument) of the image at slice k of volume t.
   std::vector<size_t> order;
-  Matrix4 affine{};      // voxel (i, j, k) -> RAS+ mm
-  double slice_spacing = 0;  // mm between slice centres
+  Matrix4 affine{};                // voxel (i, j, k) -> RAS+ mm
+  double slice_spacing = 0;        // mm between slice centres
   std::vector<std::string> notes;  // assumptions made, e.g. the spacing of a single slice
 };
 

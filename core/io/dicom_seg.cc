@@ -35,11 +35,17 @@ constexpr Uint32 kMaxHeaderValueLength = 256;
 // The attributes of the reference's Patient, General Study and Frame of Reference modules that the SEG IOD
 // requires (types 1 and 2) and that DCMTK does not fill itself, with the character set they are encoded in.
 const std::array<DcmTagKey, 11>& CopiedTags() {
-  static const std::array<DcmTagKey, 11> tags = {
-      DCM_SpecificCharacterSet, DCM_PatientName,       DCM_PatientID,
-      DCM_PatientBirthDate,     DCM_PatientSex,        DCM_StudyDate,
-      DCM_StudyTime,            DCM_ReferringPhysicianName, DCM_StudyID,
-      DCM_AccessionNumber,      DCM_PositionReferenceIndicator};
+  static const std::array<DcmTagKey, 11> tags = {DCM_SpecificCharacterSet,
+                                                 DCM_PatientName,
+                                                 DCM_PatientID,
+                                                 DCM_PatientBirthDate,
+                                                 DCM_PatientSex,
+                                                 DCM_StudyDate,
+                                                 DCM_StudyTime,
+                                                 DCM_ReferringPhysicianName,
+                                                 DCM_StudyID,
+                                                 DCM_AccessionNumber,
+                                                 DCM_PositionReferenceIndicator};
   return tags;
 }
 
@@ -70,18 +76,19 @@ absl::Status CheckInput(const at::Tensor& labels, const std::vector<std::string>
   }
   if (!labels.defined() || labels.dim() != 3 || labels.size(0) != reference.columns ||
       labels.size(1) != reference.rows || labels.size(2) != reference.slices) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the segmentation (", labels.defined() ? absl::StrJoin(labels.sizes(), "x") : "none",
-        ") is not on the grid of series ", series, " (", reference.columns, "x", reference.rows, "x",
-        reference.slices, ")"));
+    return absl::InvalidArgumentError(absl::StrCat("the segmentation (",
+                                                   labels.defined() ? absl::StrJoin(labels.sizes(), "x") : "none",
+                                                   ") is not on the grid of series ", series, " (", reference.columns,
+                                                   "x", reference.rows, "x", reference.slices, ")"));
   }
   if (reference.frame_of_reference_uid.empty() || reference.study_instance_uid.empty() ||
       reference.series_instance_uid.empty() || reference.sop_class_uid.empty() || reference.files.empty() ||
       reference.positions.size() != static_cast<size_t>(reference.slices) ||
       reference.sop_instance_uids.size() < static_cast<size_t>(reference.slices)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "series ", series, " lacks what a DICOM SEG must reference (FrameOfReferenceUID, StudyInstanceUID, "
-        "SeriesInstanceUID, SOP class and instance UIDs and positions of its images)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("series ", series,
+                     " lacks what a DICOM SEG must reference (FrameOfReferenceUID, StudyInstanceUID, "
+                     "SeriesInstanceUID, SOP class and instance UIDs and positions of its images)"));
   }
   return absl::OkStatus();
 }
@@ -93,8 +100,8 @@ absl::StatusOr<at::Tensor> ClassIndices(const at::Tensor& labels, int64_t classe
   const bool in_range = whole && values.min().item<double>() >= 0 && values.max().item<double>() < classes;
   if (!in_range) {
     return absl::InvalidArgumentError(absl::StrCat("the segmentation holds values that are not class indices 0 to ",
-                                                   classes - 1, " (values from ", values.min().item<double>(),
-                                                   " to ", values.max().item<double>(), ")"));
+                                                   classes - 1, " (values from ", values.min().item<double>(), " to ",
+                                                   values.max().item<double>(), ")"));
   }
   return labels.to(at::kInt).contiguous();
 }
@@ -136,19 +143,18 @@ absl::Status AddSegments(DcmSegmentation& seg, const std::vector<std::string>& c
 // Orientation and pixel measures (the same for every frame), and the frames' two dimensions: segment, position.
 absl::Status AddSharedGroups(DcmSegmentation& seg, const DicomSeriesInfo& reference, const std::string& path) {
   const std::array<double, 6>& o = reference.orientation;
-  const std::unique_ptr<FGPlaneOrientationPatient> orientation(FGPlaneOrientationPatient::createMinimal(
-      DecimalString(o[0]), DecimalString(o[1]), DecimalString(o[2]), DecimalString(o[3]), DecimalString(o[4]),
-      DecimalString(o[5])));
+  const std::unique_ptr<FGPlaneOrientationPatient> orientation(
+      FGPlaneOrientationPatient::createMinimal(DecimalString(o[0]), DecimalString(o[1]), DecimalString(o[2]),
+                                               DecimalString(o[3]), DecimalString(o[4]), DecimalString(o[5])));
   if (orientation == nullptr) return absl::InternalError(absl::StrCat(path, ": cannot create the orientation"));
   SEGREL_RETURN_IF_ERROR(Check(seg.addForAllFrames(*orientation), path, "add the orientation"));
 
   FGPixelMeasures measures;
-  const OFString spacing =
-      DecimalString(reference.pixel_spacing[0]) + "\\" + DecimalString(reference.pixel_spacing[1]);
+  const OFString spacing = DecimalString(reference.pixel_spacing[0]) + "\\" + DecimalString(reference.pixel_spacing[1]);
   SEGREL_RETURN_IF_ERROR(Check(measures.setPixelSpacing(spacing), path, "set PixelSpacing"));
-  SEGREL_RETURN_IF_ERROR(Check(
-      measures.setSliceThickness(DecimalString(reference.slice_thickness.value_or(reference.slice_spacing))), path,
-      "set SliceThickness"));
+  SEGREL_RETURN_IF_ERROR(
+      Check(measures.setSliceThickness(DecimalString(reference.slice_thickness.value_or(reference.slice_spacing))),
+            path, "set SliceThickness"));
   SEGREL_RETURN_IF_ERROR(
       Check(measures.setSpacingBetweenSlices(DecimalString(reference.slice_spacing)), path, "set the slice spacing"));
   SEGREL_RETURN_IF_ERROR(Check(seg.addForAllFrames(measures), path, "add the pixel measures"));
@@ -156,12 +162,12 @@ absl::Status AddSharedGroups(DcmSegmentation& seg, const DicomSeriesInfo& refere
   char uid[100];
   dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT);
   IODMultiframeDimensionModule& dimensions = seg.getDimensions();
-  SEGREL_RETURN_IF_ERROR(Check(dimensions.addDimensionIndex(DCM_ReferencedSegmentNumber, uid,
-                                                            DCM_SegmentIdentificationSequence, "Segment"),
-                               path, "add the segment dimension"));
-  SEGREL_RETURN_IF_ERROR(Check(dimensions.addDimensionIndex(DCM_ImagePositionPatient, uid,
-                                                            DCM_PlanePositionSequence, "Position"),
-                               path, "add the position dimension"));
+  SEGREL_RETURN_IF_ERROR(Check(
+      dimensions.addDimensionIndex(DCM_ReferencedSegmentNumber, uid, DCM_SegmentIdentificationSequence, "Segment"),
+      path, "add the segment dimension"));
+  SEGREL_RETURN_IF_ERROR(
+      Check(dimensions.addDimensionIndex(DCM_ImagePositionPatient, uid, DCM_PlanePositionSequence, "Position"), path,
+            "add the position dimension"));
   return absl::OkStatus();
 }
 
@@ -173,18 +179,18 @@ struct FrameGroups {
 };
 
 absl::StatusOr<FrameGroups> MakeFrameGroups(const DicomSeriesInfo& reference, int64_t k, Uint16 segment,
-                                           const std::string& path) {
+                                            const std::string& path) {
   FrameGroups groups;
   const std::array<double, 3>& p = reference.positions[k];
-  groups.position.reset(FGPlanePosPatient::createMinimal(DecimalString(p[0]), DecimalString(p[1]),
-                                                         DecimalString(p[2])));
+  groups.position.reset(
+      FGPlanePosPatient::createMinimal(DecimalString(p[0]), DecimalString(p[1]), DecimalString(p[2])));
   if (groups.position == nullptr) return absl::InternalError(absl::StrCat(path, ": cannot create a position"));
   SEGREL_RETURN_IF_ERROR(Check(groups.content.setDimensionIndexValues(segment, 0), path, "index a frame"));
-  SEGREL_RETURN_IF_ERROR(Check(groups.content.setDimensionIndexValues(static_cast<Uint32>(k + 1), 1), path,
-                               "index a frame"));
+  SEGREL_RETURN_IF_ERROR(
+      Check(groups.content.setDimensionIndexValues(static_cast<Uint32>(k + 1), 1), path, "index a frame"));
   ImageSOPInstanceReferenceMacro source;
-  SEGREL_RETURN_IF_ERROR(Check(source.setReferencedSOPClassUID(reference.sop_class_uid.c_str()), path,
-                               "reference a source image"));
+  SEGREL_RETURN_IF_ERROR(
+      Check(source.setReferencedSOPClassUID(reference.sop_class_uid.c_str()), path, "reference a source image"));
   SEGREL_RETURN_IF_ERROR(Check(source.setReferencedSOPInstanceUID(reference.sop_instance_uids[k].c_str()), path,
                                "reference a source image"));
   const OFVector<ImageSOPInstanceReferenceMacro> sources(1, source);
@@ -194,8 +200,8 @@ absl::StatusOr<FrameGroups> MakeFrameGroups(const DicomSeriesInfo& reference, in
 }
 
 // Frame pixel (row r, column c) of slice k is voxel (i = c, j = rows - 1 - r, k); 1 where it is of `segment`.
-void FillFrame(at::TensorAccessor<int32_t, 3> voxels, int64_t segment, int64_t k, int64_t rows,
-               int64_t columns, Uint8* frame) {
+void FillFrame(at::TensorAccessor<int32_t, 3> voxels, int64_t segment, int64_t k, int64_t rows, int64_t columns,
+               Uint8* frame) {
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t c = 0; c < columns; ++c) frame[r * columns + c] = voxels[c][rows - 1 - r][k] == segment ? 1 : 0;
   }
@@ -212,8 +218,7 @@ absl::Status AddFrames(DcmSegmentation& seg, const at::Tensor& classes, int64_t 
       FillFrame(voxels, s, k, rows, columns, frame.data());
       SEGREL_ASSIGN_OR_RETURN(FrameGroups groups, MakeFrameGroups(reference, k, static_cast<Uint16>(s), path));
       OFVector<FGBase*> per_frame = {groups.position.get(), &groups.content, groups.derivation.get()};
-      SEGREL_RETURN_IF_ERROR(Check(seg.addFrame(frame.data(), static_cast<Uint16>(s), per_frame), path,
-                                   "add a frame"));
+      SEGREL_RETURN_IF_ERROR(Check(seg.addFrame(frame.data(), static_cast<Uint16>(s), per_frame), path, "add a frame"));
     }
   }
   return absl::OkStatus();
@@ -245,23 +250,22 @@ absl::Status PutPackedFrames(const at::Tensor& classes, int64_t segments, const 
 // Study, series, frame of reference and the referenced images (Common Instance Reference module).
 absl::Status SetHierarchy(DcmSegmentation& seg, const DicomSeriesInfo& reference, const DicomSegOptions& options,
                           const std::string& path) {
-  SEGREL_RETURN_IF_ERROR(Check(seg.getStudy().setStudyInstanceUID(reference.study_instance_uid.c_str()), path,
-                               "set StudyInstanceUID"));
-  SEGREL_RETURN_IF_ERROR(Check(
-      seg.getFrameOfReference().setFrameOfReferenceUID(reference.frame_of_reference_uid.c_str()), path,
-      "set FrameOfReferenceUID"));
+  SEGREL_RETURN_IF_ERROR(
+      Check(seg.getStudy().setStudyInstanceUID(reference.study_instance_uid.c_str()), path, "set StudyInstanceUID"));
+  SEGREL_RETURN_IF_ERROR(
+      Check(seg.getFrameOfReference().setFrameOfReferenceUID(reference.frame_of_reference_uid.c_str()), path,
+            "set FrameOfReferenceUID"));
   char uid[100];
-  SEGREL_RETURN_IF_ERROR(Check(
-      seg.getSeries().setSeriesInstanceUID(dcmGenerateUniqueIdentifier(uid, SITE_SERIES_UID_ROOT)), path,
-      "set SeriesInstanceUID"));
-  SEGREL_RETURN_IF_ERROR(Check(
-      seg.getSOPCommon().setSOPInstanceUID(dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT)), path,
-      "set SOPInstanceUID"));
-  SEGREL_RETURN_IF_ERROR(Check(seg.getSeries().setSeriesNumber(absl::StrCat(options.series_number).c_str()), path,
-                               "set SeriesNumber"));
-  SEGREL_RETURN_IF_ERROR(Check(
-      seg.getSeries().setSeriesDescription(options.series_description.substr(0, 64).c_str()), path,
-      "set SeriesDescription"));
+  SEGREL_RETURN_IF_ERROR(
+      Check(seg.getSeries().setSeriesInstanceUID(dcmGenerateUniqueIdentifier(uid, SITE_SERIES_UID_ROOT)), path,
+            "set SeriesInstanceUID"));
+  SEGREL_RETURN_IF_ERROR(
+      Check(seg.getSOPCommon().setSOPInstanceUID(dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT)), path,
+            "set SOPInstanceUID"));
+  SEGREL_RETURN_IF_ERROR(
+      Check(seg.getSeries().setSeriesNumber(absl::StrCat(options.series_number).c_str()), path, "set SeriesNumber"));
+  SEGREL_RETURN_IF_ERROR(Check(seg.getSeries().setSeriesDescription(options.series_description.substr(0, 64).c_str()),
+                               path, "set SeriesDescription"));
 
   IODReferences references;
   for (int64_t k = 0; k < reference.slices; ++k) {
@@ -304,9 +308,9 @@ absl::Status CopyPatientAndStudy(const DicomSeriesInfo& reference, DcmDataset& d
 absl::Status Write(const std::string& path, const at::Tensor& classes, const std::vector<std::string>& class_names,
                    const DicomSeriesInfo& reference, const DicomSegOptions& options) {
   DcmSegmentation* created = nullptr;
-  const OFCondition condition = DcmSegmentation::createBinarySegmentation(
-      created, static_cast<Uint16>(reference.rows), static_cast<Uint16>(reference.columns), Equipment(options),
-      ContentIdentification());
+  const OFCondition condition = DcmSegmentation::createBinarySegmentation(created, static_cast<Uint16>(reference.rows),
+                                                                          static_cast<Uint16>(reference.columns),
+                                                                          Equipment(options), ContentIdentification());
   std::unique_ptr<DcmSegmentation> seg(created);
   SEGREL_RETURN_IF_ERROR(Check(condition, path, "create the segmentation object"));
   SEGREL_RETURN_IF_ERROR(SetHierarchy(*seg, reference, options, path));
@@ -316,8 +320,8 @@ absl::Status Write(const std::string& path, const at::Tensor& classes, const std
 
   DcmFileFormat file;
   SEGREL_RETURN_IF_ERROR(Check(seg->writeDataset(*file.getDataset()), path, "build the segmentation object"));
-  SEGREL_RETURN_IF_ERROR(PutPackedFrames(classes, static_cast<int64_t>(class_names.size()) - 1, reference,
-                                         *file.getDataset(), path));
+  SEGREL_RETURN_IF_ERROR(
+      PutPackedFrames(classes, static_cast<int64_t>(class_names.size()) - 1, reference, *file.getDataset(), path));
   SEGREL_RETURN_IF_ERROR(CopyPatientAndStudy(reference, *file.getDataset(), path));
   SEGREL_RETURN_IF_ERROR(Check(file.saveFile(path.c_str(), EXS_LittleEndianExplicit), path, "write the file"));
   return absl::OkStatus();

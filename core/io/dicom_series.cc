@@ -55,8 +55,8 @@ std::string CommonFolder(const std::vector<std::string>& files) {
   std::filesystem::path common = std::filesystem::path(files.front()).parent_path();
   for (const std::string& file : files) {
     const std::filesystem::path folder = std::filesystem::path(file).parent_path();
-    while (!common.empty() && std::mismatch(common.begin(), common.end(), folder.begin(), folder.end()).first !=
-                                  common.end()) {
+    while (!common.empty() &&
+           std::mismatch(common.begin(), common.end(), folder.begin(), folder.end()).first != common.end()) {
       common = common.parent_path();
     }
   }
@@ -148,7 +148,8 @@ auto SeriesOrder(const std::optional<int64_t>& number, const std::string& uid) {
 
 std::string SkippedSummary(const std::vector<std::string>& notes) {
   if (notes.empty()) return "";
-  return absl::StrCat("; skipped: ", notes.front(), notes.size() > 1 ? absl::StrCat(" and ", notes.size() - 1, " more") : "");
+  return absl::StrCat("; skipped: ", notes.front(),
+                      notes.size() > 1 ? absl::StrCat(" and ", notes.size() - 1, " more") : "");
 }
 
 absl::StatusOr<DicomFolder> ReadFolder(const std::string& dir, const DicomReadOptions& options) {
@@ -178,8 +179,8 @@ absl::StatusOr<DicomFolder> ReadFolder(const std::string& dir, const DicomReadOp
     }
   }
   if (by_uid.empty() && folder.broken_files.empty()) {
-    return absl::NotFoundError(absl::StrCat(dir, ": no DICOM image found (", folder.files, " files",
-                                            SkippedSummary(folder.notes), ")"));
+    return absl::NotFoundError(
+        absl::StrCat(dir, ": no DICOM image found (", folder.files, " files", SkippedSummary(folder.notes), ")"));
   }
 
   for (auto& [uid, series_files] : by_uid) {
@@ -226,10 +227,12 @@ absl::StatusOr<DicomSeries> ReadDicomSeries(const std::string& dir, const DicomR
   if (!folder.broken_files.empty()) return folder.broken_files.front();
   if (folder.series.size() + folder.failed.size() > 1) {
     std::vector<std::string> labels;
-    for (const DicomSeries& s : folder.series) labels.push_back(SeriesLabel(s.info.series_number, s.info.series_description));
-    for (const FailedDicomSeries& s : folder.failed) labels.push_back(SeriesLabel(s.series_number, s.series_description));
-    return absl::InvalidArgumentError(absl::StrCat(dir, " holds ", labels.size(), " series (",
-                                                   absl::StrJoin(labels, "; "), "), not one"));
+    for (const DicomSeries& s : folder.series)
+      labels.push_back(SeriesLabel(s.info.series_number, s.info.series_description));
+    for (const FailedDicomSeries& s : folder.failed)
+      labels.push_back(SeriesLabel(s.series_number, s.series_description));
+    return absl::InvalidArgumentError(
+        absl::StrCat(dir, " holds ", labels.size(), " series (", absl::StrJoin(labels, "; "), "), not one"));
   }
   if (!folder.failed.empty()) return folder.failed.front().status;
   return std::move(folder.series.front());

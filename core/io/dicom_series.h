@@ -44,30 +44,30 @@ struct DicomSeriesInfo {
   std::string series_instance_uid;
   std::string study_instance_uid;
   std::string frame_of_reference_uid;
-  std::string sop_class_uid;             // of the images, e.g. MR Image Storage
-  std::string modality;                  // e.g. "MR"
+  std::string sop_class_uid;  // of the images, e.g. MR Image Storage
+  std::string modality;       // e.g. "MR"
   std::optional<int64_t> series_number;
   std::string series_description;
   std::string protocol_name;
-  std::vector<std::string> image_type;   // e.g. {"ORIGINAL", "PRIMARY", "M", "ND"}
-  std::optional<double> echo_time;       // ms
-  std::optional<double> repetition_time; // ms
-  std::optional<double> flip_angle;      // degrees
-  std::optional<double> trigger_time;    // ms
-  std::string patient_position;          // (0018,5100), e.g. "FFS"
-  std::string transfer_syntax;           // e.g. "Little Endian Explicit"
-  std::string folder;                    // the deepest folder holding all its files
+  std::vector<std::string> image_type;    // e.g. {"ORIGINAL", "PRIMARY", "M", "ND"}
+  std::optional<double> echo_time;        // ms
+  std::optional<double> repetition_time;  // ms
+  std::optional<double> flip_angle;       // degrees
+  std::optional<double> trigger_time;     // ms
+  std::string patient_position;           // (0018,5100), e.g. "FFS"
+  std::string transfer_syntax;            // e.g. "Little Endian Explicit"
+  std::string folder;                     // the deepest folder holding all its files
   // Per image, index t * slices + k (slice k of volume t): the file and its SOPInstanceUID.
   std::vector<std::string> files;
   std::vector<std::string> sop_instance_uids;
   // ImagePositionPatient (LPS mm) of slice k, volume 0.
   std::vector<std::array<double, 3>> positions;
-  std::array<double, 6> orientation{};   // ImageOrientationPatient: row, then column cosines (LPS)
-  std::array<double, 2> pixel_spacing{}; // between rows, between columns (mm)
-  std::optional<double> slice_thickness; // mm
-  double slice_spacing = 0;              // mm between slice centres
+  std::array<double, 6> orientation{};    // ImageOrientationPatient: row, then column cosines (LPS)
+  std::array<double, 2> pixel_spacing{};  // between rows, between columns (mm)
+  std::optional<double> slice_thickness;  // mm
+  double slice_spacing = 0;               // mm between slice centres
   int64_t rows = 0, columns = 0, slices = 0, volumes = 0;
-  std::vector<std::string> notes;        // assumptions made while reading
+  std::vector<std::string> notes;  // assumptions made while reading
 };
 
 struct DicomSeries {

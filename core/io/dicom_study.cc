@@ -22,8 +22,8 @@ absl::Status MappingError(const absl::Status& status, const DicomFolder& folder)
   if (folder.failed.empty()) return status;
   std::vector<std::string> failed;
   for (const FailedDicomSeries& series : folder.failed) {
-    failed.push_back(absl::StrCat(SeriesLabel(series.series_number, series.series_description), " (",
-                                  series.status.message(), ")"));
+    failed.push_back(
+        absl::StrCat(SeriesLabel(series.series_number, series.series_description), " (", series.status.message(), ")"));
   }
   return absl::InvalidArgumentError(
       absl::StrCat(status.message(), "; series that could not be read: ", absl::StrJoin(failed, "; ")));
@@ -39,8 +39,8 @@ absl::StatusOr<AssembledStudy> AssembleStudy(const DicomFolder& folder, const Se
     return MappingError(complete, folder);
   }
   if (std::find(names.begin(), names.end(), reference) == names.end()) {
-    return absl::InvalidArgumentError(absl::StrCat("the reference sequence ", reference, " is not one of ",
-                                                   absl::StrJoin(names, ", ")));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the reference sequence ", reference, " is not one of ", absl::StrJoin(names, ", ")));
   }
   std::vector<const DicomSeries*> chosen;
   for (const std::string& name : names) {
@@ -51,9 +51,9 @@ absl::StatusOr<AssembledStudy> AssembleStudy(const DicomFolder& folder, const Se
     }
     const DicomSeries& series = folder.series[*match->chosen];
     if (series.volume.data.dim() != 3) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          series.volume.source, " is mapped to ", name, " but holds ", series.info.volumes,
-          " volumes; a sequence must be one 3-D volume (make the rule exclude this series)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(series.volume.source, " is mapped to ", name, " but holds ", series.info.volumes,
+                       " volumes; a sequence must be one 3-D volume (make the rule exclude this series)"));
     }
     chosen.push_back(&series);
   }

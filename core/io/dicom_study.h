@@ -18,17 +18,17 @@ namespace segrel::io {
 // How one sequence came to be.
 struct AssembledSequence {
   std::string sequence;
-  std::string series;            // SeriesLabel of the series used
-  std::string how;               // how it was chosen among several matches ("" when it was the only one)
-  bool resampled = false;        // false: already on the reference grid (SameGrid, 1e-3 mm)
-  double displacement_mm = 0;    // MaxCornerDisplacement to the reference grid
-  double inside_fraction = 1;    // share of reference voxels inside the series' field of view
+  std::string series;          // SeriesLabel of the series used
+  std::string how;             // how it was chosen among several matches ("" when it was the only one)
+  bool resampled = false;      // false: already on the reference grid (SameGrid, 1e-3 mm)
+  double displacement_mm = 0;  // MaxCornerDisplacement to the reference grid
+  double inside_fraction = 1;  // share of reference voxels inside the series' field of view
 };
 
 struct AssembledStudy {
-  Study study;                              // sequences in the order asked for, all on the reference grid
-  std::string reference;                    // the reference sequence
-  DicomSeriesInfo reference_series;         // the series it came from: what a DICOM SEG of the result references
+  Study study;                               // sequences in the order asked for, all on the reference grid
+  std::string reference;                     // the reference sequence
+  DicomSeriesInfo reference_series;          // the series it came from: what a DICOM SEG of the result references
   std::vector<AssembledSequence> sequences;  // in the same order
 };
 

@@ -28,8 +28,7 @@ constexpr char kCaseInsensitive[] = "(?i)";
 // std::regex has no inline flags: a leading "(?i)" becomes the icase flag. Throws std::regex_error.
 std::regex CompilePattern(const std::string& pattern) {
   if (absl::StartsWith(pattern, kCaseInsensitive)) {
-    return std::regex(pattern.substr(sizeof(kCaseInsensitive) - 1),
-                      std::regex::ECMAScript | std::regex::icase);
+    return std::regex(pattern.substr(sizeof(kCaseInsensitive) - 1), std::regex::ECMAScript | std::regex::icase);
   }
   return std::regex(pattern, std::regex::ECMAScript);
 }
@@ -120,10 +119,11 @@ class RulesParser {
         {"SeriesDescription", &conditions.series_description},
         {"ProtocolName", &conditions.protocol_name},
         {"Modality", &conditions.modality}};
-    const std::map<std::string, std::optional<NumericRange>*> ranges = {
-        {"EchoTime", &conditions.echo_time},         {"RepetitionTime", &conditions.repetition_time},
-        {"TriggerTime", &conditions.trigger_time},   {"FlipAngle", &conditions.flip_angle},
-        {"SeriesNumber", &conditions.series_number}};
+    const std::map<std::string, std::optional<NumericRange>*> ranges = {{"EchoTime", &conditions.echo_time},
+                                                                        {"RepetitionTime", &conditions.repetition_time},
+                                                                        {"TriggerTime", &conditions.trigger_time},
+                                                                        {"FlipAngle", &conditions.flip_angle},
+                                                                        {"SeriesNumber", &conditions.series_number}};
     for (const auto& [key, value] : object.items()) {
       const std::string where = absl::StrCat(field, ".", key);
       if (const auto pattern = patterns.find(key); pattern != patterns.end()) {
@@ -133,8 +133,9 @@ class RulesParser {
       } else if (key == "ImageType") {
         SEGREL_ASSIGN_OR_RETURN(conditions.image_type, ParseImageType(value, where));
       } else {
-        return Error(where, "is not a known condition (SeriesDescription, ProtocolName, Modality, ImageType, "
-                            "EchoTime, RepetitionTime, TriggerTime, FlipAngle, SeriesNumber)");
+        return Error(where,
+                     "is not a known condition (SeriesDescription, ProtocolName, Modality, ImageType, "
+                     "EchoTime, RepetitionTime, TriggerTime, FlipAngle, SeriesNumber)");
       }
     }
     return conditions;
@@ -337,10 +338,10 @@ absl::Status CheckMapping(const SequenceMapping& mapping, const SeriesRules& rul
                                     "); the rule needs \"prefer\" or \"index\" to choose"));
   }
   const std::vector<size_t> all = SeriesNumberOrder(series);
-  return absl::InvalidArgumentError(absl::StrCat(
-      absl::StrJoin(problems, "; "), "; the rules of ", rules.source, " expect ",
-      absl::StrJoin(rules.SequenceNames(), ", "), "; found ", series.size(), " series: ",
-      series.empty() ? "none" : Labels(all, series)));
+  return absl::InvalidArgumentError(absl::StrCat(absl::StrJoin(problems, "; "), "; the rules of ", rules.source,
+                                                 " expect ", absl::StrJoin(rules.SequenceNames(), ", "), "; found ",
+                                                 series.size(),
+                                                 " series: ", series.empty() ? "none" : Labels(all, series)));
 }
 
 }  // namespace segrel::io

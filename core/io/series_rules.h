@@ -63,7 +63,7 @@ struct SequenceRule {
   std::string sequence;                        // the model's name for it
   std::vector<SeriesConditions> alternatives;  // in priority order; at least one
   Preference prefer = Preference::kNone;
-  std::optional<int64_t> index;                // the index-th match in SeriesNumber order
+  std::optional<int64_t> index;  // the index-th match in SeriesNumber order
 };
 
 struct SeriesRules {

@@ -19,8 +19,8 @@ struct SequenceFile {
 };
 
 struct Study {
-  std::vector<std::string> names;        // in channel order
-  std::vector<volume::Volume> volumes;   // 3-D, all on the grid of the first
+  std::vector<std::string> names;       // in channel order
+  std::vector<volume::Volume> volumes;  // 3-D, all on the grid of the first
 
   // The network input [1, C, i, j, k] (float32), channels in the order given.
   at::Tensor Stack() const;

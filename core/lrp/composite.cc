@@ -2,9 +2,9 @@
 
 #include <array>
 
-#include "absl/strings/string_view.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "core/common/status_macros.h"
 
 namespace segrel::lrp {

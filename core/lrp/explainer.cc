@@ -3,9 +3,9 @@
 #include <set>
 #include <utility>
 
-#include "absl/strings/string_view.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "core/common/status_macros.h"
 #include "core/common/torch_status.h"
 
@@ -17,8 +17,8 @@ absl::Status CheckSizes(const at::Tensor& tensor, const at::Tensor& expected, ab
   const at::IntArrayRef sizes = tensor.sizes();
   const at::IntArrayRef want = expected.sizes();
   if (sizes.size() != want.size() || sizes.slice(1) != want.slice(1)) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " has shape [", absl::StrJoin(sizes, ", "),
-                                                   "], expected [B, ", absl::StrJoin(want.slice(1), ", "), "]"));
+    return absl::InvalidArgumentError(absl::StrCat(what, " has shape [", absl::StrJoin(sizes, ", "), "], expected [B, ",
+                                                   absl::StrJoin(want.slice(1), ", "), "]"));
   }
   return absl::OkStatus();
 }
@@ -51,8 +51,8 @@ void FuseScalings(const graph::LayerGraph& graph, std::vector<LayerRelevance>& l
 
 }  // namespace
 
-ExplainedForward::ExplainedForward(std::shared_ptr<const graph::LayerGraph> graph, at::Tensor input,
-                                   at::Tensor output, std::vector<LayerRelevance> layers)
+ExplainedForward::ExplainedForward(std::shared_ptr<const graph::LayerGraph> graph, at::Tensor input, at::Tensor output,
+                                   std::vector<LayerRelevance> layers)
     : graph_(std::move(graph)), input_(std::move(input)), output_(std::move(output)), layers_(std::move(layers)) {}
 
 int64_t ExplainedForward::RetainedBytes() const {

@@ -3,9 +3,9 @@
 #include <cmath>
 #include <map>
 
-#include "absl/strings/string_view.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "core/lrp/rules/rules.h"
 
 namespace segrel::lrp {
@@ -23,32 +23,41 @@ absl::StatusOr<std::shared_ptr<const Rule>> MakeAlphaBeta(const RuleParameters& 
 
 const std::map<std::string, RuleFactory, std::less<>>& Registry() {
   static const auto* const registry = new std::map<std::string, RuleFactory, std::less<>>{
-      {"epsilon", [](const RuleParameters& p) -> absl::StatusOr<std::shared_ptr<const Rule>> {
+      {"epsilon",
+       [](const RuleParameters& p) -> absl::StatusOr<std::shared_ptr<const Rule>> {
          return std::make_shared<EpsilonRule>(p.epsilon);
        }},
-      {"zplus", [](const RuleParameters& p) -> absl::StatusOr<std::shared_ptr<const Rule>> {
+      {"zplus",
+       [](const RuleParameters& p) -> absl::StatusOr<std::shared_ptr<const Rule>> {
          return std::make_shared<ZPlusRule>(p.stabilizer);
        }},
       {"alpha-beta", MakeAlphaBeta},
-      {"gamma", [](const RuleParameters& p) -> absl::StatusOr<std::shared_ptr<const Rule>> {
+      {"gamma",
+       [](const RuleParameters& p) -> absl::StatusOr<std::shared_ptr<const Rule>> {
          return std::make_shared<GammaRule>(p.gamma, p.stabilizer);
        }},
-      {"flat", [](const RuleParameters& p) -> absl::StatusOr<std::shared_ptr<const Rule>> {
+      {"flat",
+       [](const RuleParameters& p) -> absl::StatusOr<std::shared_ptr<const Rule>> {
          return std::make_shared<FlatRule>(p.stabilizer);
        }},
-      {"wsquare", [](const RuleParameters& p) -> absl::StatusOr<std::shared_ptr<const Rule>> {
+      {"wsquare",
+       [](const RuleParameters& p) -> absl::StatusOr<std::shared_ptr<const Rule>> {
          return std::make_shared<WSquareRule>(p.stabilizer);
        }},
-      {"zbox", [](const RuleParameters& p) -> absl::StatusOr<std::shared_ptr<const Rule>> {
+      {"zbox",
+       [](const RuleParameters& p) -> absl::StatusOr<std::shared_ptr<const Rule>> {
          return std::make_shared<ZBoxRule>(p.box_low, p.box_high, p.stabilizer);
        }},
-      {"norm", [](const RuleParameters& p) -> absl::StatusOr<std::shared_ptr<const Rule>> {
+      {"norm",
+       [](const RuleParameters& p) -> absl::StatusOr<std::shared_ptr<const Rule>> {
          return std::make_shared<NormRule>(p.stabilizer);
        }},
-      {"pass", [](const RuleParameters&) -> absl::StatusOr<std::shared_ptr<const Rule>> {
+      {"pass",
+       [](const RuleParameters&) -> absl::StatusOr<std::shared_ptr<const Rule>> {
          return std::make_shared<PassRule>();
        }},
-      {"gradient", [](const RuleParameters&) -> absl::StatusOr<std::shared_ptr<const Rule>> {
+      {"gradient",
+       [](const RuleParameters&) -> absl::StatusOr<std::shared_ptr<const Rule>> {
          return std::make_shared<GradientRule>();
        }},
   };

@@ -20,7 +20,7 @@ struct CohortStudy {
   std::map<std::string, double> raw;     // sequence -> raw relevance sum (sequence_relevance_raw)
   std::string model;
   std::string composite;
-  std::vector<std::string> sequences;    // channel order ("sequences"); empty: the order of `shares`' names
+  std::vector<std::string> sequences;  // channel order ("sequences"); empty: the order of `shares`' names
 };
 
 // Reads RUN_DIR/relevance.json (format "segrel.relevance/1"); the study's id is the run folder's name.
@@ -29,10 +29,10 @@ struct CohortStudy {
 absl::StatusOr<CohortStudy> ReadStudyReport(const std::string& run_dir);
 
 struct CohortSummary {
-  std::vector<std::string> sequences;    // channel order of the first study
-  std::vector<CohortStudy> studies;      // in the order given
+  std::vector<std::string> sequences;          // channel order of the first study
+  std::vector<CohortStudy> studies;            // in the order given
   std::map<std::string, double> mean, median;  // per sequence, over the studies' shares
-  std::vector<std::string> ranking;      // sequences by mean, descending (ties in channel order)
+  std::vector<std::string> ranking;            // sequences by mean, descending (ties in channel order)
 };
 
 // Summarises `studies`. Errors: InvalidArgument when there are none, two have the same id, or they name different

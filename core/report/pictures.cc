@@ -104,8 +104,8 @@ absl::Status CheckPictures(const StudyPictures& pictures) {
   }
   for (const auto& [name, shares] : pictures.class_shares) {
     if (shares.size() != channels) {
-      return absl::InvalidArgumentError(absl::StrCat("pictures: class ", name, " has ", shares.size(),
-                                                     " shares for ", channels, " sequences"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("pictures: class ", name, " has ", shares.size(), " shares for ", channels, " sequences"));
     }
   }
   return absl::OkStatus();
@@ -181,8 +181,7 @@ void DrawPanel(const SliceData& slice, int64_t channel, double reference, const 
     for (int64_t j = 0; j < slice.size_j; ++j) {
       const int64_t index = slice.Index(channel, i, j);
       const double grey = high > low ? std::clamp((slice.images[index] - low) / (high - low), 0.0, 1.0) : 0.0;
-      const Rgb colour =
-          OnOutline(slice, i, j) ? kOutline : VoxelColour(grey, slice.relevance[index], reference);
+      const Rgb colour = OnOutline(slice, i, j) ? kOutline : VoxelColour(grey, slice.relevance[index], reference);
       canvas.FillSquare(layout.Corner(channel, i, j), layout.scale, colour);
     }
   }
@@ -215,8 +214,8 @@ absl::StatusOr<std::vector<uint8_t>> ReadRgb(const std::string& path, int64_t he
   }
   if (image.width != width || image.height != height) {
     png_image_free(&image);
-    return absl::InternalError(absl::StrCat(path, ": gnuplot drew ", image.width, " x ", image.height,
-                                            " pixels, not ", width, " x ", height));
+    return absl::InternalError(
+        absl::StrCat(path, ": gnuplot drew ", image.width, " x ", image.height, " pixels, not ", width, " x ", height));
   }
   image.format = PNG_FORMAT_RGB;
   std::vector<uint8_t> rgb(PNG_IMAGE_SIZE(image));
@@ -238,8 +237,8 @@ std::string NameStripScript(const std::vector<std::string>& names, const Layout&
                   "set xrange [0:1]\nset yrange [0:1]\n");
   for (size_t c = 0; c < names.size(); ++c) {
     const double centre = static_cast<double>(layout.PanelLeft(c)) + layout.size_i * layout.scale / 2.0;
-    absl::StrAppendFormat(&script, "set label %d %s at screen %.6f, screen 0.5 center textcolor rgb 'white'\n",
-                          c + 1, GnuplotQuote(names[c]), centre / static_cast<double>(width));
+    absl::StrAppendFormat(&script, "set label %d %s at screen %.6f, screen 0.5 center textcolor rgb 'white'\n", c + 1,
+                          GnuplotQuote(names[c]), centre / static_cast<double>(width));
   }
   absl::StrAppend(&script, "plot -1 notitle\n");
   return script;
@@ -323,8 +322,7 @@ absl::Status WritePng(const std::string& path, const at::Tensor& rgb) {
   if (!rgb.defined() || rgb.scalar_type() != at::kByte || rgb.dim() != 3 || rgb.size(2) != 3 || rgb.numel() == 0) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": the image must be a non-empty uint8 tensor [H, W, 3]"));
   }
-  SEGREL_ASSIGN_OR_RETURN(const at::Tensor pixels,
-                          CatchTorch(path, [&]() -> absl::StatusOr<at::Tensor> {
+  SEGREL_ASSIGN_OR_RETURN(const at::Tensor pixels, CatchTorch(path, [&]() -> absl::StatusOr<at::Tensor> {
                             return rgb.to(at::kCPU).contiguous();
                           }));
   return WriteRgb(path, pixels.size(0), pixels.size(1), pixels.data_ptr<uint8_t>());

@@ -193,9 +193,8 @@ absl::StatusOr<Volume> Resample(const Volume& volume, const Volume& grid, Interp
   // Grid voxel index -> volume voxel index.
   const Affine index_map = Multiply(world_to_volume, grid.affine);
   return CatchTorch(absl::StrCat("resampling ", volume.source), [&]() -> absl::StatusOr<Volume> {
-    const at::Tensor source = (volume.data.dim() == 3 ? volume.data.unsqueeze(3) : volume.data)
-                                  .to(at::kCPU, at::kFloat)
-                                  .contiguous();
+    const at::Tensor source =
+        (volume.data.dim() == 3 ? volume.data.unsqueeze(3) : volume.data).to(at::kCPU, at::kFloat).contiguous();
     const std::array<int64_t, 4> source_sizes = {source.size(0), source.size(1), source.size(2), source.size(3)};
     const std::array<int64_t, 3> out_sizes = grid.SpatialSizes();
     const int64_t T = source_sizes[3];
@@ -341,7 +340,8 @@ absl::StatusOr<Volume> ApplyAxisTransform(const Volume& volume, const AxisTransf
 
 absl::StatusOr<Volume> ToClosestCanonical(const Volume& volume) {
   absl::StatusOr<AxisTransform> transform = TransformToCanonical(volume.affine);
-  if (!transform.ok()) return absl::InvalidArgumentError(absl::StrCat(volume.source, ": ", transform.status().message()));
+  if (!transform.ok())
+    return absl::InvalidArgumentError(absl::StrCat(volume.source, ": ", transform.status().message()));
   return ApplyAxisTransform(volume, *transform);
 }
 
@@ -375,9 +375,8 @@ absl::Status CheckBox(const BoundingBox& box, const std::array<int64_t, 3>& size
   for (int a = 0; a < 3; ++a) {
     if (box.begin[a] < 0 || box.begin[a] >= box.end[a] || box.end[a] > sizes[a]) {
       return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: bounding box [%d, %d) x [%d, %d) x [%d, %d) is empty or leaves the %dx%dx%d grid", source,
-          box.begin[0], box.end[0], box.begin[1], box.end[1], box.begin[2], box.end[2], sizes[0], sizes[1],
-          sizes[2]));
+          "%s: bounding box [%d, %d) x [%d, %d) x [%d, %d) is empty or leaves the %dx%dx%d grid", source, box.begin[0],
+          box.end[0], box.begin[1], box.end[1], box.begin[2], box.end[2], sizes[0], sizes[1], sizes[2]));
     }
   }
   return absl::OkStatus();
@@ -385,8 +384,9 @@ absl::Status CheckBox(const BoundingBox& box, const std::array<int64_t, 3>& size
 
 Affine CroppedAffine(const Affine& affine, const BoundingBox& box) {
   Affine result = affine;
-  const std::array<double, 3> origin = Apply(
-      affine, {static_cast<double>(box.begin[0]), static_cast<double>(box.begin[1]), static_cast<double>(box.begin[2])});
+  const std::array<double, 3> origin =
+      Apply(affine,
+            {static_cast<double>(box.begin[0]), static_cast<double>(box.begin[1]), static_cast<double>(box.begin[2])});
   for (int r = 0; r < 3; ++r) result[r][3] = origin[r];
   return result;
 }
@@ -413,8 +413,8 @@ absl::StatusOr<Volume> Uncrop(const Volume& cropped, const BoundingBox& box, con
   SEGREL_RETURN_IF_ERROR(CheckBox(box, full_grid.SpatialSizes(), full_grid.source));
   for (int a = 0; a < 3; ++a) {
     if (cropped.data.size(a) != box.end[a] - box.begin[a]) {
-      return absl::InvalidArgumentError(absl::StrCat(cropped.source, ": ", GridSummary(cropped),
-                                                     " does not fit the bounding box"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(cropped.source, ": ", GridSummary(cropped), " does not fit the bounding box"));
     }
   }
   Volume expected = cropped;

@@ -38,7 +38,8 @@ struct ResampleStats {
 // Samples `volume` at the world positions of `grid`'s voxel centres. Linear interpolation uses the 8 voxels
 // around a point and is defined between the first and the last voxel centre of each axis; nearest takes the
 // voxel whose cell holds the point. Points outside give 0. The result has grid's sizes (and volume's t), grid's
-// affine and NIfTI geometry, and volume's source. Errors: InvalidArgument when either affine is singular or a volume is not 3-D or 4-D.
+// affine and NIfTI geometry, and volume's source. Errors: InvalidArgument when either affine is singular or a volume is
+// not 3-D or 4-D.
 absl::StatusOr<Volume> Resample(const Volume& volume, const Volume& grid, Interpolation interpolation,
                                 ResampleStats* stats = nullptr);
 

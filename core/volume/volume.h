@@ -33,9 +33,9 @@ struct NiftiGeometry {
 };
 
 struct Volume {
-  at::Tensor data;         // float32, [i, j, k] or [i, j, k, t]
+  at::Tensor data;  // float32, [i, j, k] or [i, j, k, t]
   Affine affine = IdentityAffine();
-  std::string source;      // where it was read from (a path), for messages
+  std::string source;  // where it was read from (a path), for messages
   std::optional<NiftiGeometry> nifti;
 
   // Spatial sizes (i, j, k).

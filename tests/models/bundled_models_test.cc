@@ -27,11 +27,11 @@ namespace {
 const std::string kRepo = SEGREL_SOURCE_DIR;
 
 struct HeldOutCase {
-  std::string bundle;      // folder under models/
-  std::string study_dir;   // sequence files
+  std::string bundle;              // folder under models/
+  std::string study_dir;           // sequence files
   std::vector<std::string> files;  // per bundle sequence, in order
-  std::string label;       // reference label map (lesion/tumour = label > 0)
-  std::string dice_key;    // the case's key in segrel.json's evaluation.dice.<class>
+  std::string label;               // reference label map (lesion/tumour = label > 0)
+  std::string dice_key;            // the case's key in segrel.json's evaluation.dice.<class>
 };
 
 // Segments `held_out` with segrel; returns the predicted labels [i, j, k] and the reference (> 0).
@@ -81,8 +81,11 @@ double RecordedDice(const std::string& bundle, const std::string& key) {
 
 TEST(BundledModels, MsFlair4ReproducesThePythonSegmentationAndDiceOfHeldOutPatient19) {
   const std::string study = kRepo + "/data/ms-lesjak/patient19";
-  const HeldOutCase patient19{"ms-flair4", study, {"T1.nii.gz", "T1POST.nii.gz", "T2.nii.gz", "FLAIR.nii.gz"},
-                              study + "/GOLD_STANDARD.nii.gz", "patient19"};
+  const HeldOutCase patient19{"ms-flair4",
+                              study,
+                              {"T1.nii.gz", "T1POST.nii.gz", "T2.nii.gz", "FLAIR.nii.gz"},
+                              study + "/GOLD_STANDARD.nii.gz",
+                              "patient19"};
   at::Tensor prediction, reference;
   Segment(patient19, &prediction, &reference);
   if (HasFatalFailure()) return;
@@ -108,8 +111,11 @@ TEST(BundledModels, Brats2seqReproducesTheRecordedHeldOutDice) {
   for (const std::string case_name : {"brats_2013_pat0005_1", "brats_2013_pat0006_1"}) {
     SCOPED_TRACE(case_name);
     const std::string dir = data + "/" + case_name;
-    const HeldOutCase held_out{"brats-2seq", dir, {"Flair_subtrMeanDivStd.nii.gz", "T1c_subtrMeanDivStd.nii.gz"},
-                               dir + "/OTMultiClass.nii.gz", case_name};
+    const HeldOutCase held_out{"brats-2seq",
+                               dir,
+                               {"Flair_subtrMeanDivStd.nii.gz", "T1c_subtrMeanDivStd.nii.gz"},
+                               dir + "/OTMultiClass.nii.gz",
+                               case_name};
     at::Tensor prediction, reference;
     Segment(held_out, &prediction, &reference);
     if (HasFatalFailure()) return;

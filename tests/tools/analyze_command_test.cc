@@ -54,7 +54,8 @@ class AnalyzeAgainstReferenceTest : public ::testing::TestWithParam<std::string>
 TEST_P(AnalyzeAgainstReferenceTest, MatchesIndependentLrpImplementation) {
   const std::string composite = GetParam();
   const std::string out = segrel::testing::TestTempDir();
-  const RunResult run = RunAnalyze(StudyInputs() + MaskRegions() + " --composite " + composite + " --maps --out " + out);
+  const RunResult run =
+      RunAnalyze(StudyInputs() + MaskRegions() + " --composite " + composite + " --maps --out " + out);
   ASSERT_EQ(run.exit_code, 0) << run.err;
 
   const json report = json::parse(ReadFile(out + "/relevance.json"));
@@ -73,7 +74,8 @@ TEST_P(AnalyzeAgainstReferenceTest, MatchesIndependentLrpImplementation) {
   }
 
   // The maps are the reference's combined map, channel by channel.
-  const at::Tensor expected_map = segrel::testing::ReadFloat32("study/expected_map." + composite + ".f32", {3, 8, 8, 8});
+  const at::Tensor expected_map =
+      segrel::testing::ReadFloat32("study/expected_map." + composite + ".f32", {3, 8, 8, 8});
   for (size_t s = 0; s < kSequences.size(); ++s) {
     absl::StatusOr<volume::Volume> map = io::ReadNifti(out + "/relevance_" + kSequences[s] + ".nii.gz");
     ASSERT_TRUE(map.ok()) << map.status();
@@ -138,7 +140,7 @@ TEST(Analyze, SegmentationKeepsTheInputGrid) {
 TEST(Analyze, BundleWithStudyFolderMatchesTheReference) {
   const std::string out = segrel::testing::TestTempDir();
   const RunResult run = RunAnalyze("--model " + FixturePath("bundle") + " --study " + FixturePath("study") +
-                                  MaskRegions() + " --out " + out);
+                                   MaskRegions() + " --out " + out);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const json report = json::parse(ReadFile(out + "/relevance.json"));
   const json expected = segrel::testing::ReadJson("study/expected_relevance.json")["composites"]["epsilon-plus"];
@@ -154,8 +156,9 @@ TEST(Analyze, BundleWithStudyFolderMatchesTheReference) {
 TEST(Analyze, BundleTakesInputsInAnyOrder) {
   const std::string s = FixturePath("study/");
   const std::string out = segrel::testing::TestTempDir();
-  const RunResult run = RunAnalyze("--model " + FixturePath("bundle") + " --input FLAIR=" + s + "FLAIR.nii.gz --input T1=" +
-                                  s + "T1.nii.gz --input T2=" + s + "T2.nii.gz" + MaskRegions() + " --out " + out);
+  const RunResult run =
+      RunAnalyze("--model " + FixturePath("bundle") + " --input FLAIR=" + s + "FLAIR.nii.gz --input T1=" + s +
+                 "T1.nii.gz --input T2=" + s + "T2.nii.gz" + MaskRegions() + " --out " + out);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const json report = json::parse(ReadFile(out + "/relevance.json"));
   const json expected = segrel::testing::ReadJson("study/expected_relevance.json")["composites"]["epsilon-plus"];
@@ -172,7 +175,8 @@ void ExpectFailure(const std::string& arguments, const std::string& expected_tex
 }
 
 TEST(AnalyzeErrors, MissingInputFile) {
-  ExpectFailure(StudyInputs() + " --input T3=/nonexistent/T3.nii.gz --out /tmp/segrel_unused", "/nonexistent/T3.nii.gz");
+  ExpectFailure(StudyInputs() + " --input T3=/nonexistent/T3.nii.gz --out /tmp/segrel_unused",
+                "/nonexistent/T3.nii.gz");
 }
 
 TEST(AnalyzeErrors, ShapesDiffer) {
@@ -181,13 +185,14 @@ TEST(AnalyzeErrors, ShapesDiffer) {
 }
 
 TEST(AnalyzeErrors, MaskOnAnotherGrid) {
-  ExpectFailure(StudyInputs() + " --region 1=" + FixturePath("study/other_grid_mask.nii.gz") +
-                    " --out /tmp/segrel_unused",
-                "other_grid_mask.nii.gz lies on another grid");
+  ExpectFailure(
+      StudyInputs() + " --region 1=" + FixturePath("study/other_grid_mask.nii.gz") + " --out /tmp/segrel_unused",
+      "other_grid_mask.nii.gz lies on another grid");
 }
 
 TEST(AnalyzeErrors, UnknownComposite) {
-  ExpectFailure(StudyInputs() + " --composite epsilon-minus --out /tmp/segrel_unused", "unknown composite 'epsilon-minus'");
+  ExpectFailure(StudyInputs() + " --composite epsilon-minus --out /tmp/segrel_unused",
+                "unknown composite 'epsilon-minus'");
 }
 
 TEST(AnalyzeErrors, ModelWhoseOutputIsNotASegmentation) {
@@ -226,9 +231,9 @@ TEST(AnalyzeErrors, MissingRequiredOptions) {
 // predicted lesion, explained through the lesion class: the independent reference's class-1 numbers.
 TEST(Analyze, ReferenceLesionsAndAblation) {
   const std::string out = segrel::testing::TestTempDir();
-  const RunResult run = RunAnalyze("--model " + FixturePath("bundle") + " --study " + FixturePath("study") +
-                                  " --reference " + FixturePath("study/region_fg.nii.gz") +
-                                  " --lesions --ablation --out " + out);
+  const RunResult run =
+      RunAnalyze("--model " + FixturePath("bundle") + " --study " + FixturePath("study") + " --reference " +
+                 FixturePath("study/region_fg.nii.gz") + " --lesions --ablation --out " + out);
   ASSERT_EQ(run.exit_code, 0) << run.err;
   const json report = json::parse(ReadFile(out + "/relevance.json"));
   const json expected = segrel::testing::ReadJson("study/expected_relevance.json")["composites"]["epsilon-plus"];

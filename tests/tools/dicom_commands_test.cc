@@ -31,8 +31,8 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using segrel::testing::FixturePath;
-using segrel::testing::ShellQuote;
 using segrel::testing::SharedDataDir;
+using segrel::testing::ShellQuote;
 using segrel::testing::TestTempDir;
 
 using segrel::testing::ReadFile;
@@ -96,8 +96,7 @@ TEST(Convert, EverySeriesOfProstateX0218AgreesWithDcm2niix) {
   // The description is sanitised: "Twist_dynamic_Wip576_TT=8.0s" has '=' replaced.
   EXPECT_TRUE(fs::exists(out + "/segrel/27_Twist_dynamic_Wip576_TT_8.0s.nii.gz"));
   EXPECT_TRUE(fs::exists(out + "/segrel/5_t2_tse_tra_320_p2.nii.gz"));
-  EXPECT_NE(run.out.find("wrote 5_t2_tse_tra_320_p2.nii.gz (320x320x20, 0.625x0.625x3.6 mm, int16)"),
-            std::string::npos)
+  EXPECT_NE(run.out.find("wrote 5_t2_tse_tra_320_p2.nii.gz (320x320x20, 0.625x0.625x3.6 mm, int16)"), std::string::npos)
       << run.out;
   EXPECT_NE(run.out.find("wrote 8_ep2d-advdiff-3Scan-4bval_spair_511b.nii.gz (160x130x20x4"), std::string::npos)
       << run.out;
@@ -136,16 +135,16 @@ TEST(Inspect, OrientationCodesAgreeWithNibabelOnDcm2niixOutput) {
   // written here by hand.
   const RunResult run = RunSegrel(absl::StrCat("inspect ", ShellQuote(ProstateCase())));
   ASSERT_EQ(run.exit_code, 0) << run.err;
-  for (const char* prefix : {"5  t2_tse_tra_320_p2", "9  ep2d-advdiff-3Scan-4bval_spair_511b_ADC",
-                             "27  Twist_dynamic_Wip576_TT=8.0s"}) {
+  for (const char* prefix :
+       {"5  t2_tse_tra_320_p2", "9  ep2d-advdiff-3Scan-4bval_spair_511b_ADC", "27  Twist_dynamic_Wip576_TT=8.0s"}) {
     const std::string line = LineStartingWith(run.out, prefix);
     EXPECT_NE(line.find(" LAS "), std::string::npos) << line;
   }
 }
 
 TEST(Inspect, NiftiFolderAndFile) {
-  const RunResult folder = RunSegrel(absl::StrCat("inspect ", FixturePath("study"), " --model ",
-                                                  FixturePath("bundle")));
+  const RunResult folder =
+      RunSegrel(absl::StrCat("inspect ", FixturePath("study"), " --model ", FixturePath("bundle")));
   ASSERT_EQ(folder.exit_code, 0) << folder.err;
   // The fixture study: 8x8x8 voxels of 1.5 x 1.5 x 2 mm, x flipped (LAS), per make_fixtures.py.
   const std::string flair = LineStartingWith(folder.out, "-  FLAIR.nii.gz");
@@ -203,8 +202,8 @@ TEST(AnalyzeDicom, SameResultAsTheSameVoxelsGivenAsNifti) {
     absl::StrAppend(&inputs, " --input ", name, "=", path);
   }
 
-  const RunResult dicom = RunSegrel(absl::StrCat("analyze --model ", bundle, " --study ", temp,
-                                                 "/dicom --no-pictures --out ", temp, "/from_dicom"));
+  const RunResult dicom = RunSegrel(
+      absl::StrCat("analyze --model ", bundle, " --study ", temp, "/dicom --no-pictures --out ", temp, "/from_dicom"));
   ASSERT_EQ(dicom.exit_code, 0) << dicom.err;
   const RunResult nifti =
       RunSegrel(absl::StrCat("analyze --model ", bundle, inputs, " --no-pictures --out ", temp, "/from_nifti"));
@@ -237,14 +236,14 @@ TEST(AnalyzeDicom, WritesTheSegmentationAsDicomSegOnTheReferenceSeries) {
   const std::string temp = TestTempDir();
   const std::string bundle = BundleWithRules(temp + "/bundle");
   WriteStudy(temp + "/dicom", /*t1_on_other_grid=*/false);
-  const RunResult run = RunSegrel(absl::StrCat("analyze --model ", bundle, " --study ", temp,
-                                              "/dicom --no-pictures --out ", temp, "/out"));
+  const RunResult run = RunSegrel(
+      absl::StrCat("analyze --model ", bundle, " --study ", temp, "/dicom --no-pictures --out ", temp, "/out"));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_NE(run.out.find("segmentation.dcm"), std::string::npos) << run.out;
   const std::string command =
       absl::StrCat("/usr/bin/python3 ", ShellQuote(SEGREL_SOURCE_DIR "/tests/tools/check_analyze_seg.py"), " ",
-                   ShellQuote(temp + "/out/segmentation.dcm"), " ", ShellQuote(temp + "/out/segmentation.nii.gz"),
-                   " ", ShellQuote(temp + "/dicom/3"));  // FLAIR, the bundle's reference sequence: series 3
+                   ShellQuote(temp + "/out/segmentation.dcm"), " ", ShellQuote(temp + "/out/segmentation.nii.gz"), " ",
+                   ShellQuote(temp + "/dicom/3"));  // FLAIR, the bundle's reference sequence: series 3
   const int result = std::system(command.c_str());
   if (WIFEXITED(result) && WEXITSTATUS(result) == 77) GTEST_SKIP() << "/usr/bin/python3 has no pydicom or nibabel";
   EXPECT_TRUE(WIFEXITED(result) && WEXITSTATUS(result) == 0) << command;
@@ -254,8 +253,8 @@ TEST(AnalyzeDicom, ResamplesASequenceOnAnotherGridAndSaysSo) {
   const std::string temp = TestTempDir();
   const std::string bundle = BundleWithRules(temp + "/bundle");
   WriteStudy(temp + "/dicom", /*t1_on_other_grid=*/true);
-  const RunResult run = RunSegrel(absl::StrCat("analyze --model ", bundle, " --study ", temp,
-                                               "/dicom --no-pictures --out ", temp, "/out"));
+  const RunResult run = RunSegrel(
+      absl::StrCat("analyze --model ", bundle, " --study ", temp, "/dicom --no-pictures --out ", temp, "/out"));
   ASSERT_EQ(run.exit_code, 0) << run.err;
   // T1 moved by (-0.6, 0, 0.8) mm in LPS: every corner of its field of view moves by sqrt(0.36 + 0.64) = 1 mm.
   EXPECT_NE(run.out.find("T1 <- series 11 t1_mprage_tra: resampled onto the reference grid (fields of view differ "
@@ -269,8 +268,8 @@ TEST(AnalyzeDicom, MissingSequenceListsWhatTheBundleExpectsAndWhatWasFound) {
   const std::string bundle = BundleWithRules(temp + "/bundle");
   WriteStudy(temp + "/dicom", false);
   fs::remove_all(temp + "/dicom/7");  // T2
-  const RunResult run = RunSegrel(absl::StrCat("analyze --model ", bundle, " --study ", temp,
-                                               "/dicom --no-pictures --out ", temp, "/out"));
+  const RunResult run = RunSegrel(
+      absl::StrCat("analyze --model ", bundle, " --study ", temp, "/dicom --no-pictures --out ", temp, "/out"));
   EXPECT_EQ(run.exit_code, 1);
   EXPECT_TRUE(absl::StartsWith(run.err, "segrel analyze: error: ")) << run.err;
   EXPECT_NE(run.err.find("no series for T2"), std::string::npos) << run.err;

@@ -18,9 +18,9 @@ std::string SizesText(const volume::Volume& volume) {
 std::string SpacingText(const volume::Volume& volume) {
   std::vector<std::string> spacing;
   for (int c = 0; c < 3; ++c) {
-    const double length = std::sqrt(volume.affine[0][c] * volume.affine[0][c] +
-                                    volume.affine[1][c] * volume.affine[1][c] +
-                                    volume.affine[2][c] * volume.affine[2][c]);
+    const double length =
+        std::sqrt(volume.affine[0][c] * volume.affine[0][c] + volume.affine[1][c] * volume.affine[1][c] +
+                  volume.affine[2][c] * volume.affine[2][c]);
     spacing.push_back(absl::StrFormat("%.4g", length));
   }
   return absl::StrJoin(spacing, "x");

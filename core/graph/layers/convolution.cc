@@ -60,8 +60,8 @@ at::Tensor Correlate(const at::Tensor& v, const at::Tensor& weight, const at::Te
   if (UsesOneDnn(v)) {
     return at::mkldnn_convolution(v.contiguous(), weight, bias, g.padding, g.stride, g.dilation, g.groups);
   }
-  return at::convolution(v, weight, bias, g.stride, g.padding, g.dilation, /*transposed=*/false,
-                         Zeros(g.stride.size()), g.groups);
+  return at::convolution(v, weight, bias, g.stride, g.padding, g.dilation, /*transposed=*/false, Zeros(g.stride.size()),
+                         g.groups);
 }
 
 namespace {

@@ -58,7 +58,7 @@ AffineParameters GroupNormLayer::ParametersAt(const at::Tensor& x) const {
   const at::Tensor mean = grouped.mean(-1);
   const at::Tensor inv_std = at::rsqrt(grouped.var(-1, /*unbiased=*/false) + eps_);
   const int64_t per_group = channels / groups_;
-  at::Tensor scale = inv_std.repeat_interleave(per_group, 1);              // [N, C]
+  at::Tensor scale = inv_std.repeat_interleave(per_group, 1);          // [N, C]
   at::Tensor shift = -(mean.repeat_interleave(per_group, 1) * scale);  // [N, C]
   if (gamma_.defined()) {
     scale = scale * gamma_;

@@ -159,8 +159,7 @@ LinearMapPtr ReshapeLayer::Jacobian(const std::vector<at::Tensor>& inputs, const
   return std::make_shared<ReshapeMap>(inputs[0].sizes().vec(), output_sizes_);
 }
 
-LinearFunctionLayer::LinearFunctionLayer(std::string kind, LayerRole role, OpCall forward,
-                                         std::optional<OpCall> linear)
+LinearFunctionLayer::LinearFunctionLayer(std::string kind, LayerRole role, OpCall forward, std::optional<OpCall> linear)
     : kind_(std::move(kind)), role_(role), forward_(forward), linear_(linear ? *std::move(linear) : forward) {}
 
 LinearMapPtr LinearFunctionLayer::Jacobian(const std::vector<at::Tensor>& inputs, const at::Tensor& output) const {

@@ -6,8 +6,8 @@
 #include <ATen/ATen.h>
 
 #include <optional>
-#include <tuple>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/graph/layer.h"

@@ -9,8 +9,7 @@ absl::StatusOr<std::vector<Term>> AlphaBetaRule::Terms(const LayerAtForward& at)
   const auto& [x_plus, x_minus] = s.x_parts;
   // The positive contributions z+ and the negative ones z-, each with its own bias part.
   const at::Tensor g_plus =
-      StabilizedReciprocal(AffineSum(*s.layer, s.x, {{x_plus, s.w_plus}, {x_minus, s.w_minus}}, s.b_plus),
-                           stabilizer_)
+      StabilizedReciprocal(AffineSum(*s.layer, s.x, {{x_plus, s.w_plus}, {x_minus, s.w_minus}}, s.b_plus), stabilizer_)
           .mul_(alpha_);
   std::vector<Term> terms;
   AddTerm(terms, *s.layer, s.x, x_plus, s.w_plus, g_plus);

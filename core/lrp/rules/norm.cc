@@ -5,8 +5,7 @@ namespace segrel::lrp {
 
 absl::StatusOr<std::vector<Term>> NormRule::Terms(const LayerAtForward& at) const {
   // f(x) is the layer's own output: for a sum of branches, the sum; for scaling, a x + c.
-  return std::vector<Term>{Term{at.inputs, at.Jacobian(),
-                                StabilizedReciprocal(at.output, stabilizer_)}};
+  return std::vector<Term>{Term{at.inputs, at.Jacobian(), StabilizedReciprocal(at.output, stabilizer_)}};
 }
 
 }  // namespace segrel::lrp

@@ -3,8 +3,8 @@
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
-#include "absl/strings/string_view.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace segrel::lrp {
 

@@ -7,8 +7,8 @@ namespace segrel::lrp {
 absl::StatusOr<std::vector<Term>> ZPlusRule::Terms(const LayerAtForward& at) const {
   SEGREL_ASSIGN_OR_RETURN(const SignedLayer s, SplitLayerBySign(at, Name()));
   const auto& [x_plus, x_minus] = s.x_parts;
-  const at::Tensor g = StabilizedReciprocal(
-      AffineSum(*s.layer, s.x, {{x_plus, s.w_plus}, {x_minus, s.w_minus}}, s.b_plus), stabilizer_);
+  const at::Tensor g =
+      StabilizedReciprocal(AffineSum(*s.layer, s.x, {{x_plus, s.w_plus}, {x_minus, s.w_minus}}, s.b_plus), stabilizer_);
   std::vector<Term> terms;
   AddTerm(terms, *s.layer, s.x, x_plus, s.w_plus, g);
   AddTerm(terms, *s.layer, s.x, x_minus, s.w_minus, g);

@@ -17,9 +17,9 @@ at::Tensor LogitsFor(const at::Tensor& labels, int64_t classes) {
 
 at::Tensor Labels() {
   at::Tensor labels = at::zeros({6, 6, 6}, at::kLong);
-  labels.slice(0, 0, 2).fill_(1);   // 72 voxels of class 1
-  labels.slice(0, 2, 3).fill_(2);   // 36 voxels of class 2
-  return labels;                    // 108 voxels of class 0
+  labels.slice(0, 0, 2).fill_(1);  // 72 voxels of class 1
+  labels.slice(0, 2, 3).fill_(2);  // 36 voxels of class 2
+  return labels;                   // 108 voxels of class 0
 }
 
 int64_t Count(const at::Tensor& mask) { return mask.sum().item<int64_t>(); }
@@ -83,8 +83,7 @@ TEST(BalancedRegions, FewerBackgroundThanForegroundTakesAllOfIt) {
   labels[0][0][0] = 0;
   labels[0][0][1] = 0;
   const at::Tensor logits = LogitsFor(labels, 2);
-  const BalancedRegions regions =
-      ChooseBalancedRegions(Segment(logits), at::ones_like(logits), LayoutOf(logits), {});
+  const BalancedRegions regions = ChooseBalancedRegions(Segment(logits), at::ones_like(logits), LayoutOf(logits), {});
   EXPECT_EQ(Count(regions.choices[0].region.mask), 2);
   ASSERT_EQ(regions.notes.size(), 1u);
 }

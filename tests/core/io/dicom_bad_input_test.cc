@@ -98,8 +98,7 @@ TEST_F(DicomBadInput, UnevenlySpacedSlices) {
 
 TEST_F(DicomBadInput, MixedOrientations) {
   SetTag(files_[4], "ImageOrientationPatient", "1\\0\\0\\0\\1\\0");
-  ExpectError(ReadDicomSeries(dir_).status(), absl::StatusCode::kInvalidArgument,
-              {"mixed orientations", files_[4]});
+  ExpectError(ReadDicomSeries(dir_).status(), absl::StatusCode::kInvalidArgument, {"mixed orientations", files_[4]});
 }
 
 TEST_F(DicomBadInput, ImagesOfDifferentSize) {
@@ -217,8 +216,7 @@ TEST_F(DicomBadInput, ZeroDirectionCosines) {
 
 TEST_F(DicomBadInput, MissingPosition) {
   DeleteTag(files_[1], "ImagePositionPatient");
-  ExpectError(ReadDicomSeries(dir_).status(), absl::StatusCode::kInvalidArgument,
-              {files_[1], "ImagePositionPatient"});
+  ExpectError(ReadDicomSeries(dir_).status(), absl::StatusCode::kInvalidArgument, {files_[1], "ImagePositionPatient"});
 }
 
 TEST_F(DicomBadInput, NotANumberRescaleSlope) {

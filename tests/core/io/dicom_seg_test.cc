@@ -8,14 +8,14 @@
 #include "core/io/dicom_seg.h"
 
 #include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmfg/fgderimg.h>
 #include <dcmtk/dcmfg/fginterface.h>
 #include <dcmtk/dcmfg/fgplanpo.h>
 #include <dcmtk/dcmfg/fgseg.h>
 #include <dcmtk/dcmseg/segdoc.h>
 #include <dcmtk/dcmseg/segment.h>
-#include <dcmtk/dcmdata/dcdeftag.h>
-#include <dcmtk/dcmdata/dcfilefo.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -123,11 +123,12 @@ void ExpectDcmtkReadsBack(const WrittenSeg& written, const std::vector<std::stri
     ASSERT_EQ(derivation->getDerivationImageItems().size(), 1u);
     ASSERT_EQ(derivation->getDerivationImageItems()[0]->getSourceImageItems().size(), 1u);
     OFString uid;
-    derivation->getDerivationImageItems()[0]->getSourceImageItems()[0]->getImageSOPInstanceReference()
+    derivation->getDerivationImageItems()[0]
+        ->getSourceImageItems()[0]
+        ->getImageSOPInstanceReference()
         .getReferencedSOPInstanceUID(uid);
     ASSERT_EQ(file_of_uid.count(uid.c_str()), 1u) << "the frame names an image not in the series: " << uid;
-    const std::vector<double> expected =
-        ParseDecimals(GetTag(file_of_uid[uid.c_str()], "ImagePositionPatient"));
+    const std::vector<double> expected = ParseDecimals(GetTag(file_of_uid[uid.c_str()], "ImagePositionPatient"));
     Float64 x = 0, y = 0, z = 0;
     position->getImagePositionPatient(x, y, z);
     ASSERT_EQ(expected.size(), 3u);
@@ -157,8 +158,8 @@ void ExpectPydicomReadsBack(const WrittenSeg& written, const std::string& source
   std::vector<std::string> arguments;
   for (double t : thresholds) arguments.push_back(absl::StrCat(t));
   const std::string command =
-      absl::StrCat("/usr/bin/python3 ", ShellQuote(SEGREL_CHECK_DICOM_SEG_SCRIPT), " ", ShellQuote(written.path),
-                   " ", ShellQuote(source_dir), " ", absl::StrJoin(arguments, " "), " > ", ShellQuote(log), " 2>&1");
+      absl::StrCat("/usr/bin/python3 ", ShellQuote(SEGREL_CHECK_DICOM_SEG_SCRIPT), " ", ShellQuote(written.path), " ",
+                   ShellQuote(source_dir), " ", absl::StrJoin(arguments, " "), " > ", ShellQuote(log), " 2>&1");
   const int result = std::system(command.c_str());
   std::ifstream in(log);
   std::stringstream output;
@@ -246,8 +247,7 @@ TEST_F(DicomSegErrors, OnlyBackground) {
 
 TEST_F(DicomSegErrors, ReferenceWithoutFrameOfReference) {
   info_.frame_of_reference_uid.clear();
-  EXPECT_EQ(WriteDicomSeg(path_, labels_, {"background", "lesion"}, info_).code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(WriteDicomSeg(path_, labels_, {"background", "lesion"}, info_).code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

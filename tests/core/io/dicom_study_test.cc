@@ -32,8 +32,8 @@ std::string CaseDir(const std::string& case_id) {
 }
 
 SeriesRules ProstateRules() {
-  absl::StatusOr<SeriesRules> rules = ReadSeriesRules(std::string(SEGREL_SOURCE_DIR) +
-                                                      "/tools/series_rules/prostatex.json");
+  absl::StatusOr<SeriesRules> rules =
+      ReadSeriesRules(std::string(SEGREL_SOURCE_DIR) + "/tools/series_rules/prostatex.json");
   EXPECT_TRUE(rules.ok()) << rules.status();
   return rules.ok() ? *std::move(rules) : SeriesRules{};
 }
@@ -60,7 +60,7 @@ TEST(DicomStudy, ProstateXRulesMapT2AdcAndTheSixContrastPhases) {
   const SequenceMapping mapping = MapSeries(rules, Infos(*folder));
   EXPECT_TRUE(mapping.Complete()) << CheckMapping(mapping, rules, Infos(*folder));
   // Series 5 t2_tse_tra_320_p2, 9 ..._ADC; the TWIST phases TT = 8.0, 20.6, 62.8, 121.8, 197.7, 298.9 s.
-  const std::map<std::string, int64_t> expected = {{"T2", 5},    {"ADC", 9},    {"DCE1", 27}, {"DCE2", 30},
+  const std::map<std::string, int64_t> expected = {{"T2", 5},    {"ADC", 9},   {"DCE1", 27}, {"DCE2", 30},
                                                    {"DCE3", 40}, {"DCE4", 54}, {"DCE5", 72}, {"DCE6", 96}};
   EXPECT_EQ(ChosenNumbers(mapping, *folder), expected);
   EXPECT_EQ(mapping.Find("DCE3")->candidates.size(), 6u);
@@ -107,8 +107,8 @@ std::optional<double> Trilinear(const volume::Volume& volume, const at::Tensor& 
   for (int di = 0; di < 2; ++di) {
     for (int dj = 0; dj < 2; ++dj) {
       for (int dk = 0; dk < 2; ++dk) {
-        const double w = (di ? weight[0] : 1 - weight[0]) * (dj ? weight[1] : 1 - weight[1]) *
-                         (dk ? weight[2] : 1 - weight[2]);
+        const double w =
+            (di ? weight[0] : 1 - weight[0]) * (dj ? weight[1] : 1 - weight[1]) * (dk ? weight[2] : 1 - weight[2]);
         value += w * volume.data[low[0] + di][low[1] + dj][low[2] + dk].item<double>();
       }
     }

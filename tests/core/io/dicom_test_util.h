@@ -16,7 +16,7 @@ namespace segrel::testing {
 std::string SharedDataDir();
 
 // Skips the current test when the shared data folder is absent.
-#define SKIP_WITHOUT_SHARED_DATA()                      \
+#define SKIP_WITHOUT_SHARED_DATA() \
   if (::segrel::testing::SharedDataDir().empty()) GTEST_SKIP() << "../shared/data is absent"
 
 // The folder of one ProstateX series, e.g. ProstateXSeries("ProstateX-0218", 5) for series number 5 (the folder

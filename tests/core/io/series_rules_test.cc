@@ -32,13 +32,13 @@ DicomSeriesInfo Series(int64_t number, const std::string& description, std::vect
 
 // A prostate study like ProstateX-0218, listed out of SeriesNumber order.
 std::vector<DicomSeriesInfo> ProstateStudy() {
-  return {Series(30, "Twist_dynamic_Wip576_TT=20.6s", {"ORIGINAL", "PRIMARY", "M", "ND"}, 12, 1.42),
-          Series(5, "t2_tse_tra_320_p2", {"ORIGINAL", "PRIMARY", "M", "ND"}, 150, 101),
-          Series(9, "ep2d-advdiff-3Scan-4bval_spair_511b_ADC", {"DERIVED", "PRIMARY", "DIFFUSION", "ADC", "ND"}, 90,
-                 60),
-          Series(27, "Twist_dynamic_Wip576_TT=8.0s", {"ORIGINAL", "PRIMARY", "M", "ND"}, 12, 1.42),
-          Series(25, "fl3d_vibe_pre_flip_10deg_Wip403d", {"ORIGINAL", "PRIMARY", "M", "ND"}, 10, 1.42),
-          Series(40, "Twist_dynamic_Wip576_TT=62.8s", {"ORIGINAL", "PRIMARY", "M", "ND"}, 12, 1.42)};
+  return {
+      Series(30, "Twist_dynamic_Wip576_TT=20.6s", {"ORIGINAL", "PRIMARY", "M", "ND"}, 12, 1.42),
+      Series(5, "t2_tse_tra_320_p2", {"ORIGINAL", "PRIMARY", "M", "ND"}, 150, 101),
+      Series(9, "ep2d-advdiff-3Scan-4bval_spair_511b_ADC", {"DERIVED", "PRIMARY", "DIFFUSION", "ADC", "ND"}, 90, 60),
+      Series(27, "Twist_dynamic_Wip576_TT=8.0s", {"ORIGINAL", "PRIMARY", "M", "ND"}, 12, 1.42),
+      Series(25, "fl3d_vibe_pre_flip_10deg_Wip403d", {"ORIGINAL", "PRIMARY", "M", "ND"}, 10, 1.42),
+      Series(40, "Twist_dynamic_Wip576_TT=62.8s", {"ORIGINAL", "PRIMARY", "M", "ND"}, 12, 1.42)};
 }
 
 SeriesRules Parse(const std::string& text) {
@@ -174,8 +174,8 @@ TEST(SeriesRules, RefusesMalformedRules) {
 }
 
 TEST(SeriesRules, TheProstateXRulesFileParses) {
-  const absl::StatusOr<SeriesRules> rules = ReadSeriesRules(std::string(SEGREL_SOURCE_DIR) +
-                                                            "/tools/series_rules/prostatex.json");
+  const absl::StatusOr<SeriesRules> rules =
+      ReadSeriesRules(std::string(SEGREL_SOURCE_DIR) + "/tools/series_rules/prostatex.json");
   ASSERT_TRUE(rules.ok()) << rules.status();
   EXPECT_EQ(rules->SequenceNames(),
             (std::vector<std::string>{"T2", "ADC", "DCE1", "DCE2", "DCE3", "DCE4", "DCE5", "DCE6"}));
@@ -185,7 +185,8 @@ TEST(SeriesRules, TheProstateXRulesFileParses) {
 std::string WriteBundle(const std::string& extra) {
   const std::string dir = segrel::testing::TestTempDir();
   std::ofstream(dir + "/segrel.json") << R"({"format": "segrel.bundle/1", "name": "b", "version": "1",
-      "model": ")" << segrel::testing::FixturePath("unet_bn.pt") << R"(",
+      "model": ")" << segrel::testing::FixturePath("unet_bn.pt")
+                                      << R"(",
       "sequences": [{"name": "T1"}, {"name": "T2"}, {"name": "FLAIR"}], "reference_sequence": "FLAIR",
       "classes": ["background", "lesion"], "patch_size": [8, 8, 8])"
                                       << extra << "}";
@@ -221,8 +222,7 @@ TEST(BundleSeriesRules, RulesMustNameExactlyTheBundleSequences) {
   const absl::StatusOr<model::Bundle> bad = model::ReadBundle(
       WriteBundle(R"(, "series_rules": {"sequences": [{"name": "T1", "conditions": {"Bogus": 1}}]})"));
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(bad.status().message().find("series_rules: field 'sequences[0].conditions.Bogus'"),
-            absl::string_view::npos)
+  EXPECT_NE(bad.status().message().find("series_rules: field 'sequences[0].conditions.Bogus'"), absl::string_view::npos)
       << bad.status();
 }
 

@@ -1,8 +1,8 @@
 // The engine on a CUDA device gives what it gives on the CPU. Labelled "cuda" in ctest; skipped without a device
 // (Debian's LibTorch is a CPU build; the CUDA image uses an official CUDA build).
 #include <ATen/Context.h>
-#include <torch/cuda.h>
 #include <gtest/gtest.h>
+#include <torch/cuda.h>
 
 #include <memory>
 #include <string>
@@ -35,8 +35,7 @@ std::pair<at::Tensor, at::Tensor> ExplainOn(const std::string& composite_name, a
   absl::StatusOr<graph::LayerGraph> graph = model->ImportGraph(fixture.input.sizes().vec());
   EXPECT_TRUE(graph.ok()) << graph.status();
   EXPECT_TRUE(graph->ConvertTo(at::TensorOptions().device(device)).ok());
-  const Explainer explainer(std::make_shared<graph::LayerGraph>(*std::move(graph)),
-                            *Composite::Create(composite_name));
+  const Explainer explainer(std::make_shared<graph::LayerGraph>(*std::move(graph)), *Composite::Create(composite_name));
   absl::StatusOr<ExplainedForward> forward = explainer.Forward(fixture.input.to(device));
   EXPECT_TRUE(forward.ok()) << forward.status();
   absl::StatusOr<at::Tensor> relevance = forward->Relevance(forward->output());

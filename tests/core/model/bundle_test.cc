@@ -15,9 +15,7 @@ namespace {
 
 using nlohmann::json;
 
-json ValidBundle() {
-  return segrel::testing::ReadJson("bundle/segrel.json");
-}
+json ValidBundle() { return segrel::testing::ReadJson("bundle/segrel.json"); }
 
 // Writes `document` as segrel.json into a fresh folder next to a copy of the fixture model; returns the folder.
 std::string WriteBundle(const json& document) {
@@ -79,19 +77,30 @@ TEST_P(BadBundleTest, IsRefusedNamingTheField) {
 
 INSTANTIATE_TEST_SUITE_P(
     Fields, BadBundleTest,
-    ::testing::Values(
-        BadBundle{"format", [](json& d) { d["format"] = "segrel.bundle/9"; }, "'format'"},
-        BadBundle{"no_name", [](json& d) { d.erase("name"); }, "'name' is missing"},
-        BadBundle{"sequences_empty", [](json& d) { d["sequences"] = json::array(); }, "'sequences'"},
-        BadBundle{"normalisation", [](json& d) { d["sequences"][0]["normalisation"] = "minmax"; },
-                  "sequences[0].normalisation"},
-        BadBundle{"range", [](json& d) { d["sequences"][2]["range"] = {3, 1}; }, "sequences[2].range"},
-        BadBundle{"duplicate", [](json& d) { d["sequences"][1]["name"] = "T1"; }, "T1 twice"},
-        BadBundle{"reference", [](json& d) { d["reference_sequence"] = "DWI"; }, "reference_sequence"},
-        BadBundle{"patch", [](json& d) { d["patch_size"] = {8, 0, 8}; }, "patch_size[1]"},
-        BadBundle{"overlap", [](json& d) { d["overlap"] = 1.0; }, "'overlap'"},
-        BadBundle{"composite", [](json& d) { d["composite"] = "lrp-zero"; }, "'composite'"},
-        BadBundle{"classes", [](json& d) { d["classes"] = {"background", 1}; }, "classes[1]"}),
+    ::testing::Values(BadBundle{"format", [](json& d) { d["format"] = "segrel.bundle/9"; }, "'format'"},
+                      BadBundle{"no_name", [](json& d) { d.erase("name"); }, "'name' is missing"},
+                      BadBundle{"sequences_empty", [](json& d) { d["sequences"] = json::array(); }, "'sequences'"},
+                      BadBundle{"normalisation", [](json& d) { d["sequences"][0]["normalisation"] = "minmax"; },
+                                "sequences[0].normalisation"},
+                      BadBundle{"range",
+                                [](json& d) {
+                                  d["sequences"][2]["range"] = {3, 1};
+                                },
+                                "sequences[2].range"},
+                      BadBundle{"duplicate", [](json& d) { d["sequences"][1]["name"] = "T1"; }, "T1 twice"},
+                      BadBundle{"reference", [](json& d) { d["reference_sequence"] = "DWI"; }, "reference_sequence"},
+                      BadBundle{"patch",
+                                [](json& d) {
+                                  d["patch_size"] = {8, 0, 8};
+                                },
+                                "patch_size[1]"},
+                      BadBundle{"overlap", [](json& d) { d["overlap"] = 1.0; }, "'overlap'"},
+                      BadBundle{"composite", [](json& d) { d["composite"] = "lrp-zero"; }, "'composite'"},
+                      BadBundle{"classes",
+                                [](json& d) {
+                                  d["classes"] = {"background", 1};
+                                },
+                                "classes[1]"}),
     [](const ::testing::TestParamInfo<BadBundle>& info) { return info.param.what; });
 
 TEST(Bundle, MissingFilesAreNotFound) {

@@ -147,8 +147,7 @@ TEST(Resample, NearestCopiesLabelsOntoAPermutedFlippedGrid) {
   labels.data = at::arange(60, at::kFloat).view({3, 4, 5});
   const Affine target = MakeAffine({{{0, 1, 0}, {0, 0, 2}, {-3, 0, 0}}}, {10, 20, 30 + 3 * 4});
   ResampleStats stats;
-  const absl::StatusOr<Volume> resampled =
-      Resample(labels, Grid({5, 3, 4}, target), Interpolation::kNearest, &stats);
+  const absl::StatusOr<Volume> resampled = Resample(labels, Grid({5, 3, 4}, target), Interpolation::kNearest, &stats);
   ASSERT_TRUE(resampled.ok()) << resampled.status();
   EXPECT_EQ(stats.inside_fraction, 1.0);
   const at::Tensor expected = labels.data.permute({2, 0, 1}).flip({0});
@@ -200,8 +199,7 @@ TEST(MaxCornerDisplacement, IsTheShiftOfAMovedGridAndZeroForAReorderedOne) {
   EXPECT_NEAR(MaxCornerDisplacement(a, shifted), 5.0, 1e-12);
   EXPECT_EQ(MaxCornerDisplacement(a, a), 0.0);
   // The same field of view with axes (j, k, i), j reversed: same corners.
-  const Volume reordered =
-      Grid({20, 30, 10}, MakeAffine({{{0, 0, 1}, {-2, 0, 0}, {0, 3, 0}}}, {0, 2 * 19, 0}));
+  const Volume reordered = Grid({20, 30, 10}, MakeAffine({{{0, 0, 1}, {-2, 0, 0}, {0, 3, 0}}}, {0, 2 * 19, 0}));
   EXPECT_NEAR(MaxCornerDisplacement(a, reordered), 0.0, 1e-12);
   // 5 voxels of 2 mm centred at 0.5, 2.5, ..., 8.5 span [-0.5, 9.5] along x, like 10 voxels of 1 mm.
   const Volume coarser = Grid({5, 20, 30}, MakeAffine({{{2, 0, 0}, {0, 2, 0}, {0, 0, 3}}}, {0.5, 0, 0}));
