@@ -19,9 +19,9 @@
 #include <vector>
 
 #include "absl/strings/numbers.h"
-#include "core/analysis/pipeline.h"
 #include "core/common/allocator.h"
 #include "core/common/device.h"
+#include "core/pipeline/pipeline.h"
 
 namespace {
 
@@ -47,7 +47,7 @@ std::chrono::steady_clock::time_point Now(const at::Device& device) {
 
 int main(int argc, char** argv) {
   segrel::ReuseFreedMemory();
-  segrel::analysis::AnalysisRequest request;
+  segrel::pipeline::AnalysisRequest request;
   request.model = "models/ms-flair4";
   request.study_dir = "data/ms-lesjak/patient19";
   std::string out = "out/pipeline_bench";
@@ -74,36 +74,37 @@ int main(int argc, char** argv) {
   }
   at::set_num_threads(threads);
   const auto start = Now(request.device);
-  absl::StatusOr<segrel::analysis::AnalysisResult> result = segrel::analysis::RunAnalysis(request);
+  absl::StatusOr<segrel::pipeline::AnalysisResult> result = segrel::pipeline::RunAnalysis(request);
   if (!result.ok()) Die(std::string(result.status().message()));
   const auto written_start = Now(request.device);
-  absl::StatusOr<std::vector<std::string>> written = segrel::analysis::WriteAnalysis(*result, out, false, false);
+  absl::StatusOr<std::vector<std::string>> written = segrel::pipeline::WriteAnalysis(*result, out, false, false);
   if (!written.ok()) Die(std::string(written.status().message()));
   const auto end = Now(request.device);
 
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  const segrel::analysis::StageSeconds& s = result->explanation.seconds;
-  const double read = result->context.seconds.at("read");
+  using segrel::analysis::Stage;
+  const segrel::analysis::StageTimes& s = result->summary.seconds;
+  const double read = result->summary.seconds.at(Stage::kRead);
   const double write = std::chrono::duration<double>(end - written_start).count();
   const double total = std::chrono::duration<double>(end - start).count();
-  const double load = result->context.seconds.at("load_model");
-  const double normalise = result->context.seconds.at("normalise");
+  const double load = result->summary.seconds.at(Stage::kLoadModel);
+  const double normalise = result->summary.seconds.at(Stage::kNormalise);
   std::printf("model %s, study %s, composite %s, device %s, %d threads, %lld windows, window cache %lld MB\n",
-              request.model.c_str(), request.study_dir.c_str(), result->context.composite.c_str(),
-              request.device.str().c_str(), threads,
-              static_cast<long long>(result->explanation.windows),
+              request.model.c_str(), request.study_dir.c_str(), result->summary.composite.c_str(),
+              request.device.str().c_str(), threads, static_cast<long long>(result->explanation.windows),
               static_cast<long long>(request.window_cache_bytes >> 20));
   std::printf("%-34s %8.2f s\n", "read (NIfTI)", read);
   std::printf("%-34s %8.2f s\n", "load model", load);
   std::printf("%-34s %8.2f s\n", "normalise", normalise);
-  std::printf("%-34s %8.2f s\n", "import graph", s.import_graph);
-  std::printf("%-34s %8.2f s\n", "inference (windowed prediction)", s.inference);
-  std::printf("%-34s %8.2f s\n", "transpose pass (c)", s.transpose);
-  std::printf("%-34s %8.2f s\n", "relevance pass (per class)", s.relevance);
+  std::printf("%-34s %8.2f s\n", "import graph", s.at(Stage::kImport));
+  std::printf("%-34s %8.2f s\n", "inference (windowed prediction)", s.at(Stage::kInference));
+  std::printf("%-34s %8.2f s\n", "transpose pass (c)", s.at(Stage::kTranspose));
+  std::printf("%-34s %8.2f s\n", "relevance pass (per class)", s.at(Stage::kRelevance));
   std::printf("%-34s %8.2f s\n", "write", write);
   std::printf("%-34s %8.2f s\n", "total", total);
-  std::printf("relevance stages / inference: %.2f\n", (s.transpose + s.relevance) / s.inference);
+  std::printf("relevance stages / inference: %.2f\n",
+              (s.at(Stage::kTranspose) + s.at(Stage::kRelevance)) / s.at(Stage::kInference));
   std::printf("peak resident memory: %.2f GB\n", static_cast<double>(usage.ru_maxrss) / (1024.0 * 1024.0));
   return 0;
 }

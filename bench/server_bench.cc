@@ -25,7 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
 #include "core/common/allocator.h"
-#include "core/analysis/pipeline.h"
+#include "core/pipeline/pipeline.h"
 #include "server/server.h"
 
 namespace {
@@ -64,7 +64,8 @@ std::string UploadRepository(const std::string& work, const std::string& fixture
   const std::string folder = work + "/repository/upload4";
   fs::create_directories(folder);
   // The fixture bundle with four sequences.
-  nlohmann::json bundle = nlohmann::json::parse(std::ifstream(fs::path(fixture_model).parent_path() / "bundle/segrel.json"));
+  nlohmann::json bundle =
+      nlohmann::json::parse(std::ifstream(fs::path(fixture_model).parent_path() / "bundle/segrel.json"));
   bundle["name"] = "upload4";
   bundle["model"] = fs::absolute(fixture_model).string();
   bundle["sequences"] = nlohmann::json::array();
@@ -92,7 +93,8 @@ void UploadThroughput(const std::string& work, const std::string& fixture_model,
   std::unique_ptr<segrel::server::SegrelServer> server = StartServer(repository, work + "/spool");
   for (const segrel::server::FailedModel& failed : server->models().failed()) Die(std::string(failed.status.message()));
   server->HoldQueue(true);
-  segrel::client::SegrelClient client(segrel::client::SegrelClient::Connect(absl::StrCat("127.0.0.1:", server->port())));
+  segrel::client::SegrelClient client(
+      segrel::client::SegrelClient::Connect(absl::StrCat("127.0.0.1:", server->port())));
   std::vector<double> seconds;
   for (int r = 0; r < repeats; ++r) {
     options.job_id = absl::StrCat("upload-", r);
@@ -103,22 +105,24 @@ void UploadThroughput(const std::string& work, const std::string& fixture_model,
     client.Cancel(options.job_id).IgnoreError();
   }
   const double megabytes = 4.0 * bytes_per_sequence / 1e6;
-  std::printf("upload: 4 x 182x218x182 float32 (%.1f MB) in %.3f s (median of %d, client SHA-256 included): "
-              "%.0f MB/s\n",
-              megabytes, Median(seconds), repeats, megabytes / Median(seconds));
+  std::printf(
+      "upload: 4 x 182x218x182 float32 (%.1f MB) in %.3f s (median of %d, client SHA-256 included): "
+      "%.0f MB/s\n",
+      megabytes, Median(seconds), repeats, megabytes / Median(seconds));
 }
 
 void EndToEnd(const std::string& work, const std::string& repository, const std::string& model,
               const std::string& study, int repeats) {
   std::unique_ptr<segrel::server::SegrelServer> server = StartServer(repository, work + "/spool_e2e");
-  segrel::client::SegrelClient client(segrel::client::SegrelClient::Connect(absl::StrCat("127.0.0.1:", server->port())));
+  segrel::client::SegrelClient client(
+      segrel::client::SegrelClient::Connect(absl::StrCat("127.0.0.1:", server->port())));
   absl::StatusOr<segrel::model::Bundle> found =
       model.empty() ? server->models().models().front() : server->models().Find(model);
   if (!found.ok()) Die(std::string(found.status().message()));
   const std::string bundle = found->name;
   segrel::client::SubmitOptions options;
   options.model = bundle;
-  segrel::analysis::AnalysisRequest request;
+  segrel::pipeline::AnalysisRequest request;
   request.model = found->path;
   for (const segrel::model::SequenceSpec& sequence : found->sequences) {
     std::string path = absl::StrCat(study, "/", sequence.name, ".nii.gz");
@@ -135,9 +139,9 @@ void EndToEnd(const std::string& work, const std::string& repository, const std:
     if (!status.ok() || status->state() != segrel::v1::DONE) Die("job failed");
     served.push_back(SecondsSince(start));
     start = Clock::now();
-    absl::StatusOr<segrel::analysis::AnalysisResult> result = segrel::analysis::RunAnalysis(request);
+    absl::StatusOr<segrel::pipeline::AnalysisResult> result = segrel::pipeline::RunAnalysis(request);
     if (!result.ok()) Die(std::string(result.status().message()));
-    if (!segrel::analysis::WriteAnalysis(*result, absl::StrCat(work, "/local/", r), false).ok()) Die("write failed");
+    if (!segrel::pipeline::WriteAnalysis(*result, absl::StrCat(work, "/local/", r), false).ok()) Die("write failed");
     local.push_back(SecondsSince(start));
   }
   std::printf("end to end (%s, %s): server %.3f s, in process %.3f s, ratio %.3f (medians of %d)\n", bundle.c_str(),

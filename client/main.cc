@@ -6,8 +6,7 @@
 #include <algorithm>
 #include <fstream>
 #include <iostream>
-#include <map>
-#include <set>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,76 +15,72 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "client/client.h"
+#include "core/common/status_macros.h"  // header only: the client links no part of core/
+#include "tools/command_line/command_line.h"
 
 namespace {
 
 using segrel::client::SegrelClient;
 namespace v1 = segrel::v1;
 
-constexpr char kUsage[] =
-    "usage: segrel-client [--server HOST:PORT] submit --model M (--input NAME=FILE ... | --dicom DIR) --out DIR\n"
-    "                     [--reference FILE] [--region CLASS=FILE ...] [--job-id ID] [--composite NAME] [--seed N]\n"
-    "                     [--maps] [--lesions] [--ablation] [--no-pictures] [--priority N] [--no-wait]\n"
-    "       segrel-client [--server HOST:PORT] watch JOB [--out DIR]\n"
-    "       segrel-client [--server HOST:PORT] cancel JOB\n"
-    "       segrel-client [--server HOST:PORT] models\n"
-    "--server defaults to localhost:50051. submit uploads the study, then (unless --no-wait) follows the job and\n"
-    "writes its results into DIR (for --dicom also segmentation.dcm, a DICOM SEG) and prints the relevance per\n"
-    "sequence; resubmitting with the same --job-id after a broken connection is safe.\n";
+using segrel::cli::CommandLine;
+using segrel::cli::Option;
 
-const std::set<std::string> kValueOptions = {"server", "model",     "input", "dicom", "reference", "region",
-                                             "out",    "job-id",    "composite", "seed", "priority"};
-const std::set<std::string> kSwitches = {"maps", "lesions", "ablation", "no-pictures", "no-wait"};
+const std::vector<Option>& ClientOptions() {
+  static const auto* const options = new std::vector<Option>{
+      {"server", "HOST:PORT", "the segrel-server (default localhost:50051)"},
+      {"model", "M", "submit: the model, NAME or NAME@VERSION (required)"},
+      {"input", "NAME=FILE", "submit: a sequence as NIfTI; one per sequence"},
+      {"dicom", "DIR", "submit: instead of --input, every DICOM file in DIR"},
+      {"reference", "FILE", "submit: a reference segmentation (NIfTI)"},
+      {"region", "CLASS=FILE", "submit: explain class CLASS over the mask's voxels"},
+      {"out", "DIR", "submit, watch: where the results go (submit: required unless --no-wait)"},
+      {"job-id", "ID", "submit: the job's id (default: a new one); resubmitting with it is safe"},
+      {"composite", "NAME", "submit: the LRP composite (default: the model's)"},
+      {"seed", "N", "submit: seed of the balanced background region (default 0)"},
+      {"priority", "N", "submit: higher runs first (default 0)"},
+      {"maps", "", "submit: also return one relevance map per sequence"},
+      {"lesions", "", "submit: explain each predicted lesion on its own"},
+      {"ablation", "", "submit: predict without each sequence and compare with the relevance ranking"},
+      {"no-pictures", "", "submit: skip the pictures"},
+      {"no-wait", "", "submit: print the job id and return once the study is uploaded"},
+  };
+  return *options;
+}
 
-struct Arguments {
-  std::multimap<std::string, std::string> options;
-  std::vector<std::string> positional;
+std::string Usage() {
+  return "usage: segrel-client [--server HOST:PORT] submit --model M (--input NAME=FILE ... | --dicom DIR) --out DIR\n"
+         "                     [submit options]\n"
+         "       segrel-client [--server HOST:PORT] watch JOB [--out DIR]\n"
+         "       segrel-client [--server HOST:PORT] cancel JOB\n"
+         "       segrel-client [--server HOST:PORT] models\n"
+         "submit uploads the study, then (unless --no-wait) follows the job, writes its results into DIR (for --dicom\n"
+         "also segmentation.dcm, a DICOM SEG) and prints the relevance per sequence. Options:\n" +
+         segrel::cli::OptionsHelp(ClientOptions());
+}
 
-  std::string Get(const std::string& name, const std::string& fallback = "") const {
-    const auto it = options.find(name);
-    return it == options.end() ? fallback : it->second;
-  }
-  bool Has(const std::string& name) const { return options.count(name) > 0; }
-};
-
-absl::StatusOr<Arguments> Parse(int argc, char** argv) {
-  Arguments arguments;
-  for (int i = 1; i < argc; ++i) {
-    std::string word = argv[i];
-    if (word.rfind("--", 0) != 0) {
-      arguments.positional.push_back(word);
-      continue;
-    }
-    std::string name = word.substr(2), value;
-    const size_t equals = name.find('=');
-    const bool inline_value = equals != std::string::npos;
-    if (inline_value) {
-      value = name.substr(equals + 1);
-      name = name.substr(0, equals);
-    }
-    if (kSwitches.count(name) && !inline_value) {
-      arguments.options.emplace(name, "");
-    } else if (kValueOptions.count(name)) {
-      if (!inline_value) {
-        if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
-        value = argv[++i];
-      }
-      arguments.options.emplace(name, value);
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat("unknown option --", name));
-    }
-  }
-  return arguments;
+// The value of an option given at most once, or `fallback`.
+absl::StatusOr<std::string> Get(const CommandLine& arguments, const std::string& name,
+                                const std::string& fallback = "") {
+  absl::StatusOr<std::optional<std::string>> value = arguments.Single(name);
+  if (!value.ok()) return value.status();
+  return value->value_or(fallback);
 }
 
 std::string Describe(const v1::JobStatus& status) {
   switch (status.state()) {
-    case v1::QUEUED: return absl::StrCat("queued, position ", status.queue_position());
-    case v1::RUNNING: return absl::StrFormat("running: %s (%.0f %%)", status.stage(), 100 * status.progress());
-    case v1::DONE: return "done";
-    case v1::FAILED: return absl::StrCat("failed: ", status.message());
-    case v1::CANCELLED: return absl::StrCat("cancelled: ", status.message());
-    default: return "unknown state";
+    case v1::QUEUED:
+      return absl::StrCat("queued, position ", status.queue_position());
+    case v1::RUNNING:
+      return absl::StrFormat("running: %s (%.0f %%)", status.stage(), 100 * status.progress());
+    case v1::DONE:
+      return "done";
+    case v1::FAILED:
+      return absl::StrCat("failed: ", status.message());
+    case v1::CANCELLED:
+      return absl::StrCat("cancelled: ", status.message());
+    default:
+      return "unknown state";
   }
 }
 
@@ -142,48 +137,41 @@ absl::Status WatchJob(SegrelClient& client, const std::string& job_id, const std
   return absl::OkStatus();
 }
 
-absl::Status Submit(SegrelClient& client, const Arguments& arguments) {
+absl::Status Submit(SegrelClient& client, const CommandLine& arguments) {
   segrel::client::SubmitOptions options;
-  options.model = arguments.Get("model");
+  SEGREL_ASSIGN_OR_RETURN(options.model, Get(arguments, "model"));
   if (options.model.empty()) return absl::InvalidArgumentError("--model is required");
-  const std::string out_dir = arguments.Get("out");
-  if (out_dir.empty() && !arguments.Has("no-wait")) return absl::InvalidArgumentError("--out is required");
-  options.job_id = arguments.Get("job-id", segrel::client::NewJobId());
-  for (auto [it, end] = arguments.options.equal_range("input"); it != end; ++it) {
-    const size_t equals = it->second.find('=');
-    if (equals == std::string::npos || equals == 0 || equals + 1 == it->second.size()) {
-      return absl::InvalidArgumentError(absl::StrCat("--input must be NAME=FILE, not '", it->second, "'"));
-    }
-    options.inputs.push_back({it->second.substr(0, equals), it->second.substr(equals + 1)});
+  SEGREL_ASSIGN_OR_RETURN(const std::string out_dir, Get(arguments, "out"));
+  if (out_dir.empty() && !arguments.Flag("no-wait")) return absl::InvalidArgumentError("--out is required");
+  SEGREL_ASSIGN_OR_RETURN(options.job_id, Get(arguments, "job-id", segrel::client::NewJobId()));
+  for (const std::string& input : arguments.Values("input")) {
+    SEGREL_ASSIGN_OR_RETURN(const auto assignment, segrel::cli::SplitAssignment("input", input));
+    options.inputs.push_back({assignment.first, assignment.second});
   }
-  options.dicom_dir = arguments.Get("dicom");
+  SEGREL_ASSIGN_OR_RETURN(options.dicom_dir, Get(arguments, "dicom"));
   if (options.inputs.empty() == options.dicom_dir.empty()) {
     return absl::InvalidArgumentError("give the study as --input NAME=FILE pairs or as --dicom DIR");
   }
-  options.reference = arguments.Get("reference");
-  for (auto [it, end] = arguments.options.equal_range("region"); it != end; ++it) {
-    const size_t equals = it->second.find('=');
+  SEGREL_ASSIGN_OR_RETURN(options.reference, Get(arguments, "reference"));
+  for (const std::string& region : arguments.Values("region")) {
+    SEGREL_ASSIGN_OR_RETURN(const auto assignment, segrel::cli::SplitAssignment("region", region));
     int class_index = 0;
-    if (equals == std::string::npos || !absl::SimpleAtoi(it->second.substr(0, equals), &class_index) ||
-        equals + 1 == it->second.size()) {
-      return absl::InvalidArgumentError(absl::StrCat("--region must be CLASS=FILE, not '", it->second, "'"));
+    if (!absl::SimpleAtoi(assignment.first, &class_index)) {
+      return absl::InvalidArgumentError(absl::StrCat("--region must be CLASS=FILE, not '", region, "'"));
     }
-    options.regions.emplace_back(class_index, it->second.substr(equals + 1));
+    options.regions.emplace_back(class_index, assignment.second);
   }
   v1::AnalysisOptions& analysis = options.analysis;
-  analysis.set_composite(arguments.Get("composite"));
-  if (arguments.Has("seed")) {
-    uint64_t seed;
-    if (!absl::SimpleAtoi(arguments.Get("seed"), &seed)) return absl::InvalidArgumentError("--seed must be a number");
-    analysis.set_seed(seed);
-  }
-  if (arguments.Has("priority") && !absl::SimpleAtoi(arguments.Get("priority"), &options.priority)) {
-    return absl::InvalidArgumentError("--priority must be a number");
-  }
-  analysis.set_maps(arguments.Has("maps"));
-  analysis.set_lesions(arguments.Has("lesions"));
-  analysis.set_ablation(arguments.Has("ablation"));
-  analysis.set_no_pictures(arguments.Has("no-pictures"));
+  SEGREL_ASSIGN_OR_RETURN(const std::string composite, Get(arguments, "composite"));
+  analysis.set_composite(composite);
+  SEGREL_ASSIGN_OR_RETURN(const std::optional<int64_t> seed, arguments.Integer("seed", 0));
+  if (seed.has_value()) analysis.set_seed(static_cast<uint64_t>(*seed));
+  SEGREL_ASSIGN_OR_RETURN(const std::optional<int64_t> priority, arguments.Integer("priority", INT32_MIN, INT32_MAX));
+  options.priority = static_cast<int>(priority.value_or(0));
+  analysis.set_maps(arguments.Flag("maps"));
+  analysis.set_lesions(arguments.Flag("lesions"));
+  analysis.set_ablation(arguments.Flag("ablation"));
+  analysis.set_no_pictures(arguments.Flag("no-pictures"));
 
   int last_percent = -1;
   absl::StatusOr<v1::SubmitResponse> response = client.Submit(options, [&](uint64_t sent, uint64_t total) {
@@ -196,7 +184,7 @@ absl::Status Submit(SegrelClient& client, const Arguments& arguments) {
   if (!response.ok()) return response.status();
   std::cerr << "job " << response->job_id() << (response->already_submitted() ? " (submitted before)" : "") << ": "
             << Describe(response->status()) << "\n";
-  if (arguments.Has("no-wait")) {
+  if (arguments.Flag("no-wait")) {
     std::cout << response->job_id() << "\n";
     return absl::OkStatus();
   }
@@ -216,22 +204,28 @@ absl::Status ListModels(SegrelClient& client) {
   return absl::OkStatus();
 }
 
-absl::Status Run(int argc, char** argv) {
-  absl::StatusOr<Arguments> arguments = Parse(argc, argv);
+absl::Status Run(const std::vector<std::string>& words) {
+  absl::StatusOr<CommandLine> arguments = CommandLine::Parse(words, ClientOptions());
   if (!arguments.ok()) return arguments.status();
-  if (arguments->positional.empty()) return absl::InvalidArgumentError("no command");
-  const std::string command = arguments->positional.front();
-  SegrelClient client(SegrelClient::Connect(arguments->Get("server", "localhost:50051")));
+  if (arguments->positional().empty()) return absl::InvalidArgumentError("no command");
+  const std::string command = arguments->positional().front();
+  absl::StatusOr<std::string> server = Get(*arguments, "server", "localhost:50051");
+  if (!server.ok()) return server.status();
+  SegrelClient client(SegrelClient::Connect(*server));
   const auto job_argument = [&]() -> absl::StatusOr<std::string> {
-    if (arguments->positional.size() != 2) return absl::InvalidArgumentError(absl::StrCat(command, " takes one JOB"));
-    return arguments->positional[1];
+    if (arguments->positional().size() != 2) {
+      return absl::InvalidArgumentError(absl::StrCat(command, " takes one JOB"));
+    }
+    return arguments->positional()[1];
   };
   if (command == "submit") return Submit(client, *arguments);
   if (command == "models") return ListModels(client);
   if (command == "watch") {
     absl::StatusOr<std::string> job = job_argument();
     if (!job.ok()) return job.status();
-    return WatchJob(client, *job, arguments->Get("out"));
+    absl::StatusOr<std::string> out_dir = Get(*arguments, "out");
+    if (!out_dir.ok()) return out_dir.status();
+    return WatchJob(client, *job, *out_dir);
   }
   if (command == "cancel") {
     absl::StatusOr<std::string> job = job_argument();
@@ -247,11 +241,16 @@ absl::Status Run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const absl::Status status = Run(argc, argv);
+  const std::vector<std::string> words(argv + 1, argv + argc);
+  if (segrel::cli::AsksForHelp(words)) {
+    std::cout << Usage();
+    return 0;
+  }
+  const absl::Status status = Run(words);
   if (status.ok()) return 0;
   std::cerr << "segrel-client: error: " << status.message() << "\n";
   if (status.code() == absl::StatusCode::kInvalidArgument && status.message().find("--") != absl::string_view::npos) {
-    std::cerr << kUsage;
+    std::cerr << Usage();
   }
   return 1;
 }

@@ -11,9 +11,6 @@ namespace segrel::server {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
-// The canonical name of a code ("INVALID_ARGUMENT"), for metrics labels.
-std::string CodeName(absl::StatusCode code);
-
 }  // namespace segrel::server
 
 #endif  // SEGREL_SERVER_GRPC_STATUS_H_

@@ -20,7 +20,7 @@ absl::Status JobQueue::Enqueue(std::shared_ptr<Job> job) {
     const int priority = job->spec().priority;
     auto at = std::find_if(entries_.begin(), entries_.end(),
                            [&](const Entry& entry) { return entry.job->spec().priority < priority; });
-    at = entries_.insert(at, Entry{std::move(job), next_sequence_++});
+    at = entries_.insert(at, Entry{std::move(job)});
     for (auto it = at + 1; it != entries_.end(); ++it) moved.push_back(it->job);
     ReportLength();
   }
@@ -61,8 +61,8 @@ bool JobQueue::Remove(const Job& job) {
   std::vector<std::shared_ptr<Job>> moved;
   {
     absl::MutexLock lock(&mutex_);
-    const auto at = std::find_if(entries_.begin(), entries_.end(),
-                                 [&](const Entry& entry) { return entry.job.get() == &job; });
+    const auto at =
+        std::find_if(entries_.begin(), entries_.end(), [&](const Entry& entry) { return entry.job.get() == &job; });
     if (at == entries_.end()) return false;
     const auto next = entries_.erase(at);
     for (auto it = next; it != entries_.end(); ++it) moved.push_back(it->job);

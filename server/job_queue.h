@@ -58,7 +58,6 @@ class JobQueue {
  private:
   struct Entry {
     std::shared_ptr<Job> job;
-    uint64_t sequence;
   };
   // Notifies the jobs still queued that their positions moved.
   void Changed(std::vector<std::shared_ptr<Job>> moved);
@@ -68,7 +67,6 @@ class JobQueue {
   std::function<void(size_t)> length_listener_;
   mutable absl::Mutex mutex_;
   std::vector<Entry> entries_ ABSL_GUARDED_BY(mutex_);  // in run order
-  uint64_t next_sequence_ ABSL_GUARDED_BY(mutex_) = 0;
   bool closed_ ABSL_GUARDED_BY(mutex_) = false;
   bool held_ ABSL_GUARDED_BY(mutex_) = false;
 };

@@ -1,30 +1,108 @@
-// segrel-server: serves segrel's analysis over gRPC (proto/segrel/v1/segrel.proto). Wiring only: flags → options →
-// server (models, queue, workers, metrics, service) → wait for SIGTERM/SIGINT → graceful stop with a deadline.
+// segrel-server: serves segrel's analysis over gRPC (proto/segrel/v1/segrel.proto). Wiring only: options → server
+// (models, job manager, workers, metrics, service) → wait for SIGTERM/SIGINT → graceful stop with a deadline.
 #include <csignal>
 #include <iostream>
 #include <thread>
 
-#include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/time/time.h"
 #include "core/common/allocator.h"
+#include "core/common/status_macros.h"
 #include "server/server.h"
-
-ABSL_FLAG(std::string, address, "0.0.0.0:50051", "gRPC address, HOST:PORT");
-ABSL_FLAG(std::string, metrics_address, "9464", "Prometheus /metrics address, [HOST:]PORT; empty: none");
-ABSL_FLAG(std::string, model_repository, "models", "folder of model bundles (NAME/segrel.json, NAME/VERSION/...)");
-ABSL_FLAG(std::string, spool_dir, "/tmp/segrel-server", "folder for uploads and results");
-ABSL_FLAG(int, workers, 1, "CPU workers: jobs run at once on the CPU (one model replica each)");
-ABSL_FLAG(int, cuda_workers, -1, "workers on CUDA devices, one per device; -1: one on every device LibTorch sees");
-ABSL_FLAG(int, threads, 0, "LibTorch threads, shared by the workers; 0: all cores");
-ABSL_FLAG(int, queue_capacity, 16, "jobs waiting; beyond it Submit answers RESOURCE_EXHAUSTED");
-ABSL_FLAG(int64_t, max_study_mb, 4096, "largest study accepted, all sequences together, MiB");
-ABSL_FLAG(int, max_files, 10000, "most files per job (a DICOM study has one per slice)");
-ABSL_FLAG(absl::Duration, job_deadline, absl::Hours(1), "default time a job may wait in the queue");
-ABSL_FLAG(absl::Duration, shutdown_grace, absl::Minutes(2), "on SIGTERM, time running jobs get to finish");
+#include "tools/command_line/command_line.h"
 
 namespace {
+
+using segrel::cli::CommandLine;
+using segrel::cli::Option;
+
+const std::vector<Option>& ServerFlags() {
+  static const auto* const options = new std::vector<Option>{
+      {"model-repository", "DIR", "folder of model bundles, NAME/segrel.json or NAME/VERSION/... (default models)"},
+      {"address", "HOST:PORT", "gRPC address (default 0.0.0.0:50051)"},
+      {"metrics-address", "[HOST:]PORT", "Prometheus /metrics address; empty: none (default 9464)"},
+      {"spool-dir", "DIR", "folder for uploads and results (default /tmp/segrel-server)"},
+      {"workers", "N", "CPU workers: jobs run at once on the CPU, one model replica each (default 1)"},
+      {"cuda-workers", "N", "workers on CUDA devices, one per device; -1: every device LibTorch sees (default -1)"},
+      {"threads", "N", "LibTorch threads, shared by the workers; 0: all cores (default 0)"},
+      {"queue-capacity", "N", "jobs waiting; beyond it Submit answers RESOURCE_EXHAUSTED (default 16)"},
+      {"max-study-mb", "MB", "largest study accepted, all files together (default 4096)"},
+      {"max-files", "N", "most files per job; a DICOM study has one per slice (default 10000)"},
+      {"job-deadline", "DURATION", "default time a job may wait in the queue (default 1h)"},
+      {"shutdown-grace", "DURATION", "on SIGTERM, time running jobs get to finish (default 2m)"},
+  };
+  return *options;
+}
+
+constexpr char kUsage[] =
+    "usage: segrel-server [--model-repository DIR] [--address HOST:PORT] [options] [--flagfile FILE]\n"
+    "--flagfile FILE reads options from FILE, one per line (--name=value). Options:\n";
+
+struct Settings {
+  segrel::server::ServerOptions server;
+  absl::Duration shutdown_grace = absl::Minutes(2);
+};
+
+// Reads an integer option into `target` (unchanged when the option is not given).
+template <typename T>
+absl::Status SetInteger(const CommandLine& flags, const std::string& name, int64_t minimum, T& target) {
+  SEGREL_ASSIGN_OR_RETURN(const std::optional<int64_t> value, flags.Integer(name, minimum));
+  if (value.has_value()) target = static_cast<T>(*value);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Settings> ParseSettings(const std::vector<std::string>& arguments) {
+  SEGREL_ASSIGN_OR_RETURN(const CommandLine flags, CommandLine::Parse(arguments, ServerFlags()));
+  if (!flags.positional().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", flags.positional().front(), "'"));
+  }
+  Settings settings;
+  segrel::server::ServerOptions& options = settings.server;
+  options.address = "0.0.0.0:50051";
+  options.metrics_address = "9464";
+  options.model_repository = "models";
+  options.spool_dir = "/tmp/segrel-server";
+  const std::pair<const char*, std::string*> texts[] = {{"address", &options.address},
+                                                        {"metrics-address", &options.metrics_address},
+                                                        {"model-repository", &options.model_repository},
+                                                        {"spool-dir", &options.spool_dir}};
+  for (const auto& [name, target] : texts) {
+    SEGREL_ASSIGN_OR_RETURN(const std::optional<std::string> value, flags.Single(name));
+    if (value.has_value()) *target = *value;
+  }
+  SEGREL_RETURN_IF_ERROR(SetInteger(flags, "workers", 0, options.workers));
+  SEGREL_RETURN_IF_ERROR(SetInteger(flags, "cuda-workers", -1, options.cuda_workers));
+  SEGREL_RETURN_IF_ERROR(SetInteger(flags, "threads", 0, options.threads));
+  SEGREL_RETURN_IF_ERROR(SetInteger(flags, "queue-capacity", 1, options.queue_capacity));
+  int64_t max_study_mb = 4096;
+  SEGREL_RETURN_IF_ERROR(SetInteger(flags, "max-study-mb", 1, max_study_mb));
+  options.limits.max_study_bytes = static_cast<uint64_t>(max_study_mb) << 20;
+  SEGREL_RETURN_IF_ERROR(SetInteger(flags, "max-files", 1, options.limits.max_files));
+  SEGREL_ASSIGN_OR_RETURN(const std::optional<absl::Duration> deadline, flags.Duration("job-deadline"));
+  options.limits.default_deadline = deadline.value_or(absl::Hours(1));
+  SEGREL_ASSIGN_OR_RETURN(const std::optional<absl::Duration> grace, flags.Duration("shutdown-grace"));
+  settings.shutdown_grace = grace.value_or(absl::Minutes(2));
+  return settings;
+}
+
+// The start-up lines: what was loaded, what the spool held, where the server listens.
+void LogStart(const segrel::server::SegrelServer& server, const segrel::server::ServerOptions& options) {
+  const segrel::server::JobManager& jobs = server.jobs();
+  if (jobs.stale_jobs_removed() > 0) {
+    std::cerr << "segrel-server: removed " << jobs.stale_jobs_removed()
+              << " job folders an earlier process left in the spool (their jobs cannot be resumed)\n";
+  }
+  if (jobs.unknown_entries_kept() > 0) {
+    std::cerr << "segrel-server: warning: " << jobs.unknown_entries_kept()
+              << " entries in the spool are not job folders; left alone\n";
+  }
+  for (const segrel::server::FailedModel& failed : server.models().failed()) {
+    std::cerr << "segrel-server: warning: not serving " << failed.path << ": " << failed.status.message() << "\n";
+  }
+  std::cerr << "segrel-server: " << server.models().models().size() << " models, " << options.workers
+            << " CPU workers, " << server.cuda_workers() << " CUDA workers, listening on port " << server.port();
+  if (server.metrics_port() > 0) std::cerr << ", metrics on port " << server.metrics_port();
+  std::cerr << std::endl;
+}
 
 volatile std::sig_atomic_t stop_requested = 0;
 void RequestStop(int) { stop_requested = 1; }
@@ -33,41 +111,30 @@ void RequestStop(int) { stop_requested = 1; }
 
 int main(int argc, char** argv) {
   segrel::ReuseFreedMemory();  // first: before gRPC's and the workers' threads exist
-  absl::SetProgramUsageMessage("segrel-server --model_repository DIR [--address HOST:PORT] [--workers N] ...");
-  absl::ParseCommandLine(argc, argv);
-
-  segrel::server::ServerOptions options;
-  options.address = absl::GetFlag(FLAGS_address);
-  options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
-  options.model_repository = absl::GetFlag(FLAGS_model_repository);
-  options.spool_dir = absl::GetFlag(FLAGS_spool_dir);
-  options.workers = absl::GetFlag(FLAGS_workers);
-  options.cuda_workers = absl::GetFlag(FLAGS_cuda_workers);
-  options.queue_capacity = static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_queue_capacity)));
-  options.limits.max_study_bytes = static_cast<uint64_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_max_study_mb))) << 20;
-  options.limits.max_files = static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_max_files)));
-  options.limits.default_deadline = absl::GetFlag(FLAGS_job_deadline);
-  options.threads = absl::GetFlag(FLAGS_threads);
-
-  absl::StatusOr<std::unique_ptr<segrel::server::SegrelServer>> server = segrel::server::SegrelServer::Create(options);
+  const std::vector<std::string> arguments(argv + 1, argv + argc);
+  if (segrel::cli::AsksForHelp(arguments)) {
+    std::cout << kUsage << segrel::cli::OptionsHelp(ServerFlags());
+    return 0;
+  }
+  const absl::StatusOr<Settings> settings = ParseSettings(arguments);
+  if (!settings.ok()) {
+    std::cerr << "segrel-server: error: " << settings.status().message() << " (see segrel-server --help)\n";
+    return 2;
+  }
+  absl::StatusOr<std::unique_ptr<segrel::server::SegrelServer>> server =
+      segrel::server::SegrelServer::Create(settings->server);
   if (!server.ok()) {
     std::cerr << "segrel-server: error: " << server.status().message() << "\n";
     return 1;
   }
-  for (const segrel::server::FailedModel& failed : (*server)->models().failed()) {
-    std::cerr << "segrel-server: warning: not serving " << failed.path << ": " << failed.status.message() << "\n";
-  }
-  std::cerr << "segrel-server: " << (*server)->models().models().size() << " models, " << options.workers
-            << " CPU workers, " << (*server)->cuda_workers() << " CUDA workers, listening on port " << (*server)->port();
-  if ((*server)->metrics_port() > 0) std::cerr << ", metrics on port " << (*server)->metrics_port();
-  std::cerr << std::endl;
+  LogStart(**server, settings->server);
 
   std::signal(SIGTERM, RequestStop);
   std::signal(SIGINT, RequestStop);
   while (!stop_requested) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  std::cerr << "segrel-server: stopping (running jobs get " << absl::FormatDuration(absl::GetFlag(FLAGS_shutdown_grace))
-            << ")" << std::endl;
-  (*server)->Shutdown(absl::Now() + absl::GetFlag(FLAGS_shutdown_grace));
+  std::cerr << "segrel-server: stopping (running jobs get " << absl::FormatDuration(settings->shutdown_grace) << ")"
+            << std::endl;
+  (*server)->Shutdown(absl::Now() + settings->shutdown_grace);
   std::cerr << "segrel-server: stopped" << std::endl;
   return 0;
 }

@@ -3,10 +3,10 @@
 #include <civetweb.h>
 
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "core/common/gpu_memory.h"
 
@@ -30,8 +30,7 @@ int HandleMetrics(mg_connection* connection, void* data) {
 
 Metrics::Metrics()
     : jobs_received(registry_.Counter("segrel_jobs_received_total", "Uploads accepted into the job queue.")),
-      jobs_rejected(registry_.Counter("segrel_jobs_rejected_total", "Submissions refused, by status code.",
-                                      {"code"})),
+      jobs_rejected(registry_.Counter("segrel_jobs_rejected_total", "Submissions refused, by status code.", {"code"})),
       jobs_succeeded(registry_.Counter("segrel_jobs_succeeded_total", "Jobs done.", {"model"})),
       jobs_failed(registry_.Counter("segrel_jobs_failed_total",
                                     "Jobs failed or cancelled after acceptance, by status code.", {"model", "reason"})),
@@ -39,8 +38,8 @@ Metrics::Metrics()
       queue_length(registry_.Gauge("segrel_queue_length", "Jobs waiting in the queue.")),
       queue_time(registry_.Histogram("segrel_queue_time_seconds", "Time from acceptance to a worker taking the job.",
                                      {}, kSecondsBuckets)),
-      stage_seconds(registry_.Histogram("segrel_stage_seconds", "Time per pipeline stage.", {"model", "stage"},
-                                        kSecondsBuckets)),
+      stage_seconds(
+          registry_.Histogram("segrel_stage_seconds", "Time per pipeline stage.", {"model", "stage"}, kSecondsBuckets)),
       workers(registry_.Gauge("segrel_workers", "Workers in the pool, per device.", {"device"})),
       active_workers(registry_.Gauge("segrel_active_workers", "Workers running a job, per device.", {"device"})),
       model_loaded(registry_.Gauge("segrel_model_loaded", "1 for a model served, 0 for one that failed to load.",
@@ -73,31 +72,18 @@ Metrics::Metrics()
   }
 }
 
-absl::Status Metrics::RecordReport(const std::string& model, const std::string& relevance_json) {
-  const nlohmann::json report = nlohmann::json::parse(relevance_json, nullptr, /*allow_exceptions=*/false);
-  if (!report.is_object() || report.value("format", "") != "segrel.relevance/1") {
-    return absl::InvalidArgumentError("not a segrel.relevance/1 document");
+void Metrics::RecordSummary(const std::string& model, const report::AnalysisSummary& summary) {
+  for (const auto& [stage, seconds] : summary.seconds) {
+    stage_seconds.Observe({model, std::string(analysis::StageName(stage))}, seconds);
   }
-  if (const auto seconds = report.find("seconds"); seconds != report.end() && seconds->is_object()) {
-    for (const auto& [stage, value] : seconds->items()) {
-      if (value.is_number()) stage_seconds.Observe({model, stage}, value.get<double>());
-    }
+  stage_seconds.Observe({model, "total"}, analysis::TotalSeconds(summary.seconds));
+  for (size_t s = 0; s < summary.sequences.size(); ++s) {
+    sequence_share.Observe({model, summary.sequences[s]}, summary.relevance.shares[s]);
   }
-  if (const auto shares = report.find("sequence_relevance"); shares != report.end() && shares->is_object()) {
-    for (const auto& [sequence, value] : shares->items()) {
-      if (value.is_number()) sequence_share.Observe({model, sequence}, value.get<double>());
-    }
+  for (const report::ClassSummary& entry : summary.classes) {
+    bias_share.Observe({model, entry.name.empty() ? absl::StrCat(entry.index) : entry.name},
+                       1.0 - entry.mean_normaliser);
   }
-  if (const auto classes = report.find("classes"); classes != report.end() && classes->is_array()) {
-    for (const nlohmann::json& entry : *classes) {
-      const auto normaliser = entry.find("mean_normaliser");
-      if (normaliser == entry.end() || !normaliser->is_number()) continue;
-      const std::string name =
-          entry.contains("name") ? entry["name"].get<std::string>() : absl::StrCat(entry.value("index", -1));
-      bias_share.Observe({model, name}, 1.0 - normaliser->get<double>());
-    }
-  }
-  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<MetricsExposer>> MetricsExposer::Create(const std::string& address,
@@ -119,5 +105,10 @@ absl::StatusOr<std::unique_ptr<MetricsExposer>> MetricsExposer::Create(const std
 }
 
 MetricsExposer::~MetricsExposer() { mg_stop(static_cast<mg_context*>(context_)); }
+
+std::string CodeName(absl::StatusCode code) {
+  // absl::StatusCodeToString gives "INVALID_ARGUMENT" for kInvalidArgument.
+  return absl::AsciiStrToUpper(absl::StatusCodeToString(code));
+}
 
 }  // namespace segrel::server

@@ -27,6 +27,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/report/summary.h"
 #include "server/metrics_registry.h"
 
 namespace segrel::server {
@@ -59,10 +60,12 @@ class Metrics {
   MetricFamily& bias_share;
   MetricFamily& sequence_share;
 
-  // Records a finished job's stage times and explanation telemetry from its relevance.json (as written for the
-  // client). Errors: InvalidArgument when the document is not a segrel relevance report.
-  absl::Status RecordReport(const std::string& model, const std::string& relevance_json);
+  // Records a finished job's stage times and explanation telemetry from its summary (as written for the client).
+  void RecordSummary(const std::string& model, const report::AnalysisSummary& summary);
 };
+
+// The canonical name of a status code ("INVALID_ARGUMENT", as gRPC spells it), for metrics labels.
+std::string CodeName(absl::StatusCode code);
 
 // Serves `registry` at http://ADDRESS/metrics. Not copyable; stops serving when destroyed.
 class MetricsExposer {

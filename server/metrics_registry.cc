@@ -123,7 +123,10 @@ std::string MetricsRegistry::Render() const {
   for (const std::function<void()>& collect : collectors) collect();  // they set series: not under the lock
   absl::MutexLock lock(&mutex_);
   std::string out;
-  for (const std::unique_ptr<MetricFamily>& family : families_) family->Render(out);
+  for (const std::unique_ptr<MetricFamily>& family : families_) {
+    family->AssertRegistryLockHeld();
+    family->Render(out);
+  }
   return out;
 }
 

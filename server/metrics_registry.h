@@ -32,17 +32,24 @@ class MetricFamily {
  private:
   friend class MetricsRegistry;
   struct Series {
-    double value = 0;                    // counter, gauge
+    double value = 0;                     // counter, gauge
     std::vector<uint64_t> bucket_counts;  // histogram, per upper bound (not cumulative)
     double sum = 0;
     uint64_t count = 0;
   };
-  MetricFamily(absl::Mutex* mutex, std::string name, std::string help, Type type,
-               std::vector<std::string> label_names, std::vector<double> buckets)
-      : mutex_(mutex), name_(std::move(name)), help_(std::move(help)), type_(type),
-        label_names_(std::move(label_names)), buckets_(std::move(buckets)) {}
+  MetricFamily(absl::Mutex* mutex, std::string name, std::string help, Type type, std::vector<std::string> label_names,
+               std::vector<double> buckets)
+      : mutex_(mutex),
+        name_(std::move(name)),
+        help_(std::move(help)),
+        type_(type),
+        label_names_(std::move(label_names)),
+        buckets_(std::move(buckets)) {}
   Series& SeriesFor(const std::vector<std::string>& labels) ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mutex_);
   void Render(std::string& out) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(*mutex_);
+  // Checks that the caller holds the registry's lock, and tells the thread-safety analysis that this family's
+  // mutex_ is that lock (it cannot see that the pointer points there).
+  void AssertRegistryLockHeld() const ABSL_ASSERT_EXCLUSIVE_LOCK(*mutex_) { mutex_->AssertHeld(); }
 
   absl::Mutex* const mutex_;  // the registry's
   const std::string name_;

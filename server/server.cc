@@ -5,7 +5,6 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -25,13 +24,15 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
   if (options.threads < 0) return absl::InvalidArgumentError("threads must not be negative");
   const int threads = options.threads > 0 ? options.threads : static_cast<int>(std::thread::hardware_concurrency());
   at::set_num_threads(std::max(threads, 1));
-  if (options.queue_capacity < 1) return absl::InvalidArgumentError("the queue capacity must be at least 1");
-  if (options.spool_dir.empty()) return absl::InvalidArgumentError("a spool folder is required");
-  std::error_code error;
-  std::filesystem::create_directories(options.spool_dir, error);
-  if (error) return absl::InternalError(absl::StrCat(options.spool_dir, ": cannot create: ", error.message()));
 
   std::unique_ptr<SegrelServer> server(new SegrelServer());
+  JobManagerOptions job_options;
+  job_options.spool_dir = options.spool_dir;
+  job_options.queue_capacity = options.queue_capacity;
+  job_options.max_jobs_kept = options.max_jobs_kept;
+  absl::StatusOr<std::unique_ptr<JobManager>> jobs = JobManager::Create(std::move(job_options), &server->metrics_);
+  if (!jobs.ok()) return jobs.status();
+  server->jobs_ = *std::move(jobs);
   absl::StatusOr<std::unique_ptr<ModelRepository>> models = ModelRepository::Create(options.model_repository);
   if (!models.ok()) return models.status();
   server->models_ = *std::move(models);
@@ -44,10 +45,8 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
 
   server->cuda_workers_ = static_cast<int>(
       std::count_if(devices->begin(), devices->end(), [](const at::Device& device) { return device.is_cuda(); }));
-  server->queue_ = std::make_unique<JobQueue>(options.queue_capacity);
   Metrics* metrics = &server->metrics_;
-  server->queue_->SetLengthListener([metrics](size_t length) { metrics->queue_length.Set({}, length); });
-  server->workers_ = std::make_unique<WorkerPool>(server->queue_.get(), metrics, *std::move(devices));
+  server->workers_ = std::make_unique<WorkerPool>(server->jobs_.get(), metrics, *std::move(devices));
   if (!options.metrics_address.empty()) {
     absl::StatusOr<std::unique_ptr<MetricsExposer>> exposer =
         MetricsExposer::Create(options.metrics_address, &server->metrics_.registry());
@@ -55,10 +54,8 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
     server->exposer_ = *std::move(exposer);
   }
   ServiceOptions service_options;
-  service_options.spool_dir = options.spool_dir;
   service_options.limits = options.limits;
-  service_options.max_jobs_kept = options.max_jobs_kept;
-  server->service_ = std::make_unique<SegrelServiceImpl>(server->models_.get(), server->queue_.get(), metrics,
+  server->service_ = std::make_unique<SegrelServiceImpl>(server->models_.get(), server->jobs_.get(), metrics,
                                                          std::move(service_options));
 
   grpc::EnableDefaultHealthCheckService(true);
@@ -81,14 +78,7 @@ void SegrelServer::Shutdown(absl::Time deadline) {
   if (shut_down_) return;
   shut_down_ = true;
   if (server_ != nullptr) server_->GetHealthCheckService()->Shutdown();
-  if (service_ != nullptr) service_->StartShutdown();
-  if (queue_ != nullptr) {
-    for (const std::shared_ptr<Job>& job : queue_->Close()) {
-      if (job->End(absl::UnavailableError("the server shut down before the job ran; submit it again"))) {
-        metrics_.jobs_failed.Add({job->spec().model_name, "UNAVAILABLE"});
-      }
-    }
-  }
+  if (jobs_ != nullptr) jobs_->Shutdown();
   if (workers_ != nullptr) workers_->Stop(deadline);
   // Watch calls end now that every job has ended; give them until the deadline (at least a moment) to send.
   if (server_ != nullptr) server_->Shutdown(absl::ToChronoTime(std::max(deadline, absl::Now() + absl::Seconds(1))));

@@ -1,4 +1,4 @@
-// segrel-server assembled: model repository, job queue, worker pool, metrics endpoint and the gRPC service with
+// segrel-server assembled: model repository, job manager, worker pool, metrics endpoint and the gRPC service with
 // health checking and reflection. main.cc only turns flags into ServerOptions; tests start the same server in
 // process on a free loopback port.
 #ifndef SEGREL_SERVER_SERVER_H_
@@ -11,7 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "server/job_queue.h"
+#include "server/job_manager.h"
 #include "server/metrics.h"
 #include "server/model_repository.h"
 #include "server/service.h"
@@ -31,15 +31,16 @@ struct ServerOptions {
                                           // LibTorch sees (none in a CPU build)
   size_t queue_capacity = 16;             // jobs waiting; beyond it Submit answers RESOURCE_EXHAUSTED
   UploadLimits limits;
-  size_t max_jobs_kept = 1000;            // ended jobs kept for Watch
+  size_t max_jobs_kept = 1000;  // ended jobs kept for Watch
 };
 
 // Thread-safe.
 class SegrelServer {
  public:
-  // Loads the models, starts workers, metrics endpoint and the gRPC server. Errors: InvalidArgument for options out
-  // of range; NotFound for a missing model repository; those of ModelRepository::Create; Unavailable when a port
-  // cannot be opened; Internal when the spool folder cannot be made.
+  // Loads the models, cleans the spool (JobManager::Create), starts workers, metrics endpoint and the gRPC server.
+  // Errors: InvalidArgument for options out of range; NotFound for a missing model repository; those of
+  // ModelRepository::Create; Unavailable when a port cannot be opened; Internal when the spool folder cannot be
+  // made or read.
   static absl::StatusOr<std::unique_ptr<SegrelServer>> Create(const ServerOptions& options);
   ~SegrelServer();  // Shutdown(now) if not shut down
   SegrelServer(const SegrelServer&) = delete;
@@ -51,7 +52,8 @@ class SegrelServer {
   const ModelRepository& models() const { return *models_; }
   Metrics& metrics() { return metrics_; }
   // While held, workers start no new job (JobQueue::SetHeld).
-  void HoldQueue(bool held) { queue_->SetHeld(held); }
+  void HoldQueue(bool held) { jobs_->SetHeld(held); }
+  const JobManager& jobs() const { return *jobs_; }
 
   // Graceful stop: refuses new jobs (UNAVAILABLE, health NOT_SERVING), fails the jobs still queued with UNAVAILABLE
   // (their clients resubmit elsewhere), lets running jobs finish until `deadline` (then cancels them at their next
@@ -63,7 +65,7 @@ class SegrelServer {
 
   Metrics metrics_;
   std::unique_ptr<ModelRepository> models_;
-  std::unique_ptr<JobQueue> queue_;
+  std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<WorkerPool> workers_;
   std::unique_ptr<SegrelServiceImpl> service_;
   std::unique_ptr<MetricsExposer> exposer_;

@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "core/common/files.h"
 #include "server/grpc_status.h"
 
 namespace segrel::server {
@@ -16,11 +15,16 @@ constexpr size_t kResultChunkBytes = size_t{1} << 20;
 
 v1::JobState ToProtoState(JobState state) {
   switch (state) {
-    case JobState::kQueued: return v1::QUEUED;
-    case JobState::kRunning: return v1::RUNNING;
-    case JobState::kDone: return v1::DONE;
-    case JobState::kFailed: return v1::FAILED;
-    case JobState::kCancelled: return v1::CANCELLED;
+    case JobState::kQueued:
+      return v1::QUEUED;
+    case JobState::kRunning:
+      return v1::RUNNING;
+    case JobState::kDone:
+      return v1::DONE;
+    case JobState::kFailed:
+      return v1::FAILED;
+    case JobState::kCancelled:
+      return v1::CANCELLED;
   }
   return v1::JOB_STATE_UNSPECIFIED;
 }
@@ -80,13 +84,17 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
   }
 
   absl::Status Begin(const v1::JobMetadata& metadata) {
-    if (service_->shutting_down()) return absl::UnavailableError("the server is shutting down");
-    if (std::shared_ptr<Job> existing = service_->FindJob(metadata.job_id())) {
+    if (absl::Status admitted = service_->jobs_->CheckAdmission(); !admitted.ok()) return admitted;
+    if (std::shared_ptr<Job> existing = service_->jobs_->Find(metadata.job_id())) {
       return AnswerExisting(*existing, Fingerprint(metadata));
     }
+    if (!IsValidJobId(metadata.job_id())) {
+      return absl::InvalidArgumentError("job_id: 1 to 64 letters, digits, '.', '_' or '-'");
+    }
+    absl::StatusOr<std::string> directory = service_->jobs_->NewJobDirectory(metadata.job_id());
+    if (!directory.ok()) return directory.status();
     absl::StatusOr<std::unique_ptr<Upload>> upload =
-        Upload::Start(metadata, *service_->models_, service_->options_.limits,
-                      service_->NewJobDirectory(metadata.job_id()));
+        Upload::Start(metadata, *service_->models_, service_->options_.limits, *directory);
     if (!upload.ok()) return upload.status();
     upload_ = *std::move(upload);
     return absl::OkStatus();
@@ -117,14 +125,14 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
       Reject(spec.status());
       return;
     }
-    absl::StatusOr<std::pair<std::shared_ptr<Job>, bool>> accepted = service_->Accept(*std::move(spec));
+    absl::StatusOr<JobManager::Accepted> accepted = service_->jobs_->Accept(*std::move(spec));
     if (!accepted.ok()) {
       Reject(accepted.status());
       return;
     }
-    response_->set_job_id(accepted->first->spec().id);
-    *response_->mutable_status() = service_->StatusOf(*accepted->first);
-    response_->set_already_submitted(accepted->second);
+    response_->set_job_id(accepted->job->spec().id);
+    *response_->mutable_status() = service_->StatusOf(*accepted->job);
+    response_->set_already_submitted(accepted->already_submitted);
     answered_ = true;
     Finish(grpc::Status::OK);
   }
@@ -132,8 +140,8 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
   void Reject(const absl::Status& status) {
     service_->metrics_->jobs_rejected.Add({CodeName(status.code())});
     if (status.code() == absl::StatusCode::kResourceExhausted) {
-      context_->AddTrailingMetadata(
-          "segrel-retry-after-ms", absl::StrCat(absl::ToInt64Milliseconds(service_->options_.retry_hint)));
+      context_->AddTrailingMetadata("segrel-retry-after-ms",
+                                    absl::StrCat(absl::ToInt64Milliseconds(service_->options_.retry_hint)));
     }
     upload_.reset();
     answered_ = true;
@@ -158,7 +166,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
  public:
   WatchReactor(SegrelServiceImpl* service, const v1::WatchRequest& request)
       : service_(service), skip_results_(request.skip_results()), relay_(std::make_shared<Relay>(this)) {
-    job_ = service->FindJob(request.job_id());
+    job_ = service->jobs_->Find(request.job_id());
     if (job_ == nullptr) {
       Finish(ToGrpcStatus(absl::NotFoundError(absl::StrCat("unknown job '", request.job_id(), "'"))));
       return;
@@ -203,7 +211,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
   void PumpLocked() {
     if (writing_ || finishing_) return;
     const Job::Snapshot snapshot = job_->Get();
-    const std::optional<size_t> position = service_->queue_->Position(*job_);
+    const std::optional<size_t> position = service_->jobs_->QueuePosition(*job_);
     if (!sent_status_ || snapshot.version != sent_version_ || position != sent_position_) {
       sent_status_ = true;
       sent_version_ = snapshot.version;
@@ -284,9 +292,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-SegrelServiceImpl::SegrelServiceImpl(const ModelRepository* models, JobQueue* queue, Metrics* metrics,
+SegrelServiceImpl::SegrelServiceImpl(const ModelRepository* models, JobManager* jobs, Metrics* metrics,
                                      ServiceOptions options)
-    : models_(models), queue_(queue), metrics_(metrics), options_(std::move(options)) {}
+    : models_(models), jobs_(jobs), metrics_(metrics), options_(std::move(options)) {}
 
 grpc::ServerReadReactor<v1::SubmitRequest>* SegrelServiceImpl::Submit(grpc::CallbackServerContext* context,
                                                                       v1::SubmitResponse* response) {
@@ -301,20 +309,12 @@ grpc::ServerWriteReactor<v1::WatchResponse>* SegrelServiceImpl::Watch(grpc::Call
 grpc::ServerUnaryReactor* SegrelServiceImpl::Cancel(grpc::CallbackServerContext* context,
                                                     const v1::CancelRequest* request, v1::CancelResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  std::shared_ptr<Job> job = FindJob(request->job_id());
-  if (job == nullptr) {
-    reactor->Finish(ToGrpcStatus(absl::NotFoundError(absl::StrCat("unknown job '", request->job_id(), "'"))));
+  absl::StatusOr<std::shared_ptr<Job>> job = jobs_->Cancel(request->job_id());
+  if (!job.ok()) {
+    reactor->Finish(ToGrpcStatus(job.status()));
     return reactor;
   }
-  if (queue_->Remove(*job)) {
-    // Never handed to a worker: it ends here.
-    if (job->End(absl::CancelledError("cancelled by request while queued"))) {
-      metrics_->jobs_failed.Add({job->spec().model_name, CodeName(absl::StatusCode::kCancelled)});
-    }
-  } else {
-    job->RequestCancel();  // a running job stops at its next window or stage
-  }
-  *response->mutable_status() = StatusOf(*job);
+  *response->mutable_status() = StatusOf(**job);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -342,62 +342,8 @@ grpc::ServerUnaryReactor* SegrelServiceImpl::ListModels(grpc::CallbackServerCont
   return reactor;
 }
 
-void SegrelServiceImpl::StartShutdown() {
-  absl::MutexLock lock(&mutex_);
-  shutting_down_ = true;
-}
-
-bool SegrelServiceImpl::shutting_down() const {
-  absl::MutexLock lock(&mutex_);
-  return shutting_down_;
-}
-
-std::shared_ptr<Job> SegrelServiceImpl::FindJob(const std::string& id) const {
-  absl::MutexLock lock(&mutex_);
-  const auto it = jobs_.find(id);
-  return it == jobs_.end() ? nullptr : it->second;
-}
-
-std::string SegrelServiceImpl::NewJobDirectory(const std::string& id) {
-  absl::MutexLock lock(&mutex_);
-  return absl::StrCat(options_.spool_dir, "/", id, ".", next_directory_++);
-}
-
-absl::StatusOr<std::pair<std::shared_ptr<Job>, bool>> SegrelServiceImpl::Accept(JobSpec spec) {
-  absl::MutexLock lock(&mutex_);
-  if (const auto it = jobs_.find(spec.id); it != jobs_.end()) {
-    RemoveTree(spec.directory).IgnoreError();  // a leftover folder only takes space
-    return std::make_pair(it->second, true);
-  }
-  const std::string directory = spec.directory;
-  auto job = std::make_shared<Job>(std::move(spec));
-  if (absl::Status status = queue_->Enqueue(job); !status.ok()) {
-    RemoveTree(directory).IgnoreError();
-    return status;
-  }
-  jobs_[job->spec().id] = job;
-  job_order_.push_back(job->spec().id);
-  metrics_->jobs_received.Add({});
-  ForgetOldJobs();
-  return std::make_pair(job, false);
-}
-
-void SegrelServiceImpl::ForgetOldJobs() {
-  // The oldest ended jobs go first; jobs still queued or running are never forgotten.
-  for (auto it = job_order_.begin(); jobs_.size() > options_.max_jobs_kept && it != job_order_.end();) {
-    const auto job = jobs_.find(*it);
-    if (!IsFinal(job->second->Get().state)) {
-      ++it;
-      continue;
-    }
-    RemoveTree(job->second->spec().directory).IgnoreError();
-    jobs_.erase(job);
-    it = job_order_.erase(it);
-  }
-}
-
 v1::JobStatus SegrelServiceImpl::StatusOf(const Job& job) const {
-  return ToJobStatus(job, job.Get(), queue_->Position(job));
+  return ToJobStatus(job, job.Get(), jobs_->QueuePosition(job));
 }
 
 }  // namespace segrel::server

@@ -14,14 +14,11 @@
 namespace segrel::server {
 namespace {
 
-bool IsNameCharacter(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-}
+bool IsNameCharacter(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'; }
 
 bool IsHexDigest(const std::string& text) {
-  return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
-           return std::isxdigit(static_cast<unsigned char>(c));
-         });
+  return text.size() == 64 &&
+         std::all_of(text.begin(), text.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
 }
 
 bool IsValidName(const std::string& name) {
@@ -31,32 +28,15 @@ bool IsValidName(const std::string& name) {
 // How a file is called in messages (never by a name the client's file system gave it).
 std::string Label(const v1::UploadFile& file, int index) {
   switch (file.role()) {
-    case v1::REFERENCE: return "reference";
-    case v1::REGION: return absl::StrCat("region of class ", file.class_index());
-    default: break;
+    case v1::REFERENCE:
+      return "reference";
+    case v1::REGION:
+      return absl::StrCat("region of class ", file.class_index());
+    default:
+      break;
   }
   if (file.format() == v1::NIFTI) return absl::StrCat("sequence ", file.name());
   return absl::StrCat("file ", index, " (", file.name(), ")");
-}
-
-// The NIfTI sequences are exactly the bundle's, once each.
-absl::Status CheckSequenceNames(const std::set<std::string>& given, const model::Bundle& bundle) {
-  std::vector<std::string> missing, unexpected;
-  const std::vector<std::string> expected = bundle.SequenceNames();
-  for (const std::string& name : expected) {
-    if (!given.count(name)) missing.push_back(name);
-  }
-  for (const std::string& name : given) {
-    if (std::find(expected.begin(), expected.end(), name) == expected.end()) unexpected.push_back(name);
-  }
-  if (missing.empty() && unexpected.empty()) return absl::OkStatus();
-  std::string problem;
-  if (!missing.empty()) problem = absl::StrCat("missing sequence ", absl::StrJoin(missing, ", "));
-  if (!unexpected.empty()) {
-    absl::StrAppend(&problem, problem.empty() ? "" : "; ", "unexpected sequence ", absl::StrJoin(unexpected, ", "));
-  }
-  return absl::InvalidArgumentError(absl::StrCat(problem, "; model ", bundle.name, " expects ",
-                                                 absl::StrJoin(expected, ", ")));
 }
 
 // The metadata's files are well formed and within the limits, and make one study for the bundle: its sequences in
@@ -77,12 +57,14 @@ absl::Status CheckFiles(const v1::JobMetadata& metadata, const model::Bundle& bu
       return absl::InvalidArgumentError(
           absl::StrCat("file ", f, ": name '", file.name(), "' must be 1 to 64 letters, digits, '.', '_' or '-'"));
     }
-    if (!v1::FileRole_IsValid(file.role())) return absl::InvalidArgumentError(absl::StrCat("file ", f, ": unknown role"));
+    if (!v1::FileRole_IsValid(file.role()))
+      return absl::InvalidArgumentError(absl::StrCat("file ", f, ": unknown role"));
     if (file.format() != v1::NIFTI && (file.format() != v1::DICOM || file.role() != v1::SEQUENCE)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          label, ": format must be NIFTI", file.role() == v1::SEQUENCE ? " or DICOM" : " for masks"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(label, ": format must be NIFTI", file.role() == v1::SEQUENCE ? " or DICOM" : " for masks"));
     }
-    if (!IsHexDigest(file.sha256())) return absl::InvalidArgumentError(absl::StrCat(label, ": sha256 must be 64 hex digits"));
+    if (!IsHexDigest(file.sha256()))
+      return absl::InvalidArgumentError(absl::StrCat(label, ": sha256 must be 64 hex digits"));
     total += file.size_bytes();
     if (file.size_bytes() > limits.max_study_bytes || total > limits.max_study_bytes) {
       return absl::ResourceExhaustedError(
@@ -113,19 +95,17 @@ absl::Status CheckFiles(const v1::JobMetadata& metadata, const model::Bundle& bu
   }
   if (dicom_files > 0) {
     if (!bundle.series_rules.has_value()) {
-      return absl::FailedPreconditionError(absl::StrCat("model ", bundle.name,
-                                                        " has no series rules to read DICOM studies; send NIfTI"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("model ", bundle.name, " has no series rules to read DICOM studies; send NIfTI"));
     }
     return absl::OkStatus();
   }
-  return CheckSequenceNames(nifti_sequences, bundle);
+  return bundle.CheckSequences(std::vector<std::string>(nifti_sequences.begin(), nifti_sequences.end()));
 }
 
 }  // namespace
 
-bool IsValidJobId(const std::string& id) {
-  return IsValidName(id) && id != "." && id != "..";
-}
+bool IsValidJobId(const std::string& id) { return IsValidName(id) && id != "." && id != ".."; }
 
 std::string Fingerprint(const v1::JobMetadata& metadata) {
   v1::JobMetadata copy = metadata;
@@ -140,9 +120,14 @@ std::string Fingerprint(const v1::JobMetadata& metadata) {
 
 absl::StatusOr<std::unique_ptr<Upload>> Upload::Start(const v1::JobMetadata& metadata, const ModelRepository& models,
                                                       const UploadLimits& limits, const std::string& directory) {
-  if (!IsValidJobId(metadata.job_id())) {
-    return absl::InvalidArgumentError("job_id: 1 to 64 letters, digits, '.', '_' or '-'");
-  }
+  // The upload owns `directory` from here on: an error removes it (after success, ~Upload does unless finished).
+  struct RemovedUnlessKept {
+    ~RemovedUnlessKept() {
+      if (!kept) RemoveTree(path).IgnoreError();  // a leftover folder only takes space
+    }
+    const std::string& path;
+    bool kept = false;
+  } folder{directory};
   absl::StatusOr<model::Bundle> bundle = models.Find(metadata.model());
   if (!bundle.ok()) return bundle.status();
   if (absl::Status status = CheckFiles(metadata, *bundle, limits); !status.ok()) return status;
@@ -202,6 +187,7 @@ absl::StatusOr<std::unique_ptr<Upload>> Upload::Start(const v1::JobMetadata& met
     if (error) return absl::InternalError(absl::StrCat("cannot create the job folder: ", error.message()));
   }
   std::unique_ptr<Upload> upload(new Upload(std::move(spec), std::move(files)));
+  folder.kept = true;
   upload->SkipEmpty();
   return upload;
 }
@@ -288,8 +274,8 @@ absl::Status Upload::Append(const v1::Chunk& chunk) {
 absl::StatusOr<JobSpec> Upload::Finish() {
   if (current_ < files_.size()) {
     const File& file = files_[current_];
-    return absl::InvalidArgumentError(absl::StrCat("upload incomplete: ", file.label, " has ", file.received, " of ",
-                                                   file.size, " bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("upload incomplete: ", file.label, " has ", file.received, " of ", file.size, " bytes"));
   }
   for (const File& file : files_) {
     if (file.role == v1::REFERENCE) {

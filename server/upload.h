@@ -21,8 +21,8 @@
 namespace segrel::server {
 
 struct UploadLimits {
-  uint64_t max_study_bytes = uint64_t{4} << 30;  // all files together
-  size_t max_files = 10000;                      // a DICOM study has one file per slice
+  uint64_t max_study_bytes = uint64_t{4} << 30;      // all files together
+  size_t max_files = 10000;                          // a DICOM study has one file per slice
   absl::Duration default_deadline = absl::Hours(1);  // queued jobs fail after this (JobMetadata.deadline_seconds)
 };
 
@@ -37,13 +37,14 @@ std::string Fingerprint(const v1::JobMetadata& metadata);
 // when destroyed, unless Finish succeeded (the job owns the folder then).
 class Upload {
  public:
-  // Checks `metadata` and creates `directory`/input. Errors: InvalidArgument for an invalid job id, a sequence
-  // missing, unexpected or given twice, NIfTI and DICOM mixed, a malformed name, format, role, class, size or
-  // checksum field, an unknown composite; NotFound for an unknown model; FailedPrecondition for a DICOM study and
-  // a model without series rules; ResourceExhausted beyond `limits`; Internal when the folder cannot be made.
-  static absl::StatusOr<std::unique_ptr<Upload>> Start(const v1::JobMetadata& metadata,
-                                                       const ModelRepository& models, const UploadLimits& limits,
-                                                       const std::string& directory);
+  // Checks `metadata` and creates `directory`/input (`directory`: the job's new folder, JobManager::NewJobDirectory;
+  // REQUIRES: the job id is valid, IsValidJobId). Errors: InvalidArgument for a sequence missing, unexpected or
+  // given twice, NIfTI and DICOM mixed, a malformed name, format, role, class, size or checksum field, an unknown
+  // composite; NotFound for an unknown model; FailedPrecondition for a DICOM study and a model without series
+  // rules; ResourceExhausted beyond `limits`; Internal when the folder cannot be made. On error `directory` is
+  // removed.
+  static absl::StatusOr<std::unique_ptr<Upload>> Start(const v1::JobMetadata& metadata, const ModelRepository& models,
+                                                       const UploadLimits& limits, const std::string& directory);
   ~Upload();
   Upload(const Upload&) = delete;
   Upload& operator=(const Upload&) = delete;
@@ -58,15 +59,15 @@ class Upload {
 
  private:
   struct File {
-    std::string label;   // for messages: "sequence T1", "file 17 (dicom-17)", "reference"
-    std::string stem;    // the spool path without extension (NIfTI: .nii or .nii.gz is added by the first bytes)
+    std::string label;  // for messages: "sequence T1", "file 17 (dicom-17)", "reference"
+    std::string stem;   // the spool path without extension (NIfTI: .nii or .nii.gz is added by the first bytes)
     bool nifti = true;
     v1::FileRole role = v1::SEQUENCE;
     int64_t class_index = 0;  // regions
     uint64_t size = 0;
     std::string sha256;  // expected, lower case
     uint64_t received = 0;
-    std::string path;    // where it was spooled
+    std::string path;  // where it was spooled
   };
   Upload(JobSpec spec, std::vector<File> files) : spec_(std::move(spec)), files_(std::move(files)) {}
   absl::Status OpenCurrent(const std::string& first_bytes);

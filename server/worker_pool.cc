@@ -3,29 +3,27 @@
 #include <torch/cuda.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
-#include "core/analysis/pipeline.h"
-#include "core/common/files.h"
-#include "server/grpc_status.h"
+#include "core/pipeline/pipeline.h"
 
 namespace segrel::server {
 namespace {
 
+using analysis::Stage;
+
 // Where each stage of a job starts and ends in its overall progress (0 to 1), roughly as the stages take time
 // with sliding windows on the CPU (bench/README.md); a job without ablation jumps from relevance to write.
 struct StageSpan {
-  const char* stage;
+  Stage stage;
   double start, end;
 };
-constexpr StageSpan kStageSpans[] = {{"read", 0.00, 0.02},      {"import", 0.02, 0.04},
-                                     {"inference", 0.04, 0.12}, {"transpose", 0.12, 0.52},
-                                     {"relevance", 0.52, 0.92}, {"ablation", 0.92, 0.98},
-                                     {"write", 0.98, 1.00}};
+constexpr StageSpan kStageSpans[] = {{Stage::kRead, 0.00, 0.02},      {Stage::kImport, 0.02, 0.04},
+                                     {Stage::kInference, 0.04, 0.12}, {Stage::kTranspose, 0.12, 0.52},
+                                     {Stage::kRelevance, 0.52, 0.92}, {Stage::kAblation, 0.92, 0.98},
+                                     {Stage::kWrite, 0.98, 1.00}};
 
-double OverallProgress(absl::string_view stage, int64_t done, int64_t total) {
+double OverallProgress(Stage stage, int64_t done, int64_t total) {
   for (const StageSpan& span : kStageSpans) {
     if (stage == span.stage) {
       const double within = total > 0 ? std::clamp(static_cast<double>(done) / total, 0.0, 1.0) : 0.0;
@@ -35,15 +33,10 @@ double OverallProgress(absl::string_view stage, int64_t done, int64_t total) {
   return 0;
 }
 
-}  // namespace
-
-absl::StatusOr<std::vector<std::string>> RunJob(Job& job, analysis::ModelReplicas* replicas, at::Device device) {
+// The analysis of `spec`'s study, reporting each stage and window to `job` and stopping when it is cancelled.
+pipeline::AnalysisRequest RequestFor(Job& job, model::ModelReplicas* replicas, at::Device device) {
   const JobSpec& spec = job.spec();
-  if (absl::Now() > spec.deadline) {
-    return absl::DeadlineExceededError("the job waited in the queue past its deadline");
-  }
-  if (absl::Status stop = job.stop_reason(); !stop.ok()) return stop;
-  analysis::AnalysisRequest request;
+  pipeline::AnalysisRequest request;
   request.model = spec.bundle_path;
   for (size_t s = 0; s < spec.sequences.size(); ++s) request.inputs.push_back({spec.sequences[s], spec.input_files[s]});
   request.study_dir = spec.dicom_dir;
@@ -55,16 +48,32 @@ absl::StatusOr<std::vector<std::string>> RunJob(Job& job, analysis::ModelReplica
   request.ablation = spec.ablation;
   request.replicas = replicas;
   request.device = device;
-  request.progress = [&job](absl::string_view stage, int64_t done, int64_t total) {
+  request.progress = [&job](Stage stage, int64_t done, int64_t total) {
     if (absl::Status stop = job.stop_reason(); !stop.ok()) return stop;
-    job.SetStage(std::string(stage), OverallProgress(stage, done, total));
+    job.SetStage(std::string(analysis::StageName(stage)), OverallProgress(stage, done, total));
     return absl::OkStatus();
   };
-  absl::StatusOr<analysis::AnalysisResult> result = analysis::RunAnalysis(request);
+  return request;
+}
+
+}  // namespace
+
+absl::StatusOr<JobResults> RunJob(Job& job, model::ModelReplicas* replicas, at::Device device) {
+  const JobSpec& spec = job.spec();
+  if (absl::Now() > spec.deadline) {
+    return absl::DeadlineExceededError("the job waited in the queue past its deadline");
+  }
+  if (absl::Status stop = job.stop_reason(); !stop.ok()) return stop;
+  absl::StatusOr<pipeline::AnalysisResult> result = pipeline::RunAnalysis(RequestFor(job, replicas, device));
   if (!result.ok()) return result.status();
   if (absl::Status stop = job.stop_reason(); !stop.ok()) return stop;
-  job.SetStage("write", OverallProgress("write", 0, 1));
-  return analysis::WriteAnalysis(*result, spec.OutputDirectory(), spec.maps, spec.pictures);
+  job.SetStage(std::string(analysis::StageName(Stage::kWrite)), OverallProgress(Stage::kWrite, 0, 1));
+  JobResults results;
+  absl::StatusOr<std::vector<std::string>> files =
+      pipeline::WriteAnalysis(*result, spec.OutputDirectory(), spec.maps, spec.pictures, &results.summary);
+  if (!files.ok()) return files.status();
+  results.files = *std::move(files);
+  return results;
 }
 
 absl::StatusOr<std::vector<at::Device>> WorkerDevices(int cpu_workers, int cuda_workers) {
@@ -81,8 +90,8 @@ absl::StatusOr<std::vector<at::Device>> WorkerDevices(int cpu_workers, int cuda_
   return devices;
 }
 
-WorkerPool::WorkerPool(JobQueue* queue, Metrics* metrics, std::vector<at::Device> devices)
-    : queue_(queue), metrics_(metrics) {
+WorkerPool::WorkerPool(JobManager* jobs, Metrics* metrics, std::vector<at::Device> devices)
+    : jobs_(jobs), metrics_(metrics) {
   for (const at::Device& device : devices) {
     metrics_->workers.Add({device.str()}, 1);
     metrics_->active_workers.Set({device.str()}, 0);
@@ -92,50 +101,33 @@ WorkerPool::WorkerPool(JobQueue* queue, Metrics* metrics, std::vector<at::Device
 
 WorkerPool::~WorkerPool() {
   if (threads_.empty()) return;
-  for (const std::shared_ptr<Job>& job : queue_->Close()) {
-    job->End(absl::UnavailableError("the server stopped before the job ran; submit it again"));
-  }
+  jobs_->Shutdown();
   Stop(absl::Now());
 }
 
 void WorkerPool::Work(at::Device device) {
-  analysis::ModelReplicas replicas;  // this worker's own model replicas, loaded on first use
-  while (std::shared_ptr<Job> job = queue_->Pop()) Run(job, &replicas, device);
+  model::ModelReplicas replicas;  // this worker's own model replicas, loaded on first use
+  while (std::shared_ptr<Job> job = jobs_->NextJob()) Run(job, &replicas, device);
   absl::MutexLock lock(&mutex_);
   ++exited_;
 }
 
-void WorkerPool::Run(const std::shared_ptr<Job>& job, analysis::ModelReplicas* replicas, at::Device device) {
-  const JobSpec& spec = job->spec();
-  metrics_->queue_time.Observe({}, absl::ToDoubleSeconds(absl::Now() - spec.received));
+void WorkerPool::Run(const std::shared_ptr<Job>& job, model::ModelReplicas* replicas, at::Device device) {
   metrics_->active_workers.Add({device.str()}, 1);
   {
     absl::MutexLock lock(&mutex_);
     running_.push_back(job);
   }
-  absl::StatusOr<std::vector<std::string>> written = RunJob(*job, replicas, device);
-  // The inputs are needed no more; DICOM files in particular carry patient data: keep them no longer than needed.
-  RemoveTree(spec.InputDirectory()).IgnoreError();  // a leftover folder only takes space
-  const std::string model = spec.model_name;
-  if (written.ok()) {
-    std::ifstream file(spec.OutputDirectory() + "/relevance.json");
-    std::stringstream text;
-    text << file.rdbuf();
-    metrics_->RecordReport(model, text.str()).IgnoreError();  // the job is done either way
-    metrics_->jobs_succeeded.Add({model});
-  } else {
-    metrics_->jobs_failed.Add({model, CodeName(written.status().code())});
-  }
+  absl::StatusOr<JobResults> written = RunJob(*job, replicas, device);
   {
     absl::MutexLock lock(&mutex_);
     running_.erase(std::find(running_.begin(), running_.end(), job));
   }
   metrics_->active_workers.Add({device.str()}, -1);
-  // Last: a client that sees the job end sees the metrics that count it.
   if (written.ok()) {
-    job->End(absl::OkStatus(), *std::move(written));
+    jobs_->Finish(*job, absl::OkStatus(), *std::move(written));
   } else {
-    job->End(written.status());
+    jobs_->Finish(*job, written.status());
   }
 }
 

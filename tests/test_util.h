@@ -7,9 +7,22 @@
 #include <string>
 #include <vector>
 
+#include <gmock/gmock.h>
+
 #include <nlohmann/json.hpp>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+
 namespace segrel::testing {
+namespace internal {
+inline absl::Status StatusOf(const absl::Status& status) { return status; }
+template <typename T>
+absl::Status StatusOf(const absl::StatusOr<T>& value) {
+  return value.status();
+}
+}  // namespace internal
 
 // Path of a file under tests/fixtures/data/.
 std::string FixturePath(const std::string& name);
@@ -38,6 +51,17 @@ std::string TestTempDir();
 
 // `text` quoted for /bin/sh.
 std::string ShellQuote(const std::string& text);
+
+// The whole content of a file, as bytes ("" when it cannot be read).
+std::string ReadFile(const std::string& path);
+
+// Matches an absl::Status, or the status of an absl::StatusOr, with code `code`:
+//   EXPECT_THAT(manager->Cancel("x").status(), StatusIs(absl::StatusCode::kNotFound));
+MATCHER_P(StatusIs, code, absl::StrCat("has status code ", absl::StatusCodeToString(code))) {
+  const absl::Status status = segrel::testing::internal::StatusOf(arg);
+  *result_listener << "whose status is " << status;
+  return status.code() == code;
+}
 
 }  // namespace segrel::testing
 

@@ -1,7 +1,6 @@
 #include "core/analysis/explanation.h"
 
 #include <algorithm>
-#include <chrono>
 #include <functional>
 #include <memory>
 #include <utility>
@@ -21,28 +20,15 @@
 namespace segrel::analysis {
 namespace {
 
-class Stopwatch {
- public:
-  double Lap() {
-    const auto now = std::chrono::steady_clock::now();
-    const double seconds = std::chrono::duration<double>(now - last_).count();
-    last_ = now;
-    return seconds;
-  }
-
- private:
-  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
-};
-
 absl::Status CheckSegmentationOutput(const graph::LayerGraph& graph) {
   const std::vector<int64_t>& in = graph.input_sizes();
   const std::vector<int64_t>& out = graph.output_sizes();
   const bool fits = out.size() == in.size() && out[0] == 1 && std::equal(in.begin() + 2, in.end(), out.begin() + 2);
   if (!fits) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "the model's output has shape [", absl::StrJoin(out, ", "), "] for an input of [", absl::StrJoin(in, ", "),
-        "]; segrel explains segmentations, whose output is [1, K, ", absl::StrJoin(in.begin() + 2, in.end(), ", "),
-        "]"));
+    return absl::InvalidArgumentError(absl::StrCat("the model's output has shape [", absl::StrJoin(out, ", "),
+                                                   "] for an input of [", absl::StrJoin(in, ", "),
+                                                   "]; segrel explains segmentations, whose output is [1, K, ",
+                                                   absl::StrJoin(in.begin() + 2, in.end(), ", "), "]"));
   }
   return absl::OkStatus();
 }
@@ -75,8 +61,7 @@ RegionExplanation ExplainRegion(const SequenceContributions& contributions, std:
 // Each connected component of each foreground class, largest first (at most kMaxLesions of them). All lesions'
 // sums come from one weighted count per quantity over the labelled volume.
 std::vector<RegionExplanation> ExplainLesions(const SequenceContributions& contributions,
-                                              const at::Tensor& segmentation, const ClassLayout& layout,
-                                              double tau) {
+                                              const at::Tensor& segmentation, const ClassLayout& layout, double tau) {
   constexpr int64_t kMaxLesions = 1000;
   std::vector<RegionExplanation> lesions;
   for (int64_t k = 1; k < layout.num_classes; ++k) {
@@ -97,8 +82,8 @@ std::vector<RegionExplanation> ExplainLesions(const SequenceContributions& contr
     for (int64_t s = 0; s < contributions.per_sequence.size(0); ++s) {
       raw.push_back(count(contributions.per_sequence[s][channel].cpu() * inverse));
     }
-    const at::Tensor where = at::stack(at::meshgrid({at::arange(segmentation.size(0)), at::arange(segmentation.size(1)),
-                                                     at::arange(segmentation.size(2))}, "ij"));
+    const at::Tensor where = at::stack(at::meshgrid(
+        {at::arange(segmentation.size(0)), at::arange(segmentation.size(1)), at::arange(segmentation.size(2))}, "ij"));
     for (int64_t d = 0; d < 3; ++d) centroid.push_back(count(where[d]) / voxels.to(at::kDouble));
     for (int64_t label = 1; label <= components.count; ++label) {
       RegionExplanation lesion;
@@ -172,6 +157,176 @@ absl::StatusOr<std::vector<SequenceAblation>> AblateSequences(
   return ablations;
 }
 
+// What the stages of one explanation share, from the imported network to the explained regions.
+struct ExplanationRun {
+  explicit ExplanationRun(const ExplainOptions& explain_options)
+      : options(explain_options), stages(explain_options.progress) {}
+
+  // The units the transpose and relevance stages report: windows, or the whole volume as one.
+  int64_t Units() const { return std::max<int64_t>(result.windows, 1); }
+
+  const ExplainOptions& options;
+  StageTracker stages;
+  Explanation result;
+  std::shared_ptr<const graph::LayerGraph> graph;  // for the network input (with windows: for one patch)
+  std::shared_ptr<const lrp::Explainer> explainer;
+  at::Tensor input;  // on the device
+  std::unique_ptr<lrp::RelevanceOperator> explained;
+  std::optional<SequenceContributions> contributions;  // for per-region analyses (lesions, reference)
+  at::Tensor normalisers;                              // c = Lambda^T 1
+  std::vector<RegionChoice> choices;
+};
+
+// Import stage: the network's layer graph (imported into the replica once per shape) and its explainer.
+absl::Status ImportNetwork(model::ModelReplica& replica, const at::Tensor& input, ExplanationRun& run) {
+  SEGREL_RETURN_IF_ERROR(run.stages.Start(Stage::kImport));
+  // With windows, the network is imported for one patch and explains the volume window by window.
+  std::vector<int64_t> graph_sizes = input.sizes().vec();
+  if (run.options.window.has_value()) {
+    graph_sizes.resize(2);
+    graph_sizes.insert(graph_sizes.end(), run.options.window->patch.begin(), run.options.window->patch.end());
+  }
+  SEGREL_ASSIGN_OR_RETURN(run.graph, replica.Graph(graph_sizes, run.options.device));
+  SEGREL_RETURN_IF_ERROR(CheckSegmentationOutput(*run.graph));
+  run.result.output_activation = run.graph->output_activation();
+  SEGREL_ASSIGN_OR_RETURN(const lrp::Composite composite,
+                          lrp::Composite::Create(run.options.composite, run.options.rule_parameters));
+  run.explainer = std::make_shared<const lrp::Explainer>(run.graph, composite);
+  ReleaseFreedMemory();  // what importing left free
+  return absl::OkStatus();
+}
+
+// Inference stage: the explained forward pass, which the transpose and relevance passes reuse.
+absl::Status Predict(const at::Tensor& input, ExplanationRun& run) {
+  SEGREL_RETURN_IF_ERROR(run.stages.Start(Stage::kInference));
+  SEGREL_ASSIGN_OR_RETURN(run.input, CatchTorch("moving the input", [&]() -> absl::StatusOr<at::Tensor> {
+                            return input.to(run.options.device, at::kFloat);
+                          }));
+  if (run.options.window.has_value()) {
+    // Each window of every later pass is told to the caller under the stage running then.
+    const WindowCallback after_window = run.stages.ProgressOfCurrentStage();
+    SEGREL_ASSIGN_OR_RETURN(std::unique_ptr<WindowedExplanation> windowed,
+                            WindowedExplanation::Create(run.explainer, run.input, *run.options.window, after_window));
+    run.result.windows = static_cast<int64_t>(windowed->grid().windows().size());
+    windowed->set_after_window(after_window);
+    run.explained = std::move(windowed);
+  } else {
+    SEGREL_ASSIGN_OR_RETURN(lrp::ExplainedForward forward, run.explainer->Forward(run.input));
+    run.explained = std::make_unique<lrp::ExplainedForward>(std::move(forward));
+    SEGREL_RETURN_IF_ERROR(run.stages.Progress(1));
+  }
+  ReleaseFreedMemory();  // what importing and predicting left free
+  return absl::OkStatus();
+}
+
+// Transpose stage: the normalisers c; for per-region analyses the per-voxel sequence contributions, whose sum c is.
+absl::Status Transpose(ExplanationRun& run) {
+  SEGREL_RETURN_IF_ERROR(run.stages.Start(Stage::kTranspose, run.Units()));
+  if (run.options.per_lesion || run.options.reference.defined()) {
+    SEGREL_ASSIGN_OR_RETURN(run.contributions, ComputeSequenceContributions(*run.explained));
+    run.normalisers = run.contributions->normalisers;
+    return absl::OkStatus();
+  }
+  SEGREL_ASSIGN_OR_RETURN(run.normalisers, RelevanceNormalisers(*run.explained));
+  return absl::OkStatus();
+}
+
+// The segmentation and the region of each class: the paper's balanced regions, or the caller's masks.
+absl::Status ChooseRegions(const ClassLayout& layout, ExplanationRun& run) {
+  return CatchTorch("choosing regions", [&]() -> absl::Status {
+    const ExplainOptions& options = run.options;
+    run.result.segmentation = Segment(run.explained->output());
+    if (options.region_masks.empty()) {
+      BalancedRegionsOptions balanced;
+      balanced.seed = options.seed;
+      balanced.tau = options.tau;
+      BalancedRegions regions = ChooseBalancedRegions(run.result.segmentation, run.normalisers, layout, balanced);
+      run.choices = std::move(regions.choices);
+      run.result.notes = std::move(regions.notes);
+      return absl::OkStatus();
+    }
+    SEGREL_ASSIGN_OR_RETURN(
+        run.choices, MaskRegions(options.region_masks, run.result.segmentation, run.normalisers, layout, options.tau));
+    return absl::OkStatus();
+  });
+}
+
+// One class's explanation from the relevance pass (or, for per-region analyses, from the contributions).
+ClassExplanation ExplainClass(const RegionChoice& choice, const at::Tensor& own_map, int64_t region_voxels,
+                              const ExplanationRun& run) {
+  ClassExplanation explained;
+  explained.class_index = choice.region.class_index;
+  explained.channel = choice.region.channel;
+  explained.region_kind = choice.kind;
+  explained.predicted_voxels = choice.predicted_voxels;
+  explained.region_voxels = region_voxels;
+  explained.excluded_voxels = choice.excluded_voxels;
+  if (run.contributions) {
+    int64_t used = 0;
+    explained.raw =
+        RegionSequenceRelevance(*run.contributions, choice.region.channel, choice.region.mask, run.options.tau, &used);
+  } else {
+    explained.raw = ChannelSums(own_map);
+  }
+  if (explained.region_voxels > 0) {
+    explained.mean_normaliser =
+        run.normalisers[0][choice.region.channel].masked_select(choice.region.mask).mean().item<double>();
+  }
+  return explained;
+}
+
+// Relevance stage (after the regions): the combined map M, each class's own sums, lesions and error regions.
+absl::Status ExplainRegions(const ClassLayout& layout, ExplanationRun& run) {
+  const ExplainOptions& options = run.options;
+  std::vector<ClassRegion> regions;
+  for (const RegionChoice& choice : run.choices) regions.push_back(choice.region);
+  RegionRelevanceOptions relevance_options;
+  relevance_options.tau = options.tau;
+  relevance_options.per_region = !run.contributions.has_value();  // else the contributions give each class's sums
+  SEGREL_ASSIGN_OR_RETURN(const RegionRelevance relevance,
+                          TwoPassRegionRelevance(*run.explained, run.normalisers, regions, relevance_options));
+  return CatchTorch("collecting the explanation", [&]() -> absl::Status {
+    Explanation& result = run.result;
+    for (size_t k = 0; k < run.choices.size(); ++k) {
+      const at::Tensor own_map = relevance_options.per_region ? relevance.per_region[k] : at::Tensor();
+      result.classes.push_back(ExplainClass(run.choices[k], own_map, relevance.region_voxels[k], run));
+    }
+    result.raw = ChannelSums(relevance.combined);
+    result.relevance_map = relevance.combined[0].to(at::kCPU, at::kFloat);
+    result.logits = run.explained->output().to(at::kCPU, at::kFloat);
+    result.segmentation = result.segmentation.cpu();
+    result.foreground_voxels = (result.segmentation > 0).sum().item<int64_t>();
+    if (options.per_lesion)
+      result.lesions = ExplainLesions(*run.contributions, result.segmentation, layout, options.tau);
+    if (options.reference.defined()) {
+      SEGREL_ASSIGN_OR_RETURN(
+          result.error_regions,
+          ExplainErrors(*run.contributions, result.segmentation, options.reference, layout, options.tau, &result.dice));
+    }
+    return absl::OkStatus();
+  });
+}
+
+// Ablation stage: the prediction again with each sequence replaced by its mean inside the body.
+absl::Status Ablate(ExplanationRun& run) {
+  const ExplainOptions& options = run.options;
+  const int64_t sequences = run.input.size(1);
+  SEGREL_RETURN_IF_ERROR(run.stages.Start(Stage::kAblation, sequences));
+  int64_t ablated_sequences = 0;
+  const auto predict = [&](const at::Tensor& ablated) -> absl::StatusOr<at::Tensor> {
+    absl::StatusOr<at::Tensor> logits = options.window.has_value()
+                                            ? PredictWindowed(*run.graph, ablated, *options.window)
+                                            : run.graph->Forward(ablated);
+    if (!logits.ok()) return logits;
+    SEGREL_RETURN_IF_ERROR(run.stages.Progress(++ablated_sequences));
+    return logits;
+  };
+  SEGREL_ASSIGN_OR_RETURN(run.result.ablation, CatchTorch("sequence ablation", [&] {
+                            return AblateSequences(run.input, run.result.segmentation, options.reference, predict);
+                          }));
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::vector<double> Shares(const std::vector<double>& raw) {
@@ -183,157 +338,20 @@ std::vector<double> Shares(const std::vector<double>& raw) {
   return shares;
 }
 
-absl::StatusOr<Explanation> ExplainSegmentation(ModelReplica& replica, const at::Tensor& input,
+absl::StatusOr<Explanation> ExplainSegmentation(model::ModelReplica& replica, const at::Tensor& input,
                                                 const ExplainOptions& options) {
-  Explanation result;
-  Stopwatch stopwatch;
-  // With windows, the network is imported for one patch and explains the volume window by window.
-  std::vector<int64_t> graph_sizes = input.sizes().vec();
-  if (options.window.has_value()) {
-    graph_sizes.resize(2);
-    graph_sizes.insert(graph_sizes.end(), options.window->patch.begin(), options.window->patch.end());
-  }
-  SEGREL_RETURN_IF_ERROR(ReportProgress(options.progress, "import", 0, 1));
-  SEGREL_ASSIGN_OR_RETURN(const std::shared_ptr<const graph::LayerGraph> graph,
-                          replica.Graph(graph_sizes, options.device));
-  SEGREL_RETURN_IF_ERROR(CheckSegmentationOutput(*graph));
-  result.output_activation = graph->output_activation();
-  SEGREL_ASSIGN_OR_RETURN(const lrp::Composite composite,
-                          lrp::Composite::Create(options.composite, options.rule_parameters));
-  auto explainer = std::make_shared<const lrp::Explainer>(graph, composite);
-  ReleaseFreedMemory();  // what importing left free
-  result.seconds.import_graph = stopwatch.Lap();
-
-  SEGREL_ASSIGN_OR_RETURN(const at::Tensor device_input,
-                          CatchTorch("moving the input", [&]() -> absl::StatusOr<at::Tensor> {
-                            return input.to(options.device, at::kFloat);
-                          }));
-  // Tells the caller each window of a stage as it ends: how a long stage shows progress and can be stopped.
-  const auto in_stage = [&options](const char* stage) -> WindowCallback {
-    if (!options.progress) return {};
-    return [&options, stage](int64_t done, int64_t total) { return options.progress(stage, done, total); };
-  };
-  std::unique_ptr<lrp::RelevanceOperator> explained;
-  WindowedExplanation* windowed_explanation = nullptr;
-  SEGREL_RETURN_IF_ERROR(ReportProgress(options.progress, "inference", 0, 1));
-  if (options.window.has_value()) {
-    SEGREL_ASSIGN_OR_RETURN(std::unique_ptr<WindowedExplanation> windowed,
-                            WindowedExplanation::Create(explainer, device_input, *options.window,
-                                                        in_stage("inference")));
-    result.windows = static_cast<int64_t>(windowed->grid().windows().size());
-    windowed_explanation = windowed.get();
-    explained = std::move(windowed);
-  } else {
-    SEGREL_ASSIGN_OR_RETURN(lrp::ExplainedForward forward, explainer->Forward(device_input));
-    explained = std::make_unique<lrp::ExplainedForward>(std::move(forward));
-    SEGREL_RETURN_IF_ERROR(ReportProgress(options.progress, "inference", 1, 1));
-  }
-  // Starts a stage: tells the caller, and has the windows report under its name.
-  const auto start_stage = [&](const char* stage) {
-    if (windowed_explanation != nullptr) windowed_explanation->set_after_window(in_stage(stage));
-    return ReportProgress(options.progress, stage, 0, std::max<int64_t>(result.windows, 1));
-  };
-  const lrp::RelevanceOperator& forward = *explained;
-  ReleaseFreedMemory();  // what importing and predicting left free
-  result.seconds.inference = stopwatch.Lap();
-
-  // Transpose stage: the normalisers c; for per-region analyses the per-voxel sequence contributions, whose sum c is.
-  SEGREL_RETURN_IF_ERROR(start_stage("transpose"));
-  std::optional<SequenceContributions> contributions;
-  at::Tensor normalisers;
-  if (options.per_lesion || options.reference.defined()) {
-    SEGREL_ASSIGN_OR_RETURN(contributions, ComputeSequenceContributions(forward));
-    normalisers = contributions->normalisers;
-  } else {
-    SEGREL_ASSIGN_OR_RETURN(normalisers, RelevanceNormalisers(forward));
-  }
-  result.seconds.transpose = stopwatch.Lap();
-
-  const ClassLayout layout = LayoutOf(forward.output());
-  std::vector<RegionChoice> choices;
-  SEGREL_RETURN_IF_ERROR(CatchTorch("choosing regions", [&]() -> absl::Status {
-    result.segmentation = Segment(forward.output());
-    if (options.region_masks.empty()) {
-      BalancedRegionsOptions balanced;
-      balanced.seed = options.seed;
-      balanced.tau = options.tau;
-      BalancedRegions regions = ChooseBalancedRegions(result.segmentation, normalisers, layout, balanced);
-      choices = std::move(regions.choices);
-      result.notes = std::move(regions.notes);
-      return absl::OkStatus();
-    }
-    SEGREL_ASSIGN_OR_RETURN(choices, MaskRegions(options.region_masks, result.segmentation, normalisers, layout,
-                                                 options.tau));
-    return absl::OkStatus();
-  }));
-
-  // Relevance stage: the combined map M, and each class's own map unless the contributions give its sums.
-  std::vector<ClassRegion> regions;
-  for (const RegionChoice& choice : choices) regions.push_back(choice.region);
-  SEGREL_RETURN_IF_ERROR(start_stage("relevance"));
-  RegionRelevanceOptions relevance_options;
-  relevance_options.tau = options.tau;
-  relevance_options.per_region = !contributions.has_value();
-  SEGREL_ASSIGN_OR_RETURN(const RegionRelevance relevance,
-                          TwoPassRegionRelevance(forward, normalisers, regions, relevance_options));
-  result.seconds.relevance = stopwatch.Lap();
-
-  SEGREL_RETURN_IF_ERROR(CatchTorch("collecting the explanation", [&]() -> absl::Status {
-    for (size_t k = 0; k < choices.size(); ++k) {
-      const RegionChoice& choice = choices[k];
-      ClassExplanation explained;
-      explained.class_index = choice.region.class_index;
-      explained.channel = choice.region.channel;
-      explained.region_kind = choice.kind;
-      explained.predicted_voxels = choice.predicted_voxels;
-      explained.region_voxels = relevance.region_voxels[k];
-      explained.excluded_voxels = choice.excluded_voxels;
-      if (contributions) {
-        int64_t used = 0;
-        explained.raw = RegionSequenceRelevance(*contributions, choice.region.channel, choice.region.mask,
-                                                options.tau, &used);
-      } else {
-        explained.raw = ChannelSums(relevance.per_region[k]);
-      }
-      if (explained.region_voxels > 0) {
-        explained.mean_normaliser =
-            normalisers[0][choice.region.channel].masked_select(choice.region.mask).mean().item<double>();
-      }
-      result.classes.push_back(std::move(explained));
-    }
-    result.raw = ChannelSums(relevance.combined);
-    result.relevance_map = relevance.combined[0].to(at::kCPU, at::kFloat);
-    result.logits = forward.output().to(at::kCPU, at::kFloat);
-    result.segmentation = result.segmentation.cpu();
-    result.foreground_voxels = (result.segmentation > 0).sum().item<int64_t>();
-    if (options.per_lesion) result.lesions = ExplainLesions(*contributions, result.segmentation, layout, options.tau);
-    if (options.reference.defined()) {
-      SEGREL_ASSIGN_OR_RETURN(result.error_regions,
-                              ExplainErrors(*contributions, result.segmentation, options.reference, layout,
-                                            options.tau, &result.dice));
-    }
-    return absl::OkStatus();
-  }));
-
-  if (windowed_explanation != nullptr) windowed_explanation->set_after_window({});
-  if (options.ablation) {
-    const int64_t sequences = device_input.size(1);
-    SEGREL_RETURN_IF_ERROR(ReportProgress(options.progress, "ablation", 0, sequences));
-    int64_t ablated_sequences = 0;
-    const auto predict = [&](const at::Tensor& ablated) -> absl::StatusOr<at::Tensor> {
-      absl::StatusOr<at::Tensor> logits = options.window.has_value()
-                                              ? PredictWindowed(*graph, ablated, *options.window)
-                                              : graph->Forward(ablated);
-      if (!logits.ok()) return logits;
-      SEGREL_RETURN_IF_ERROR(ReportProgress(options.progress, "ablation", ++ablated_sequences, sequences));
-      return logits;
-    };
-    SEGREL_ASSIGN_OR_RETURN(result.ablation, CatchTorch("sequence ablation", [&] {
-                              return AblateSequences(device_input, result.segmentation, options.reference, predict);
-                            }));
-    result.ablation_seconds = stopwatch.Lap();
-  }
-  return result;
+  ExplanationRun run(options);
+  SEGREL_RETURN_IF_ERROR(ImportNetwork(replica, input, run));
+  SEGREL_RETURN_IF_ERROR(Predict(input, run));
+  SEGREL_RETURN_IF_ERROR(Transpose(run));
+  const ClassLayout layout = LayoutOf(run.explained->output());
+  SEGREL_RETURN_IF_ERROR(run.stages.Start(Stage::kRelevance, run.Units()));
+  SEGREL_RETURN_IF_ERROR(ChooseRegions(layout, run));
+  SEGREL_RETURN_IF_ERROR(ExplainRegions(layout, run));
+  if (options.ablation) SEGREL_RETURN_IF_ERROR(Ablate(run));
+  run.stages.Stop();
+  run.result.seconds = run.stages.times();
+  return std::move(run.result);
 }
 
 }  // namespace segrel::analysis

@@ -1,4 +1,4 @@
-// Region relevance: the paper's Eq. 2, exactly, with two passes (DESIGN section 1).
+// Region relevance: the paper's Eq. 2, exactly, with two passes (docs/method.md, Eq. 2 in two passes).
 //
 // For class i and output region A, Eq. 2 sums the per-voxel relevance maps M_a = Lambda(y_a e_a), each normalised
 // by its total: M_A = sum_{a in A} M_a / sum(M_a). Since sum(M_a) = y_a c_a with c = Lambda^T 1, this is
@@ -27,16 +27,16 @@ struct ClassRegion {
 };
 
 struct RegionRelevanceOptions {
-  double tau = 1e-6;         // eligibility threshold on |c_a|
-  bool per_region = true;    // also return each region's own map (costs one relevance pass per region)
+  double tau = 1e-6;       // eligibility threshold on |c_a|
+  bool per_region = true;  // also return each region's own map (costs one relevance pass per region)
 };
 
 struct RegionRelevance {
-  at::Tensor combined;                 // M = sum over regions of M_{A_i}^i; the input's sizes
-  std::vector<at::Tensor> per_region;  // M_{A_i}^i, when requested
-  std::vector<int64_t> region_voxels;  // voxels used (eligible) per region
+  at::Tensor combined;                   // M = sum over regions of M_{A_i}^i; the input's sizes
+  std::vector<at::Tensor> per_region;    // M_{A_i}^i, when requested
+  std::vector<int64_t> region_voxels;    // voxels used (eligible) per region
   std::vector<int64_t> excluded_voxels;  // voxels of each region left out for |c_a| <= tau
-  at::Tensor normalisers;              // c = Lambda^T 1, the output's sizes (two-pass method only)
+  at::Tensor normalisers;                // c = Lambda^T 1, the output's sizes (two-pass method only)
 };
 
 // Returns c = Lambda^T 1: the share of each output voxel's relevance that reaches the input.

@@ -102,11 +102,11 @@ absl::StatusOr<std::vector<RegionChoice>> MaskRegions(const std::map<int64_t, at
   std::vector<RegionChoice> choices;
   for (const auto& [class_index, mask] : masks) {
     if (class_index < 0 || class_index >= layout.num_classes) {
-      return absl::InvalidArgumentError(absl::StrCat("--region for class ", class_index, ": the network has classes 0 to ",
-                                                     layout.num_classes - 1));
+      return absl::InvalidArgumentError(absl::StrCat("region mask for class ", class_index,
+                                                     ": the network has classes 0 to ", layout.num_classes - 1));
     }
     if (mask.sizes() != segmentation.sizes()) {
-      return absl::InvalidArgumentError(absl::StrCat("--region for class ", class_index, ": mask of shape [",
+      return absl::InvalidArgumentError(absl::StrCat("region mask for class ", class_index, ": shape [",
                                                      absl::StrJoin(mask.sizes(), ", "), "], the study has [",
                                                      absl::StrJoin(segmentation.sizes(), ", "), "]"));
     }

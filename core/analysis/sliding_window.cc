@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "core/common/allocator.h"
 #include "core/common/status_macros.h"
 #include "core/common/torch_status.h"
@@ -19,8 +20,7 @@ namespace {
 constexpr double kBlendingStabilizer = 1e-6;
 
 absl::Status CheckSpatial(const at::Tensor& tensor, const std::vector<int64_t>& spatial, absl::string_view what) {
-  if (tensor.dim() != static_cast<int64_t>(spatial.size()) + 2 ||
-      tensor.sizes().slice(2) != at::IntArrayRef(spatial)) {
+  if (tensor.dim() != static_cast<int64_t>(spatial.size()) + 2 || tensor.sizes().slice(2) != at::IntArrayRef(spatial)) {
     return absl::InvalidArgumentError(absl::StrCat(what, " has shape [", absl::StrJoin(tensor.sizes(), ", "),
                                                    "], expected spatial sizes [", absl::StrJoin(spatial, ", "), "]"));
   }
@@ -53,8 +53,8 @@ at::Tensor GaussianImportance(const std::vector<int64_t>& patch, double sigma_fr
 
 absl::StatusOr<WindowGrid> WindowGrid::Create(const std::vector<int64_t>& spatial_sizes, const WindowOptions& options) {
   if (options.patch.size() != spatial_sizes.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("patch [", absl::StrJoin(options.patch, ", "), "] for a ",
-                                                   spatial_sizes.size(), "-D volume"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("patch [", absl::StrJoin(options.patch, ", "), "] for a ", spatial_sizes.size(), "-D volume"));
   }
   if (!(options.overlap >= 0.0 && options.overlap < 1.0) || options.sigma_fraction <= 0.0) {
     return absl::InvalidArgumentError(absl::StrCat("window overlap ", options.overlap, " must be in [0, 1) and sigma ",
@@ -247,8 +247,8 @@ absl::StatusOr<at::Tensor> WindowedExplanation::Transpose(const at::Tensor& u) c
 absl::StatusOr<at::Tensor> WindowedExplanation::Relevance(const at::Tensor& r) const {
   SEGREL_RETURN_IF_ERROR(CheckSpatial(r, grid_.spatial_sizes(), "output relevance"));
   if (r.size(1) != output_.size(1)) {
-    return absl::InvalidArgumentError(absl::StrCat("output relevance has ", r.size(1), " channels, the network ",
-                                                   output_.size(1)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("output relevance has ", r.size(1), " channels, the network ", output_.size(1)));
   }
   return CatchTorch("windowed relevance pass", [&]() -> absl::StatusOr<at::Tensor> {
     const at::Tensor scaled = grid_.Pad(r) * output_scale_;  // R / (W s(y))

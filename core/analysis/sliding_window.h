@@ -23,7 +23,6 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "core/analysis/progress.h"
 #include "absl/synchronization/mutex.h"
 #include "core/graph/layer_graph.h"
 #include "core/lrp/explainer.h"

@@ -2,28 +2,6 @@
 
 namespace segrel::graph {
 
-absl::string_view LayerRoleName(LayerRole role) {
-  switch (role) {
-    case LayerRole::kConvolution:
-      return "convolution";
-    case LayerRole::kLinear:
-      return "linear";
-    case LayerRole::kNormalisation:
-      return "normalisation";
-    case LayerRole::kActivation:
-      return "activation";
-    case LayerRole::kSum:
-      return "sum";
-    case LayerRole::kAveragePool:
-      return "average pooling";
-    case LayerRole::kScaling:
-      return "scaling";
-    case LayerRole::kStructural:
-      return "structural";
-  }
-  return "unknown";
-}
-
 at::Tensor ConvertParameter(const at::Tensor& tensor, const at::TensorOptions& options) {
   if (!tensor.defined()) return tensor;
   at::TensorOptions target = at::TensorOptions().device(options.device());

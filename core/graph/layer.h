@@ -12,14 +12,14 @@
 #include <ATen/ATen.h>
 
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
+#include "absl/strings/string_view.h"
 
 #include "core/graph/linear_map.h"
 
 namespace segrel::graph {
 
-// What a layer is, as far as the choice of an LRP rule is concerned (DESIGN section 2).
+// What a layer is, as far as the choice of an LRP rule is concerned (docs/rules.md, composites).
 enum class LayerRole {
   kConvolution,    // convolution and transposed convolution, 1-D to 3-D
   kLinear,         // fully connected (linear, addmm, matmul by a constant)
@@ -30,8 +30,6 @@ enum class LayerRole {
   kScaling,        // multiplication or division by a constant, addition of a constant
   kStructural,     // moves values: max pooling, concatenation, upsampling, padding, reshaping, slicing
 };
-
-absl::string_view LayerRoleName(LayerRole role);
 
 class Layer {
  public:

@@ -15,14 +15,14 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/graph/layer.h"
 
 namespace segrel::graph {
 
-// The function the original network applied to its logits (segrel explains the logits, DESIGN section 5).
+// The function the original network applied to its logits (segrel explains the logits, docs/conventions.md).
 enum class OutputActivation { kNone, kSoftmax, kLogSoftmax, kSigmoid };
 
 absl::string_view OutputActivationName(OutputActivation activation);

@@ -12,12 +12,12 @@
 #include <unordered_map>
 #include <utility>
 
-#include "absl/strings/string_view.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "core/common/status_macros.h"
 #include "core/common/torch_status.h"
@@ -28,7 +28,7 @@ namespace segrel::graph {
 
 struct TorchScriptModel::State {
   std::string path;
-  torch::jit::Module module;               // frozen, evaluation mode
+  torch::jit::Module module;                 // frozen, evaluation mode
   std::shared_ptr<torch::jit::Graph> graph;  // its forward graph, inlined and without mutation
 };
 
@@ -115,8 +115,8 @@ class GraphImporter {
       case Kind::kConstant:
         return absl::InvalidArgumentError("the network's output does not depend on its input");
       case Kind::kDataList:
-        return absl::InvalidArgumentError(absl::StrCat("the network returns ", output.list.size(),
-                                                       " tensors; segrel needs one tensor"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("the network returns ", output.list.size(), " tensors; segrel needs one tensor"));
       case Kind::kActivatedOutput:
         graph_.SetOutput(output.data, SizesOf(output.data), output.activation);
         return absl::OkStatus();
@@ -287,8 +287,8 @@ class GraphImporter {
       return absl::OkStatus();
     }));
     if (stack.size() != node->outputs().size()) {
-      return absl::InternalError(absl::StrCat(NodeOrigin(node), ": evaluating it gave ", stack.size(),
-                                              " values for ", node->outputs().size(), " outputs"));
+      return absl::InternalError(absl::StrCat(NodeOrigin(node), ": evaluating it gave ", stack.size(), " values for ",
+                                              node->outputs().size(), " outputs"));
     }
     for (size_t i = 0; i < stack.size(); ++i) values_[node->output(i)] = ImportedValue::Constant(stack[i]);
     return absl::OkStatus();
@@ -305,16 +305,14 @@ class GraphImporter {
     }
     const LayerFactory factory = FindLayerFactory(node->kind().toQualString());
     if (factory == nullptr) {
-      return absl::UnimplementedError(
-          absl::StrCat("segrel cannot explain the operation ", NodeOrigin(node),
-                       " (see README: supported operations)"));
+      return absl::UnimplementedError(absl::StrCat("segrel cannot explain the operation ", NodeOrigin(node),
+                                                   " (see README: supported operations)"));
     }
     if (IsInPlace(node)) SEGREL_RETURN_IF_ERROR(CheckNotReadLater(node));
     std::vector<const ImportedValue*> inputs;
     for (const Value* input : node->inputs()) inputs.push_back(&Find(input));
     const NodeArgs args(node, std::move(inputs), NodeOrigin(node));
-    SEGREL_ASSIGN_OR_RETURN(ImportedLayer imported,
-                            CatchTorch(args.origin(), [&]() { return factory(args); }));
+    SEGREL_ASSIGN_OR_RETURN(ImportedLayer imported, CatchTorch(args.origin(), [&]() { return factory(args); }));
 
     if (imported.output_activation != OutputActivation::kNone) {
       ImportedValue activated;
@@ -457,11 +455,8 @@ absl::StatusOr<LayerGraph> TorchScriptModel::ImportGraph(const std::vector<int64
     return absl::InvalidArgumentError(absl::StrCat("input sizes [", absl::StrJoin(input_sizes, ", "),
                                                    "] need at least a batch and a channel dimension"));
   }
-  return CatchTorch(absl::StrCat("importing ", state_->path), [&]() -> absl::StatusOr<LayerGraph> {
-    return GraphImporter(input_sizes).Import(*state_->graph);
-  });
+  return CatchTorch(absl::StrCat("importing ", state_->path),
+                    [&]() -> absl::StatusOr<LayerGraph> { return GraphImporter(input_sizes).Import(*state_->graph); });
 }
-
-std::string TorchScriptModel::GraphString() const { return state_->graph->toString(); }
 
 }  // namespace segrel::graph

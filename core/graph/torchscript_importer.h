@@ -43,9 +43,6 @@ class TorchScriptModel {
   // or does not return exactly one tensor that depends on its input.
   absl::StatusOr<LayerGraph> ImportGraph(const std::vector<int64_t>& input_sizes) const;
 
-  // The frozen TorchScript graph, printed (for diagnostics).
-  std::string GraphString() const;
-
  private:
   struct State;
   explicit TorchScriptModel(std::shared_ptr<const State> state);

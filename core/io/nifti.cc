@@ -183,7 +183,8 @@ double Determinant3(const Affine& a) {
 template <typename T>
 void ConvertVoxels(const void* source, float* target, int64_t count, double slope, double intercept) {
   const T* values = static_cast<const T*>(source);
-  for (int64_t n = 0; n < count; ++n) target[n] = static_cast<float>(static_cast<double>(values[n]) * slope + intercept);
+  for (int64_t n = 0; n < count; ++n)
+    target[n] = static_cast<float>(static_cast<double>(values[n]) * slope + intercept);
 }
 
 absl::Status ConvertToFloat(const nifti_image& image, float* target, const std::string& path) {
@@ -195,16 +196,36 @@ absl::Status ConvertToFloat(const nifti_image& image, float* target, const std::
   }
   const int64_t n = image.nvox;
   switch (image.datatype) {
-    case NIFTI_TYPE_UINT8: ConvertVoxels<uint8_t>(image.data, target, n, slope, intercept); break;
-    case NIFTI_TYPE_INT8: ConvertVoxels<int8_t>(image.data, target, n, slope, intercept); break;
-    case NIFTI_TYPE_UINT16: ConvertVoxels<uint16_t>(image.data, target, n, slope, intercept); break;
-    case NIFTI_TYPE_INT16: ConvertVoxels<int16_t>(image.data, target, n, slope, intercept); break;
-    case NIFTI_TYPE_UINT32: ConvertVoxels<uint32_t>(image.data, target, n, slope, intercept); break;
-    case NIFTI_TYPE_INT32: ConvertVoxels<int32_t>(image.data, target, n, slope, intercept); break;
-    case NIFTI_TYPE_UINT64: ConvertVoxels<uint64_t>(image.data, target, n, slope, intercept); break;
-    case NIFTI_TYPE_INT64: ConvertVoxels<int64_t>(image.data, target, n, slope, intercept); break;
-    case NIFTI_TYPE_FLOAT32: ConvertVoxels<float>(image.data, target, n, slope, intercept); break;
-    case NIFTI_TYPE_FLOAT64: ConvertVoxels<double>(image.data, target, n, slope, intercept); break;
+    case NIFTI_TYPE_UINT8:
+      ConvertVoxels<uint8_t>(image.data, target, n, slope, intercept);
+      break;
+    case NIFTI_TYPE_INT8:
+      ConvertVoxels<int8_t>(image.data, target, n, slope, intercept);
+      break;
+    case NIFTI_TYPE_UINT16:
+      ConvertVoxels<uint16_t>(image.data, target, n, slope, intercept);
+      break;
+    case NIFTI_TYPE_INT16:
+      ConvertVoxels<int16_t>(image.data, target, n, slope, intercept);
+      break;
+    case NIFTI_TYPE_UINT32:
+      ConvertVoxels<uint32_t>(image.data, target, n, slope, intercept);
+      break;
+    case NIFTI_TYPE_INT32:
+      ConvertVoxels<int32_t>(image.data, target, n, slope, intercept);
+      break;
+    case NIFTI_TYPE_UINT64:
+      ConvertVoxels<uint64_t>(image.data, target, n, slope, intercept);
+      break;
+    case NIFTI_TYPE_INT64:
+      ConvertVoxels<int64_t>(image.data, target, n, slope, intercept);
+      break;
+    case NIFTI_TYPE_FLOAT32:
+      ConvertVoxels<float>(image.data, target, n, slope, intercept);
+      break;
+    case NIFTI_TYPE_FLOAT64:
+      ConvertVoxels<double>(image.data, target, n, slope, intercept);
+      break;
     default:
       return absl::InvalidArgumentError(
           absl::StrCat(path, ": NIfTI data type ", nifti_datatype_string(image.datatype), " is not supported"));
@@ -256,8 +277,8 @@ absl::Status CheckHeader(const nifti_image& image, const StoredHeader& stored, c
   }
   // As nibabel ("Valid slope but invalid intercept").
   if (std::isfinite(stored.scl_slope) && stored.scl_slope != 0.0 && !std::isfinite(stored.scl_inter)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": scl_slope is ", stored.scl_slope, " but scl_inter is ",
-                                                   stored.scl_inter));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": scl_slope is ", stored.scl_slope, " but scl_inter is ", stored.scl_inter));
   }
   return absl::OkStatus();
 }
@@ -302,8 +323,9 @@ absl::StatusOr<Volume> ReadNifti(const std::string& path, const NiftiReadOptions
     volume.affine = FallbackAffine(*image);
   }
   if (!AllFinite(volume.affine) || !(std::abs(Determinant3(volume.affine)) >= 1e-12)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": degenerate or non-finite voxel-to-world "
-                                                         "transform (zero spacing, collinear axes, NaN)"));
+    return absl::InvalidArgumentError(absl::StrCat(path,
+                                                   ": degenerate or non-finite voxel-to-world "
+                                                   "transform (zero spacing, collinear axes, NaN)"));
   }
 
   return CatchTorch(path, [&]() -> absl::StatusOr<Volume> {
@@ -344,6 +366,60 @@ std::pair<int, at::ScalarType> StoredType(NiftiDataType type) {
   return {NIFTI_TYPE_FLOAT32, at::kFloat};
 }
 
+// Copies `data` ([i, j, k] or [i, j, k, t]) into `image` as `type` (stored as `scalar_type`), in NIfTI's order.
+absl::Status FillVoxels(const at::Tensor& data, NiftiDataType type, at::ScalarType scalar_type, const std::string& path,
+                        nifti_image& image) {
+  return CatchTorch(path, [&]() -> absl::Status {
+    // To NIfTI's x-fastest order ([t, z, y, x] in C order).
+    const at::Tensor cpu = data.detach().to(at::kCPU);
+    const at::Tensor ordered = (data.dim() == 4 ? cpu.permute({3, 2, 1, 0}) : cpu.permute({2, 1, 0})).contiguous();
+    const at::Tensor converted = ordered.to(scalar_type);
+    if (type == NiftiDataType::kUInt16) {
+      const int32_t* from = converted.data_ptr<int32_t>();
+      uint16_t* to = static_cast<uint16_t*>(image.data);
+      for (int64_t n = 0; n < converted.numel(); ++n) to[n] = static_cast<uint16_t>(from[n]);
+    } else {
+      std::memcpy(image.data, converted.data_ptr(), converted.numel() * converted.element_size());
+    }
+    return absl::OkStatus();
+  });
+}
+
+// The grid's geometry in `image`: its own NIfTI header fields when it came from NIfTI, else its affine.
+void SetGeometry(const volume::Volume& grid, nifti_image& image) {
+  const NiftiGeometry geometry = grid.nifti.value_or(NiftiGeometry{});
+  if (grid.nifti.has_value()) {
+    image.qform_code = geometry.qform_code;
+    image.quatern_b = geometry.quatern_b;
+    image.quatern_c = geometry.quatern_c;
+    image.quatern_d = geometry.quatern_d;
+    image.qoffset_x = geometry.qoffset_x;
+    image.qoffset_y = geometry.qoffset_y;
+    image.qoffset_z = geometry.qoffset_z;
+    image.qfac = geometry.qfac;
+    image.sform_code = geometry.sform_code;
+    image.sto_xyz = ToDmat44(geometry.sform);
+    image.xyz_units = geometry.xyz_units;
+    for (int d = 0; d < 3; ++d) image.pixdim[d + 1] = geometry.spacing[d];
+  } else {
+    // A grid from elsewhere: its affine as sform and qform ("aligned to an anatomical scan").
+    image.sform_code = NIFTI_XFORM_ALIGNED_ANAT;
+    image.sto_xyz = ToDmat44(grid.affine);
+    image.qform_code = NIFTI_XFORM_ALIGNED_ANAT;
+    double dx, dy, dz;
+    nifti_dmat44_to_quatern(image.sto_xyz, &image.quatern_b, &image.quatern_c, &image.quatern_d, &image.qoffset_x,
+                            &image.qoffset_y, &image.qoffset_z, &dx, &dy, &dz, &image.qfac);
+    image.pixdim[1] = dx;
+    image.pixdim[2] = dy;
+    image.pixdim[3] = dz;
+    image.xyz_units = NIFTI_UNITS_MM;
+  }
+  image.dx = image.pixdim[1];
+  image.dy = image.pixdim[2];
+  image.dz = image.pixdim[3];
+  image.pixdim[0] = image.qfac;
+}
+
 }  // namespace
 
 absl::Status WriteNifti(const std::string& path, const at::Tensor& data, NiftiDataType type,
@@ -355,8 +431,8 @@ absl::Status WriteNifti(const std::string& path, const at::Tensor& data, NiftiDa
   }
   const std::array<int64_t, 3> grid_sizes = grid.SpatialSizes();
   if ((data.dim() != 3 && data.dim() != 4) || data.sizes().slice(0, 3) != at::IntArrayRef(grid_sizes.data(), 3)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": data of ", data.dim(), " dimensions does not fit the grid ",
-                                                   volume::GridSummary(grid)));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": data of ", data.dim(), " dimensions does not fit the grid ", volume::GridSummary(grid)));
   }
   // Not a structured binding: the lambda below captures scalar_type, which clang (the fuzz build) refuses in C++17.
   const std::pair<int, at::ScalarType> stored_type = StoredType(type);
@@ -367,52 +443,8 @@ absl::Status WriteNifti(const std::string& path, const at::Tensor& data, NiftiDa
   NiftiImagePtr image(nifti_make_new_nim(dims, datatype, /*data_fill=*/1));
   if (image == nullptr) return absl::ResourceExhaustedError(absl::StrCat(path, ": cannot allocate the image"));
 
-  SEGREL_RETURN_IF_ERROR(CatchTorch(path, [&]() -> absl::Status {
-    // To NIfTI's x-fastest order ([t, z, y, x] in C order).
-    const at::Tensor cpu = data.detach().to(at::kCPU);
-    const at::Tensor ordered = (data.dim() == 4 ? cpu.permute({3, 2, 1, 0}) : cpu.permute({2, 1, 0})).contiguous();
-    const at::Tensor converted = ordered.to(scalar_type);
-    if (type == NiftiDataType::kUInt16) {
-      const int32_t* from = converted.data_ptr<int32_t>();
-      uint16_t* to = static_cast<uint16_t*>(image->data);
-      for (int64_t n = 0; n < converted.numel(); ++n) to[n] = static_cast<uint16_t>(from[n]);
-    } else {
-      std::memcpy(image->data, converted.data_ptr(), converted.numel() * converted.element_size());
-    }
-    return absl::OkStatus();
-  }));
-
-  const NiftiGeometry geometry = grid.nifti.value_or(NiftiGeometry{});
-  if (grid.nifti.has_value()) {
-    image->qform_code = geometry.qform_code;
-    image->quatern_b = geometry.quatern_b;
-    image->quatern_c = geometry.quatern_c;
-    image->quatern_d = geometry.quatern_d;
-    image->qoffset_x = geometry.qoffset_x;
-    image->qoffset_y = geometry.qoffset_y;
-    image->qoffset_z = geometry.qoffset_z;
-    image->qfac = geometry.qfac;
-    image->sform_code = geometry.sform_code;
-    image->sto_xyz = ToDmat44(geometry.sform);
-    image->xyz_units = geometry.xyz_units;
-    for (int d = 0; d < 3; ++d) image->pixdim[d + 1] = geometry.spacing[d];
-  } else {
-    // A grid from elsewhere: its affine as sform and qform ("aligned to an anatomical scan").
-    image->sform_code = NIFTI_XFORM_ALIGNED_ANAT;
-    image->sto_xyz = ToDmat44(grid.affine);
-    image->qform_code = NIFTI_XFORM_ALIGNED_ANAT;
-    double dx, dy, dz;
-    nifti_dmat44_to_quatern(image->sto_xyz, &image->quatern_b, &image->quatern_c, &image->quatern_d,
-                            &image->qoffset_x, &image->qoffset_y, &image->qoffset_z, &dx, &dy, &dz, &image->qfac);
-    image->pixdim[1] = dx;
-    image->pixdim[2] = dy;
-    image->pixdim[3] = dz;
-    image->xyz_units = NIFTI_UNITS_MM;
-  }
-  image->dx = image->pixdim[1];
-  image->dy = image->pixdim[2];
-  image->dz = image->pixdim[3];
-  image->pixdim[0] = image->qfac;
+  SEGREL_RETURN_IF_ERROR(FillVoxels(data, type, scalar_type, path, *image));
+  SetGeometry(grid, *image);
 
   if (nifti_set_filenames(image.get(), path.c_str(), /*check=*/0, /*set_byte_order=*/1) != 0) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not a NIfTI file name (.nii or .nii.gz)"));

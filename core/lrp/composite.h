@@ -1,4 +1,4 @@
-// Composites: which rule explains which layer (DESIGN section 2; names as Zennit's, in kebab-case).
+// Composites: which rule explains which layer (docs/rules.md, composites; names as Zennit's, in kebab-case).
 //
 //   composite                   convolutions   linear    first convolution/linear layer
 //   epsilon                     epsilon        epsilon   -
@@ -15,8 +15,8 @@
 
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
 #include "core/graph/layer.h"

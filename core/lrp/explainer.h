@@ -1,5 +1,5 @@
 // The LRP engine: a forward pass that prepares every layer's rule, then relevance passes (Lambda r) and transpose
-// passes (Lambda^T u) over the layer graph (DESIGN section 1).
+// passes (Lambda^T u) over the layer graph (docs/method.md, LRP as a linear map).
 //
 // For a fixed forward pass LRP is one linear map Lambda from output-shaped to input-shaped tensors. Explainer runs
 // the forward pass and returns an ExplainedForward, which holds what the rules need and applies Lambda and its
@@ -8,7 +8,7 @@
 //
 // Usage:
 //   SEGREL_ASSIGN_OR_RETURN(Composite composite, Composite::Create("epsilon-plus"));
-//   SEGREL_ASSIGN_OR_RETURN(Explainer explainer, Explainer::Create(&graph, composite));
+//   const Explainer explainer(graph, composite);  // graph: std::shared_ptr<const graph::LayerGraph>
 //   SEGREL_ASSIGN_OR_RETURN(ExplainedForward forward, explainer.Forward(input));
 //   SEGREL_ASSIGN_OR_RETURN(at::Tensor map, forward.Relevance(output_relevance));
 #ifndef SEGREL_CORE_LRP_EXPLAINER_H_
@@ -42,7 +42,7 @@ class ExplainedForward final : public RelevanceOperator {
   absl::StatusOr<at::Tensor> Relevance(const at::Tensor& r) const override;
 
   // Returns Lambda^T u for an input-shaped `u` (any batch size B); Transpose(ones) gives the normalisers c of
-  // DESIGN section 1. Errors: InvalidArgument for other sizes.
+  // Eq. 2 in two passes (docs/method.md). Errors: InvalidArgument for other sizes.
   absl::StatusOr<at::Tensor> Transpose(const at::Tensor& u) const override;
 
   // Bytes of the tensors kept for the passes (each storage counted once; not the network's weights).

@@ -1,7 +1,7 @@
 // RelevanceOperator: the linear map Lambda of LRP for one fixed forward pass, with its transpose.
 //
 // For a fixed forward pass every LRP rule maps relevance linearly, so a whole explanation is one linear map Lambda
-// from output-shaped to input-shaped tensors (DESIGN section 1). Everything built on top of LRP (Eq. 2 by two
+// from output-shaped to input-shaped tensors (docs/method.md). Everything built on top of LRP (Eq. 2 by two
 // passes or by definition, region choice) needs only the network's output, Lambda and Lambda^T: an explained
 // forward pass over one graph (ExplainedForward) and a sliding-window explanation of a large volume
 // (analysis::WindowedExplanation) both provide them.

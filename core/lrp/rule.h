@@ -1,21 +1,21 @@
 // Rule: how an LRP rule redistributes relevance through one layer, and its transpose, from one description.
 //
-// Every rule in DESIGN section 2 is, for a fixed forward pass, a sum of terms
+// Every rule in docs/rules.md is, for a fixed forward pass, a sum of terms
 //     R_in = sum_k  m_k (.) A_k^T ( g_k (.) R )
 // with an input modifier m_k (x, x+, x-, a bound, or 1), a linear map A_k (the layer's own with a modified weight,
 // e.g. W+, or its Jacobian) and an output scaling g_k (e.g. 1 / s(z+)) that depend only on the forward pass.
 // A rule therefore only says how to build its terms (Rule::Terms); LayerRelevance applies them in both directions:
 //     relevance:  R   -> sum_k m_k (.) A_k^T (g_k (.) R)
 //     transpose:  u   -> sum_k g_k (.) A_k (m_k (.) u)
-// which are exact transposes of each other, so the engine's transpose pass (c = Lambda^T 1, DESIGN section 1)
+// which are exact transposes of each other, so the engine's transpose pass (c = Lambda^T 1, docs/method.md)
 // needs nothing rule-specific.
 #ifndef SEGREL_CORE_LRP_RULE_H_
 #define SEGREL_CORE_LRP_RULE_H_
 
 #include <ATen/ATen.h>
 
-#include "absl/strings/string_view.h"
 #include <vector>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
 #include "core/graph/layer.h"

@@ -1,5 +1,6 @@
-// The registry of LRP rules by name. Adding a rule: a class in rules/, one entry in rule_registry.cc, and a
-// reference test in tests/core/lrp/rules_reference_test.cc.
+// The registry of LRP rules by name. Adding a rule: its class (declared in rules/rules.h, its terms in a file of its
+// own in rules/, which the build picks up), one line in rule_registry.cc, and one entry in the dense references of
+// tests/core/lrp/dense_reference.cc (RuleRegistry.EveryRegisteredRuleHasADenseReference fails without it).
 #ifndef SEGREL_CORE_LRP_RULE_REGISTRY_H_
 #define SEGREL_CORE_LRP_RULE_REGISTRY_H_
 
@@ -7,10 +8,10 @@
 
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/lrp/rule.h"
 
 namespace segrel::lrp {
@@ -22,8 +23,8 @@ struct RuleParameters {
   double gamma = 0.25;       // gamma rule
   double alpha = 2.0;        // alpha-beta rule; alpha - beta must be 1
   double beta = 1.0;
-  at::Tensor box_low;        // zbox bounds, broadcastable to the layer input; undefined: the input's per-channel
-  at::Tensor box_high;       // minimum and maximum
+  at::Tensor box_low;   // zbox bounds, broadcastable to the layer input; undefined: the input's per-channel
+  at::Tensor box_high;  // minimum and maximum
 };
 
 // Returns the rule called `name` ("epsilon", "zplus", "alpha-beta", "gamma", "flat", "wsquare", "zbox", "norm",

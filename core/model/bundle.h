@@ -1,4 +1,5 @@
-// Model bundles: a TorchScript network with everything segrel needs to run and explain it (DESIGN section 3).
+// Model bundles: a TorchScript network with everything segrel needs to run and explain it
+// (docs/conventions.md, model bundles).
 //
 // A bundle is a folder holding `segrel.json` and the TorchScript file it names:
 //   {"format": "segrel.bundle/1", "name": "ms-flair4", "version": "1.0.0", "description": "...",
@@ -44,13 +45,16 @@ struct Bundle {
   double overlap = 0.5;
   double sigma_fraction = 0.125;
   std::string composite = "epsilon-plus";
-  std::string license;          // training.license, for reports
-  std::string training_json;    // the "training" object as written, for reports
-  std::string evaluation_json;  // the "evaluation" object as written
+  std::string license;                          // training.license, for reports
+  std::string training_json;                    // the "training" object as written, for reports
+  std::string evaluation_json;                  // the "evaluation" object as written
   std::optional<io::SeriesRules> series_rules;  // one rule per sequence, when given
 
   // The sequence names in channel order.
   std::vector<std::string> SequenceNames() const;
+  // Whether `given` names exactly the bundle's sequences (in any order, each once). Errors: InvalidArgument
+  // naming the missing and the unexpected ones and listing what the bundle expects.
+  absl::Status CheckSequences(const std::vector<std::string>& given) const;
 };
 
 // Whether `path` names a bundle: a folder with segrel.json, or a .json file.

@@ -1,10 +1,10 @@
-#include "core/analysis/model_replica.h"
+#include "core/model/model_replica.h"
 
 #include <filesystem>
 
 #include "core/common/status_macros.h"
 
-namespace segrel::analysis {
+namespace segrel::model {
 
 absl::StatusOr<std::unique_ptr<ModelReplica>> ModelReplica::Load(const std::string& path) {
   SEGREL_ASSIGN_OR_RETURN(graph::TorchScriptModel model, graph::TorchScriptModel::Load(path));
@@ -47,4 +47,4 @@ absl::StatusOr<ModelReplica*> ModelReplicas::Get(const std::string& path) {
   return replica.get();
 }
 
-}  // namespace segrel::analysis
+}  // namespace segrel::model

@@ -1,8 +1,8 @@
 // A model kept loaded between analyses: the TorchScript module and the layer graphs imported from it, one per
 // input shape and device. Importing a network (freezing, shape-specialised conversion) costs about a second for a
 // 128^3 patch, so a server worker keeps one replica per model and reuses it for every job.
-#ifndef SEGREL_CORE_ANALYSIS_MODEL_REPLICA_H_
-#define SEGREL_CORE_ANALYSIS_MODEL_REPLICA_H_
+#ifndef SEGREL_CORE_MODEL_MODEL_REPLICA_H_
+#define SEGREL_CORE_MODEL_MODEL_REPLICA_H_
 
 #include <ATen/ATen.h>
 
@@ -18,7 +18,7 @@
 #include "core/graph/layer_graph.h"
 #include "core/graph/torchscript_importer.h"
 
-namespace segrel::analysis {
+namespace segrel::model {
 
 // Thread-safe; graphs handed out are immutable and may be used by several threads.
 class ModelReplica {
@@ -58,6 +58,6 @@ class ModelReplicas {
   std::map<std::string, std::unique_ptr<ModelReplica>> replicas_ ABSL_GUARDED_BY(mutex_);
 };
 
-}  // namespace segrel::analysis
+}  // namespace segrel::model
 
-#endif  // SEGREL_CORE_ANALYSIS_MODEL_REPLICA_H_
+#endif  // SEGREL_CORE_MODEL_MODEL_REPLICA_H_

@@ -1,10 +1,9 @@
-#include "core/analysis/pipeline.h"
+#include "core/pipeline/pipeline.h"
 
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cctype>
-#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -24,14 +23,11 @@
 #include "core/lrp/composite.h"
 #include "core/model/bundle.h"
 #include "core/report/pictures.h"
+#include "core/report/relevance_report.h"
 #include "core/volume/normalisation.h"
 
-namespace segrel::analysis {
+namespace segrel::pipeline {
 namespace {
-
-double SecondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 std::string Expected(const model::Bundle& bundle) {
   return absl::StrCat("the bundle ", bundle.name, " expects ", absl::StrJoin(bundle.SequenceNames(), ", "));
@@ -73,7 +69,7 @@ absl::StatusOr<io::AssembledStudy> ReadBundleDicomStudy(const model::Bundle& bun
 absl::StatusOr<std::vector<io::SequenceFile>> BundleInputs(const model::Bundle& bundle,
                                                            const AnalysisRequest& request) {
   if (!request.study_dir.empty() && !request.inputs.empty()) {
-    return absl::InvalidArgumentError("give the study either as --input NAME=FILE pairs or as a folder, not both");
+    return absl::InvalidArgumentError("give the study either as sequence files or as a folder, not both");
   }
   std::vector<io::SequenceFile> files;
   std::vector<std::string> missing;
@@ -93,29 +89,12 @@ absl::StatusOr<std::vector<io::SequenceFile>> BundleInputs(const model::Bundle& 
     }
     return files;
   }
+  std::vector<std::string> names;
+  for (const io::SequenceFile& input : request.inputs) names.push_back(input.name);
+  SEGREL_RETURN_IF_ERROR(bundle.CheckSequences(names));
   std::map<std::string, std::string> given;
   for (const io::SequenceFile& input : request.inputs) given[input.name] = input.path;
-  std::vector<std::string> unexpected;
-  const std::vector<std::string> names = bundle.SequenceNames();
-  for (const auto& [name, path] : given) {
-    if (std::find(names.begin(), names.end(), name) == names.end()) unexpected.push_back(name);
-  }
-  for (const std::string& name : names) {
-    const auto it = given.find(name);
-    if (it == given.end()) {
-      missing.push_back(name);
-    } else {
-      files.push_back({name, it->second});
-    }
-  }
-  if (!unexpected.empty() || !missing.empty()) {
-    std::string problem;
-    if (!missing.empty()) problem = absl::StrCat("missing sequence ", absl::StrJoin(missing, ", "));
-    if (!unexpected.empty()) {
-      absl::StrAppend(&problem, problem.empty() ? "" : "; ", "unexpected sequence ", absl::StrJoin(unexpected, ", "));
-    }
-    return absl::InvalidArgumentError(absl::StrCat(problem, "; ", Expected(bundle)));
-  }
+  for (const std::string& name : bundle.SequenceNames()) files.push_back({name, given.at(name)});
   return files;
 }
 
@@ -132,22 +111,16 @@ void SetBoxBounds(const model::Bundle& bundle, lrp::RuleParameters& parameters) 
   parameters.box_high = at::tensor(high).view({1, channels, 1, 1, 1});
 }
 
-}  // namespace
+// The bundle, when `model` is one; else nothing (a bare TorchScript file).
+absl::StatusOr<std::optional<model::Bundle>> ReadBundleIfAny(const std::string& model) {
+  if (!model::LooksLikeBundle(model)) return std::optional<model::Bundle>();
+  SEGREL_ASSIGN_OR_RETURN(model::Bundle bundle, model::ReadBundle(model));
+  return std::optional<model::Bundle>(std::move(bundle));
+}
 
-absl::StatusOr<AnalysisResult> RunAnalysis(const AnalysisRequest& request) {
-  const auto start = std::chrono::steady_clock::now();
-  SEGREL_RETURN_IF_ERROR(ReportProgress(request.progress, "read", 0, 1));
-  AnalysisResult result;
-  std::optional<model::Bundle> bundle;
-  if (model::LooksLikeBundle(request.model)) {
-    SEGREL_ASSIGN_OR_RETURN(bundle, model::ReadBundle(request.model));
-  }
-  const std::string composite = request.composite.value_or(bundle ? bundle->composite : "epsilon-plus");
-  if (const absl::StatusOr<lrp::Composite> known = lrp::Composite::Create(composite); !known.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("--composite: ", known.status().message()));
-  }
-
-  std::vector<io::SequenceFile> files = request.inputs;
+// The study: a DICOM folder mapped by the bundle's series rules, or NIfTI files (NAME=FILE pairs or a folder).
+absl::Status ReadStudy(const AnalysisRequest& request, const std::optional<model::Bundle>& bundle,
+                       AnalysisResult& result) {
   if (!bundle && !request.study_dir.empty()) {
     return absl::InvalidArgumentError("a study folder needs a model bundle, which names the sequences");
   }
@@ -158,94 +131,98 @@ absl::StatusOr<AnalysisResult> RunAnalysis(const AnalysisRequest& request) {
     result.study = std::move(assembled.study);
     result.assembly = io::DescribeAssembly(assembled);
     result.reference_series = std::move(assembled.reference_series);
-  } else {
-    if (bundle) {
-      SEGREL_ASSIGN_OR_RETURN(files, BundleInputs(*bundle, request));
-    }
-    SEGREL_ASSIGN_OR_RETURN(result.study, io::ReadNiftiStudy(files));
+    return absl::OkStatus();
   }
-  ExplainOptions options;
+  std::vector<io::SequenceFile> files = request.inputs;
+  if (bundle) {
+    SEGREL_ASSIGN_OR_RETURN(files, BundleInputs(*bundle, request));
+  }
+  SEGREL_ASSIGN_OR_RETURN(result.study, io::ReadNiftiStudy(files));
+  return absl::OkStatus();
+}
+
+// What to explain and how: the composite, the seed, the masks (read here, on the study's grid) and the options.
+absl::StatusOr<analysis::ExplainOptions> ExplainOptionsFor(const AnalysisRequest& request, const std::string& composite,
+                                                           const io::Study& study) {
+  analysis::ExplainOptions options;
   options.composite = composite;
   options.seed = request.seed;
   options.device = request.device;
   for (const auto& [class_index, path] : request.regions) {
     SEGREL_ASSIGN_OR_RETURN(const volume::Volume mask, io::ReadNifti(path));
-    SEGREL_RETURN_IF_ERROR(io::CheckSameGrid(mask, result.study.volumes.front()));
+    SEGREL_RETURN_IF_ERROR(io::CheckSameGrid(mask, study.volumes.front()));
     options.region_masks[class_index] = mask.data;
   }
   if (!request.reference.empty()) {
     SEGREL_ASSIGN_OR_RETURN(const volume::Volume reference, io::ReadNifti(request.reference));
-    SEGREL_RETURN_IF_ERROR(io::CheckSameGrid(reference, result.study.volumes.front()));
+    SEGREL_RETURN_IF_ERROR(io::CheckSameGrid(reference, study.volumes.front()));
     options.reference = reference.data;
   }
   options.per_lesion = request.per_lesion;
   options.ablation = request.ablation;
   options.progress = request.progress;
-  const double read_seconds = SecondsSince(start);
+  return options;
+}
 
-  const std::string model_path = bundle ? bundle->model_path : request.model;
-  const auto load_start = std::chrono::steady_clock::now();
-  ModelReplicas this_analysis_only;
-  ModelReplicas& replicas = request.replicas != nullptr ? *request.replicas : this_analysis_only;
-  SEGREL_ASSIGN_OR_RETURN(ModelReplica* const replica, replicas.Get(model_path));
-  const double load_seconds = SecondsSince(load_start);
-  const auto normalise_start = std::chrono::steady_clock::now();
-  SEGREL_ASSIGN_OR_RETURN(result.input, CatchTorch("preparing the input", [&]() -> absl::StatusOr<at::Tensor> {
+// The network input [1, C, i, j, k]: each sequence normalised as the bundle says (bare models: as read).
+absl::StatusOr<at::Tensor> NetworkInput(const io::Study& study, const std::optional<model::Bundle>& bundle) {
+  return CatchTorch("preparing the input", [&]() -> absl::StatusOr<at::Tensor> {
     std::vector<at::Tensor> channels;
-    for (size_t s = 0; s < result.study.volumes.size(); ++s) {
+    for (size_t s = 0; s < study.volumes.size(); ++s) {
       const volume::Normalisation normalisation =
           bundle ? bundle->sequences[s].normalisation : volume::Normalisation::kNone;
-      channels.push_back(volume::Normalise(result.study.volumes[s].data, normalisation));
+      channels.push_back(volume::Normalise(study.volumes[s].data, normalisation));
     }
     return at::stack(channels).unsqueeze(0);
-  }));
-  const double normalise_seconds = SecondsSince(normalise_start);
+  });
+}
+
+// Sliding windows (the bundle's, or the request's patch for bare models) and the bundle's z-box bounds.
+void SetWindowsAndBounds(const AnalysisRequest& request, const std::optional<model::Bundle>& bundle,
+                         analysis::ExplainOptions& options) {
   if (bundle) {
     SetBoxBounds(*bundle, options.rule_parameters);
-    options.window = WindowOptions{bundle->patch_size, bundle->overlap, bundle->sigma_fraction};
+    options.window = analysis::WindowOptions{bundle->patch_size, bundle->overlap, bundle->sigma_fraction};
   } else if (!request.patch.empty()) {
-    options.window = WindowOptions{request.patch};
+    options.window = analysis::WindowOptions{request.patch};
   }
   if (options.window) options.window->cache_bytes = request.window_cache_bytes;
-  SEGREL_ASSIGN_OR_RETURN(result.explanation, ExplainSegmentation(*replica, result.input, options));
+}
 
-  ReportContext& context = result.context;
+// What relevance.json says besides the explanation.
+report::ReportContext DescribeAnalysis(const AnalysisRequest& request, const std::optional<model::Bundle>& bundle,
+                                       const std::string& model_path, const analysis::ExplainOptions& options,
+                                       const io::Study& study) {
+  report::ReportContext context;
   context.model = bundle ? bundle->name : std::filesystem::path(model_path).filename().string();
   if (bundle) {
     context.model_version = bundle->version;
     context.license = bundle->license;
     context.class_names = bundle->classes;
   }
-  context.sequences = result.study.names;
-  const auto sizes = result.study.volumes.front().SpatialSizes();
+  context.sequences = study.names;
+  const auto sizes = study.volumes.front().SpatialSizes();
   context.grid = {sizes[0], sizes[1], sizes[2]};
-  context.composite = composite;
+  context.composite = options.composite;
   context.seed = request.seed;
   context.tau = options.tau;
   context.device = request.device.str();
   context.threads = at::get_num_threads();
   if (options.window) context.patch = options.window->patch;
-  context.seconds["read"] = read_seconds;
-  context.seconds["load_model"] = load_seconds;
-  context.seconds["normalise"] = normalise_seconds;
-  result.class_names = context.class_names;
-  return result;
+  return context;
 }
 
-absl::StatusOr<std::vector<std::string>> WriteAnalysis(const AnalysisResult& result, const std::string& out_dir,
-                                                       bool maps, bool pictures) {
-  const auto start = std::chrono::steady_clock::now();
-  std::error_code error;
-  std::filesystem::create_directories(out_dir, error);
-  if (error) return absl::InternalError(absl::StrCat(out_dir, ": cannot create the folder: ", error.message()));
-  std::vector<std::string> written = {"relevance.json", "segmentation.nii.gz"};
+// segmentation.nii.gz, for DICOM studies segmentation.dcm, with `maps` relevance_<NAME>.nii.gz; adds their names.
+absl::Status WriteVolumes(const AnalysisResult& result, const std::string& out_dir, bool maps,
+                          std::vector<std::string>& written) {
   const volume::Volume& grid = result.study.volumes.front();
   SEGREL_RETURN_IF_ERROR(io::WriteNifti(out_dir + "/segmentation.nii.gz", result.explanation.segmentation,
                                         io::NiftiDataType::kUInt8, grid));
+  written.push_back("segmentation.nii.gz");
   if (result.reference_series) {
     // A DICOM study: the segmentation also as DICOM SEG, referencing the series whose grid it is on, for PACS.
     io::DicomSegOptions seg_options;
-    seg_options.algorithm_name = absl::StrCat("segrel ", result.context.model, " ", result.context.model_version);
+    seg_options.algorithm_name = absl::StrCat("segrel ", result.summary.model, " ", result.summary.model_version);
     SEGREL_RETURN_IF_ERROR(io::WriteDicomSeg(out_dir + "/segmentation.dcm", result.explanation.segmentation,
                                              result.class_names, *result.reference_series, seg_options));
     written.push_back("segmentation.dcm");
@@ -253,42 +230,89 @@ absl::StatusOr<std::vector<std::string>> WriteAnalysis(const AnalysisResult& res
   if (maps) {
     for (size_t s = 0; s < result.study.names.size(); ++s) {
       const std::string name = absl::StrCat("relevance_", result.study.names[s], ".nii.gz");
-      SEGREL_RETURN_IF_ERROR(io::WriteNifti(out_dir + "/" + name, result.explanation.relevance_map[s],
-                                            io::NiftiDataType::kFloat32, grid));
+      SEGREL_RETURN_IF_ERROR(
+          io::WriteNifti(out_dir + "/" + name, result.explanation.relevance_map[s], io::NiftiDataType::kFloat32, grid));
       written.push_back(name);
     }
   }
-  std::vector<std::string> notes;
-  if (pictures) {
-    report::StudyPictures study_pictures;
-    study_pictures.sequences = result.study.names;
-    study_pictures.images = result.input[0];
-    study_pictures.relevance = result.explanation.relevance_map;
-    study_pictures.segmentation = result.explanation.segmentation;
-    study_pictures.shares = Shares(result.explanation.raw);
-    for (const ClassExplanation& explained : result.explanation.classes) {
-      const std::string name = explained.class_index < static_cast<int64_t>(result.class_names.size())
-                                   ? result.class_names[explained.class_index]
-                                   : absl::StrCat("class ", explained.class_index);
-      study_pictures.class_shares.emplace_back(name, Shares(explained.raw));
-    }
-    absl::StatusOr<std::vector<std::string>> images = report::WriteStudyPictures(study_pictures, out_dir);
-    if (images.status().code() == absl::StatusCode::kFailedPrecondition) {
-      // No gnuplot: the pictures are a view of results that are all there; losing the analysis for them would
-      // be worse than saying why they are missing.
-      notes.push_back(absl::StrCat("no pictures: ", images.status().message()));
-    } else if (!images.ok()) {
-      return images.status();
-    } else {
-      written.insert(written.end(), images->begin(), images->end());
-    }
+  return absl::OkStatus();
+}
+
+// relevance_bars.png and relevance_overlay.png; adds their names, or without gnuplot a note saying why not.
+absl::Status WritePictures(const AnalysisResult& result, const std::string& out_dir, std::vector<std::string>& written,
+                           std::vector<std::string>& notes) {
+  report::StudyPictures study_pictures;
+  study_pictures.sequences = result.study.names;
+  study_pictures.images = result.input[0];
+  study_pictures.relevance = result.explanation.relevance_map;
+  study_pictures.segmentation = result.explanation.segmentation;
+  study_pictures.shares = result.summary.relevance.shares;
+  for (const report::ClassSummary& summary : result.summary.classes) {
+    const std::string name = summary.name.empty() ? absl::StrCat("class ", summary.index) : summary.name;
+    study_pictures.class_shares.emplace_back(name, summary.relevance.shares);
   }
-  ReportContext context = result.context;
-  context.seconds["write"] = SecondsSince(start);
-  Explanation explanation = result.explanation;  // shares the tensors: only the notes may grow
-  explanation.notes.insert(explanation.notes.end(), notes.begin(), notes.end());
-  SEGREL_RETURN_IF_ERROR(WriteTextFile(out_dir + "/relevance.json", RelevanceReportJson(explanation, context)));
+  absl::StatusOr<std::vector<std::string>> images = report::WriteStudyPictures(study_pictures, out_dir);
+  if (images.status().code() == absl::StatusCode::kFailedPrecondition) {
+    // No gnuplot: the pictures are a view of results that are all there; losing the analysis for them would
+    // be worse than saying why they are missing.
+    notes.push_back(absl::StrCat("no pictures: ", images.status().message()));
+    return absl::OkStatus();
+  }
+  if (!images.ok()) return images.status();
+  written.insert(written.end(), images->begin(), images->end());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<AnalysisResult> RunAnalysis(const AnalysisRequest& request) {
+  analysis::StageTracker stages(request.progress);
+  AnalysisResult result;
+  SEGREL_RETURN_IF_ERROR(stages.Start(analysis::Stage::kRead));
+  SEGREL_ASSIGN_OR_RETURN(const std::optional<model::Bundle> bundle, ReadBundleIfAny(request.model));
+  const std::string composite = request.composite.value_or(bundle ? bundle->composite : "epsilon-plus");
+  if (const absl::StatusOr<lrp::Composite> known = lrp::Composite::Create(composite); !known.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("composite: ", known.status().message()));
+  }
+  SEGREL_RETURN_IF_ERROR(ReadStudy(request, bundle, result));
+  SEGREL_ASSIGN_OR_RETURN(analysis::ExplainOptions options, ExplainOptionsFor(request, composite, result.study));
+
+  SEGREL_RETURN_IF_ERROR(stages.Start(analysis::Stage::kLoadModel));
+  const std::string model_path = bundle ? bundle->model_path : request.model;
+  model::ModelReplicas this_analysis_only;
+  model::ModelReplicas& replicas = request.replicas != nullptr ? *request.replicas : this_analysis_only;
+  SEGREL_ASSIGN_OR_RETURN(model::ModelReplica* const replica, replicas.Get(model_path));
+  SEGREL_RETURN_IF_ERROR(stages.Start(analysis::Stage::kNormalise));
+  SEGREL_ASSIGN_OR_RETURN(result.input, NetworkInput(result.study, bundle));
+  stages.Stop();
+
+  SetWindowsAndBounds(request, bundle, options);
+  SEGREL_ASSIGN_OR_RETURN(result.explanation, analysis::ExplainSegmentation(*replica, result.input, options));
+  report::ReportContext context = DescribeAnalysis(request, bundle, model_path, options, result.study);
+  context.seconds = stages.times();
+  result.summary = report::Summarize(result.explanation, context);
+  result.class_names = context.class_names;
+  return result;
+}
+
+absl::StatusOr<std::vector<std::string>> WriteAnalysis(const AnalysisResult& result, const std::string& out_dir,
+                                                       bool maps, bool pictures,
+                                                       report::AnalysisSummary* written_summary) {
+  analysis::StageTracker stages;
+  SEGREL_RETURN_IF_ERROR(stages.Start(analysis::Stage::kWrite));
+  std::error_code error;
+  std::filesystem::create_directories(out_dir, error);
+  if (error) return absl::InternalError(absl::StrCat(out_dir, ": cannot create the folder: ", error.message()));
+  std::vector<std::string> written;
+  SEGREL_RETURN_IF_ERROR(WriteVolumes(result, out_dir, maps, written));
+  report::AnalysisSummary summary = result.summary;
+  if (pictures) SEGREL_RETURN_IF_ERROR(WritePictures(result, out_dir, written, summary.notes));
+  stages.Stop();
+  summary.seconds.insert(stages.times().begin(), stages.times().end());
+  SEGREL_RETURN_IF_ERROR(WriteTextFile(out_dir + "/relevance.json", report::RelevanceReportJson(summary)));
+  written.insert(written.begin(), "relevance.json");
+  if (written_summary != nullptr) *written_summary = std::move(summary);
   return written;
 }
 
-}  // namespace segrel::analysis
+}  // namespace segrel::pipeline

@@ -4,76 +4,26 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
-#include "core/common/files.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "core/analysis/relevance_report.h"
+#include "core/common/files.h"
 #include "core/common/status_macros.h"
 #include "core/report/gnuplot.h"
+#include "core/report/relevance_report.h"
 
 namespace segrel::report {
 namespace {
 
-using nlohmann::json;
 using nlohmann::ordered_json;
 
-constexpr char kRelevanceFormat[] = "segrel.relevance/1";
 constexpr char kCsvFile[] = "cohort.csv";
 constexpr char kJsonFile[] = "cohort.json";
 constexpr char kChartFile[] = "cohort.png";
-
-// Typed access to relevance.json's fields; every error names the file and the field.
-class ReportFields {
- public:
-  ReportFields(std::string path, const json& document) : path_(std::move(path)), document_(document) {}
-
-  absl::Status Error(const std::string& field, absl::string_view problem) const {
-    return absl::InvalidArgumentError(absl::StrCat(path_, ": field '", field, "' ", problem));
-  }
-
-  absl::StatusOr<std::string> String(const std::string& field) const {
-    const auto it = document_.find(field);
-    if (it == document_.end()) return Error(field, "is missing");
-    if (!it->is_string()) return Error(field, "must be a string");
-    return it->get<std::string>();
-  }
-
-  absl::StatusOr<std::vector<std::string>> Names(const std::string& field) const {
-    const auto it = document_.find(field);
-    if (it == document_.end()) return Error(field, "is missing");
-    if (!it->is_array() || it->empty()) return Error(field, "must be a non-empty array of names");
-    std::vector<std::string> names;
-    for (const json& name : *it) {
-      if (!name.is_string()) return Error(field, "must be a non-empty array of names");
-      names.push_back(name.get<std::string>());
-    }
-    return names;
-  }
-
-  // An object with a number for each of `names`.
-  absl::StatusOr<std::map<std::string, double>> PerSequence(const std::string& field,
-                                                           const std::vector<std::string>& names) const {
-    const auto it = document_.find(field);
-    if (it == document_.end()) return Error(field, "is missing");
-    if (!it->is_object()) return Error(field, "must be an object with a number per sequence");
-    std::map<std::string, double> values;
-    for (const std::string& name : names) {
-      const auto value = it->find(name);
-      if (value == it->end()) return Error(absl::StrCat(field, ".", name), "is missing");
-      if (!value->is_number()) return Error(absl::StrCat(field, ".", name), "must be a number");
-      values[name] = value->get<double>();
-    }
-    return values;
-  }
-
- private:
-  std::string path_;
-  const json& document_;
-};
 
 // The run folder's own name, also for "runs/a/" and ".".
 std::string RunId(const std::string& run_dir) {
@@ -114,17 +64,17 @@ absl::Status CheckComparable(const std::vector<CohortStudy>& studies) {
     }
     SEGREL_RETURN_IF_ERROR(StudySequences(study).status());
     if (Keys(study.shares) != Keys(first.shares)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "studies name different sequences: ", study.id, " has ", absl::StrJoin(Keys(study.shares), ", "), ", ",
-          first.id, " has ", absl::StrJoin(Keys(first.shares), ", ")));
+      return absl::InvalidArgumentError(absl::StrCat("studies name different sequences: ", study.id, " has ",
+                                                     absl::StrJoin(Keys(study.shares), ", "), ", ", first.id, " has ",
+                                                     absl::StrJoin(Keys(first.shares), ", ")));
     }
     if (study.model != first.model) {
-      return absl::InvalidArgumentError(absl::StrCat("studies mix models: ", study.id, " used ", study.model, ", ",
-                                                     first.id, " used ", first.model));
+      return absl::InvalidArgumentError(
+          absl::StrCat("studies mix models: ", study.id, " used ", study.model, ", ", first.id, " used ", first.model));
     }
     if (study.composite != first.composite) {
-      return absl::InvalidArgumentError(absl::StrCat("studies mix composites: ", study.id, " used ",
-                                                     study.composite, ", ", first.id, " used ", first.composite));
+      return absl::InvalidArgumentError(absl::StrCat("studies mix composites: ", study.id, " used ", study.composite,
+                                                     ", ", first.id, " used ", first.composite));
     }
   }
   return absl::OkStatus();
@@ -211,13 +161,12 @@ std::string ChartScript(const CohortSummary& summary, const std::string& output)
     absl::StrAppend(&script, " ", Number(summary.mean.at(sequence)), "\n");
   }
   const CohortStudy& first = summary.studies.front();
-  absl::StrAppend(
-      &script, "EOD\n",
-      "set title ", GnuplotQuote(absl::StrCat("Relevance per input sequence, ", summary.studies.size(),
-                                               " studies (model ", first.model, ", ", first.composite, ")")),
-      "\nset xlabel 'input sequence'\nset ylabel 'normalised relevance (share of the combined map)'\n",
-      absl::StrFormat("set xrange [-0.5:%.1f]\n", summary.sequences.size() - 0.5),
-      "set grid ytics\nset key outside right top\n", "plot ");
+  absl::StrAppend(&script, "EOD\n", "set title ",
+                  GnuplotQuote(absl::StrCat("Relevance per input sequence, ", summary.studies.size(),
+                                            " studies (model ", first.model, ", ", first.composite, ")")),
+                  "\nset xlabel 'input sequence'\nset ylabel 'normalised relevance (share of the combined map)'\n",
+                  absl::StrFormat("set xrange [-0.5:%.1f]\n", summary.sequences.size() - 0.5),
+                  "set grid ytics\nset key outside right top\n", "plot ");
   for (size_t s = 0; s < summary.studies.size(); ++s) {
     const std::string columns = s == 0 ? "$cohort using 1:3:xtic(2)" : absl::StrCat("'' using 1:", s + 3);
     absl::StrAppend(&script, columns, " with linespoints lw 1.5 pt 7 ps 0.8 title ",
@@ -256,25 +205,21 @@ absl::StatusOr<CohortStudy> ReadStudyReport(const std::string& run_dir) {
   const std::string path = (std::filesystem::path(run_dir) / "relevance.json").string();
   std::ifstream stream(path);
   if (!stream) {
-    return absl::NotFoundError(absl::StrCat(path, ": no such file (is ", run_dir, " a segrel analyze --out folder?)"));
+    return absl::NotFoundError(
+        absl::StrCat(path, ": no such file (is ", run_dir, " the output folder of an analysis?)"));
   }
-  const json document = json::parse(stream, nullptr, /*allow_exceptions=*/false);
-  if (document.is_discarded() || !document.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a JSON object"));
-  }
-  const ReportFields fields(path, document);
-  SEGREL_ASSIGN_OR_RETURN(const std::string format, fields.String("format"));
-  if (format != kRelevanceFormat) {
-    return fields.Error("format", absl::StrCat("is '", format, "', not ", kRelevanceFormat));
-  }
+  std::stringstream text;
+  text << stream.rdbuf();
+  SEGREL_ASSIGN_OR_RETURN(const AnalysisSummary report, ParseRelevanceReport(text.str(), path));
   CohortStudy study;
   study.id = RunId(run_dir);
-  SEGREL_ASSIGN_OR_RETURN(study.model, fields.String("model"));
-  SEGREL_ASSIGN_OR_RETURN(study.composite, fields.String("composite"));
-  SEGREL_ASSIGN_OR_RETURN(study.sequences, fields.Names("sequences"));
-  SEGREL_ASSIGN_OR_RETURN(study.shares, fields.PerSequence("sequence_relevance", study.sequences));
-  SEGREL_ASSIGN_OR_RETURN(study.raw, fields.PerSequence("sequence_relevance_raw", study.sequences));
-  if (study.shares.size() != study.sequences.size()) return fields.Error("sequences", "names a sequence twice");
+  study.model = report.model;
+  study.composite = report.composite;
+  study.sequences = report.sequences;
+  for (size_t s = 0; s < report.sequences.size(); ++s) {
+    study.shares[report.sequences[s]] = report.relevance.shares[s];
+    study.raw[report.sequences[s]] = report.relevance.raw[s];
+  }
   return study;
 }
 
@@ -292,7 +237,7 @@ absl::StatusOr<CohortSummary> Summarise(std::vector<CohortStudy> studies) {
     summary.median[sequence] = Median(shares);
     means.push_back(summary.mean[sequence]);
   }
-  summary.ranking = analysis::RankSequences(summary.sequences, means);
+  summary.ranking = report::RankSequences(summary.sequences, means);
   return summary;
 }
 

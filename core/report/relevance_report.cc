@@ -1,15 +1,19 @@
-#include "core/analysis/relevance_report.h"
-
-#include <algorithm>
-#include <cmath>
-#include <numeric>
+#include "core/report/relevance_report.h"
 
 #include <nlohmann/json.hpp>
+#include <set>
+#include <utility>
 
-namespace segrel::analysis {
+#include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
+
+namespace segrel::report {
 namespace {
 
+using nlohmann::json;
 using nlohmann::ordered_json;
+
+constexpr char kFormat[] = "segrel.relevance/1";
 
 ordered_json PerSequence(const std::vector<std::string>& sequences, const std::vector<double>& values) {
   ordered_json object = ordered_json::object();
@@ -17,149 +21,197 @@ ordered_json PerSequence(const std::vector<std::string>& sequences, const std::v
   return object;
 }
 
-// Ranks (1 = smallest; ties share their mean rank).
-std::vector<double> Ranks(const std::vector<double>& values) {
-  std::vector<size_t> order(values.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return values[a] < values[b]; });
-  std::vector<double> ranks(values.size());
-  for (size_t i = 0; i < order.size();) {
-    size_t j = i;
-    while (j + 1 < order.size() && values[order[j + 1]] == values[order[i]]) ++j;
-    for (size_t k = i; k <= j; ++k) ranks[order[k]] = (static_cast<double>(i + j) / 2.0) + 1.0;
-    i = j + 1;
-  }
-  return ranks;
+// "sequence_relevance" and "sequence_relevance_raw" of `relevance` into `entry`.
+void AddRelevance(const std::vector<std::string>& sequences, const SequenceRelevance& relevance, ordered_json& entry) {
+  entry["sequence_relevance"] = PerSequence(sequences, relevance.shares);
+  entry["sequence_relevance_raw"] = PerSequence(sequences, relevance.raw);
 }
+
+ordered_json ClassEntry(const ClassSummary& summary, const std::vector<std::string>& sequences) {
+  ordered_json entry;
+  entry["index"] = summary.index;
+  if (!summary.name.empty()) entry["name"] = summary.name;
+  entry["output_channel"] = summary.output_channel;
+  entry["region"] = summary.region;
+  entry["predicted_voxels"] = summary.predicted_voxels;
+  entry["region_voxels"] = summary.region_voxels;
+  entry["excluded_voxels"] = summary.excluded_voxels;
+  entry["mean_normaliser"] = summary.mean_normaliser;
+  AddRelevance(sequences, summary.relevance, entry);
+  return entry;
+}
+
+ordered_json RegionEntry(const RegionSummary& region, const std::vector<std::string>& sequences) {
+  ordered_json entry;
+  if (region.kind == "lesion") {
+    entry["label"] = region.label;
+  } else {
+    entry["kind"] = region.kind;
+  }
+  entry["class"] = region.class_index;
+  entry["voxels"] = region.voxels;
+  entry["region_voxels"] = region.region_voxels;
+  if (!region.centroid.empty()) entry["centroid_ijk"] = region.centroid;
+  AddRelevance(sequences, region.relevance, entry);
+  return entry;
+}
+
+ordered_json AblationEntry(const AblationSummary& summary) {
+  ordered_json ablation;
+  ablation["foreground_voxels"] = summary.foreground_voxels;
+  ordered_json sequences = ordered_json::array();
+  for (const AblationSummary::Sequence& entry : summary.sequences) {
+    ordered_json item;
+    item["sequence"] = entry.name;
+    item["foreground_voxels"] = entry.foreground_voxels;
+    item["dice_with_prediction"] = entry.dice_with_prediction;
+    if (entry.dice_with_reference.has_value()) item["dice_with_reference"] = *entry.dice_with_reference;
+    sequences.push_back(std::move(item));
+  }
+  ablation["sequences"] = std::move(sequences);
+  ablation["ranking"] = summary.ranking;
+  ablation["rank_correlation_with_relevance"] = summary.rank_correlation_with_relevance;
+  return ablation;
+}
+
+// The study and how it was explained: everything before the relevance itself.
+void AddHeader(const AnalysisSummary& summary, ordered_json& report) {
+  report["format"] = kFormat;
+  report["model"] = summary.model;
+  if (!summary.model_version.empty()) report["model_version"] = summary.model_version;
+  if (!summary.model_license.empty()) report["model_license"] = summary.model_license;
+  report["output_activation"] = summary.output_activation;
+  report["sequences"] = summary.sequences;
+  report["grid"] = summary.grid;
+  report["composite"] = summary.composite;
+  report["seed"] = summary.seed;
+  report["tau"] = summary.tau;
+  report["regions"] = summary.regions;
+  if (!summary.patch.empty()) report["sliding_window"] = {{"patch", summary.patch}, {"windows", summary.windows}};
+}
+
+// Typed access to relevance.json's fields; every error names the source and the field.
+class ReportFields {
+ public:
+  ReportFields(std::string source, const json& document) : source_(std::move(source)), document_(document) {}
+
+  absl::Status Error(const std::string& field, absl::string_view problem) const {
+    return absl::InvalidArgumentError(absl::StrCat(source_, ": field '", field, "' ", problem));
+  }
+
+  const json* Find(const std::string& field) const {
+    const auto it = document_.find(field);
+    return it == document_.end() ? nullptr : &*it;
+  }
+
+  absl::StatusOr<std::string> String(const std::string& field) const {
+    const json* value = Find(field);
+    if (value == nullptr) return Error(field, "is missing");
+    if (!value->is_string()) return Error(field, "must be a string");
+    return value->get<std::string>();
+  }
+
+  absl::StatusOr<std::vector<std::string>> Names(const std::string& field) const {
+    const json* value = Find(field);
+    if (value == nullptr) return Error(field, "is missing");
+    if (!value->is_array() || value->empty()) return Error(field, "must be a non-empty array of names");
+    std::vector<std::string> names;
+    for (const json& name : *value) {
+      if (!name.is_string()) return Error(field, "must be a non-empty array of names");
+      names.push_back(name.get<std::string>());
+    }
+    if (std::set<std::string>(names.begin(), names.end()).size() != names.size()) {
+      return Error(field, "names a sequence twice");
+    }
+    return names;
+  }
+
+  // An object with a number for each of `names`, in their order.
+  absl::StatusOr<std::vector<double>> PerSequence(const std::string& field,
+                                                  const std::vector<std::string>& names) const {
+    const json* object = Find(field);
+    if (object == nullptr) return Error(field, "is missing");
+    if (!object->is_object()) return Error(field, "must be an object with a number per sequence");
+    std::vector<double> values;
+    for (const std::string& name : names) {
+      const auto value = object->find(name);
+      if (value == object->end()) return Error(absl::StrCat(field, ".", name), "is missing");
+      if (!value->is_number()) return Error(absl::StrCat(field, ".", name), "must be a number");
+      values.push_back(value->get<double>());
+    }
+    return values;
+  }
+
+  // An optional number: `fallback` when absent.
+  absl::StatusOr<double> Number(const std::string& field, double fallback) const {
+    const json* value = Find(field);
+    if (value == nullptr) return fallback;
+    if (!value->is_number()) return Error(field, "must be a number");
+    return value->get<double>();
+  }
+
+ private:
+  std::string source_;
+  const json& document_;
+};
 
 }  // namespace
 
-double SpearmanCorrelation(const std::vector<double>& a, const std::vector<double>& b) {
-  const std::vector<double> ra = Ranks(a), rb = Ranks(b);
-  const double n = static_cast<double>(ra.size());
-  double mean = (n + 1.0) / 2.0, covariance = 0, va = 0, vb = 0;
-  for (size_t i = 0; i < ra.size(); ++i) {
-    covariance += (ra[i] - mean) * (rb[i] - mean);
-    va += (ra[i] - mean) * (ra[i] - mean);
-    vb += (rb[i] - mean) * (rb[i] - mean);
-  }
-  return va == 0 || vb == 0 ? 0.0 : covariance / std::sqrt(va * vb);
-}
-
-std::vector<std::string> RankSequences(const std::vector<std::string>& sequences, const std::vector<double>& shares) {
-  std::vector<size_t> order(sequences.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return shares[a] > shares[b]; });
-  std::vector<std::string> ranked;
-  for (size_t s : order) ranked.push_back(sequences[s]);
-  return ranked;
-}
-
-std::string RelevanceReportJson(const Explanation& explanation, const ReportContext& context) {
+std::string RelevanceReportJson(const AnalysisSummary& summary) {
   ordered_json report;
-  report["format"] = "segrel.relevance/1";
-  report["model"] = context.model;
-  if (!context.model_version.empty()) report["model_version"] = context.model_version;
-  if (!context.license.empty()) report["model_license"] = context.license;
-  report["output_activation"] = std::string(graph::OutputActivationName(explanation.output_activation));
-  report["sequences"] = context.sequences;
-  report["grid"] = context.grid;
-  report["composite"] = context.composite;
-  report["seed"] = context.seed;
-  report["tau"] = context.tau;
-  report["regions"] = explanation.classes.empty() ? "none" : explanation.classes.front().region_kind;
-  if (!context.patch.empty()) {
-    report["sliding_window"] = {{"patch", context.patch}, {"windows", explanation.windows}};
-  }
-
-  const std::vector<double> shares = Shares(explanation.raw);
-  report["sequence_relevance"] = PerSequence(context.sequences, shares);
-  report["sequence_relevance_raw"] = PerSequence(context.sequences, explanation.raw);
-  report["sequence_ranking"] = RankSequences(context.sequences, shares);
-
+  AddHeader(summary, report);
+  AddRelevance(summary.sequences, summary.relevance, report);
+  report["sequence_ranking"] = summary.ranking;
   ordered_json classes = ordered_json::array();
-  for (const ClassExplanation& explained : explanation.classes) {
-    ordered_json entry;
-    entry["index"] = explained.class_index;
-    if (explained.class_index < static_cast<int64_t>(context.class_names.size())) {
-      entry["name"] = context.class_names[explained.class_index];
-    }
-    entry["output_channel"] = explained.channel;
-    entry["region"] = explained.region_kind;
-    entry["predicted_voxels"] = explained.predicted_voxels;
-    entry["region_voxels"] = explained.region_voxels;
-    entry["excluded_voxels"] = explained.excluded_voxels;
-    entry["mean_normaliser"] = explained.mean_normaliser;
-    entry["sequence_relevance"] = PerSequence(context.sequences, Shares(explained.raw));
-    entry["sequence_relevance_raw"] = PerSequence(context.sequences, explained.raw);
-    classes.push_back(std::move(entry));
-  }
+  for (const ClassSummary& entry : summary.classes) classes.push_back(ClassEntry(entry, summary.sequences));
   report["classes"] = std::move(classes);
-
-  const auto region_entry = [&](const RegionExplanation& region) {
-    ordered_json entry;
-    if (region.kind == "lesion") entry["label"] = region.label;
-    else entry["kind"] = region.kind;
-    entry["class"] = region.class_index;
-    entry["voxels"] = region.voxels;
-    entry["region_voxels"] = region.region_voxels;
-    if (!region.centroid.empty()) entry["centroid_ijk"] = region.centroid;
-    entry["sequence_relevance"] = PerSequence(context.sequences, Shares(region.raw));
-    entry["sequence_relevance_raw"] = PerSequence(context.sequences, region.raw);
-    return entry;
-  };
-  if (explanation.dice.has_value()) {
+  if (summary.dice.has_value()) {
     ordered_json reference;
-    reference["dice"] = *explanation.dice;
+    reference["dice"] = *summary.dice;
     reference["regions"] = ordered_json::array();
-    for (const RegionExplanation& region : explanation.error_regions) reference["regions"].push_back(region_entry(region));
+    for (const RegionSummary& region : summary.error_regions) {
+      reference["regions"].push_back(RegionEntry(region, summary.sequences));
+    }
     report["reference"] = std::move(reference);
   }
-  if (!explanation.lesions.empty()) {
+  if (!summary.lesions.empty()) {
     ordered_json lesions = ordered_json::array();
-    for (const RegionExplanation& lesion : explanation.lesions) lesions.push_back(region_entry(lesion));
+    for (const RegionSummary& lesion : summary.lesions) lesions.push_back(RegionEntry(lesion, summary.sequences));
     report["lesions"] = std::move(lesions);
   }
-  if (!explanation.ablation.empty()) {
-    ordered_json ablation;
-    ablation["foreground_voxels"] = explanation.foreground_voxels;
-    ordered_json sequences = ordered_json::array();
-    std::vector<double> effect;
-    for (const SequenceAblation& entry : explanation.ablation) {
-      ordered_json item;
-      item["sequence"] = context.sequences.at(entry.sequence);
-      item["foreground_voxels"] = entry.foreground_voxels;
-      item["dice_with_prediction"] = entry.dice_with_prediction;
-      if (entry.dice_with_reference.has_value()) item["dice_with_reference"] = *entry.dice_with_reference;
-      sequences.push_back(std::move(item));
-      effect.push_back(1.0 - entry.dice_with_prediction);
-    }
-    ablation["sequences"] = std::move(sequences);
-    ablation["ranking"] = RankSequences(context.sequences, effect);
-    ablation["rank_correlation_with_relevance"] = SpearmanCorrelation(shares, effect);
-    report["ablation"] = std::move(ablation);
-  }
-
-  ordered_json seconds;
-  for (const char* stage : {"read", "load_model", "normalise"}) {
-    if (const auto it = context.seconds.find(stage); it != context.seconds.end()) seconds[stage] = it->second;
-  }
-  seconds["import"] = explanation.seconds.import_graph;
-  seconds["inference"] = explanation.seconds.inference;
-  seconds["transpose"] = explanation.seconds.transpose;
-  seconds["relevance"] = explanation.seconds.relevance;
-  if (!explanation.ablation.empty()) seconds["ablation"] = explanation.ablation_seconds;
-  for (const auto& [stage, value] : context.seconds) {
-    if (!seconds.contains(stage)) seconds[stage] = value;
-  }
-  double total = 0;
-  for (const auto& [stage, value] : seconds.items()) total += value.get<double>();
-  seconds["total"] = total;
+  if (summary.ablation.has_value()) report["ablation"] = AblationEntry(*summary.ablation);
+  ordered_json seconds;  // in run order, then their total
+  for (const auto& [stage, value] : summary.seconds) seconds[std::string(analysis::StageName(stage))] = value;
+  seconds["total"] = analysis::TotalSeconds(summary.seconds);
   report["seconds"] = std::move(seconds);
-  report["device"] = context.device;
-  report["threads"] = context.threads;
-  report["notes"] = explanation.notes;
+  report["device"] = summary.device;
+  report["threads"] = summary.threads;
+  report["notes"] = summary.notes;
   return report.dump(2) + "\n";
 }
 
-}  // namespace segrel::analysis
+absl::StatusOr<AnalysisSummary> ParseRelevanceReport(const std::string& text, const std::string& source) {
+  const json document = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (document.is_discarded() || !document.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat(source, ": not a JSON object"));
+  }
+  const ReportFields fields(source, document);
+  SEGREL_ASSIGN_OR_RETURN(const std::string format, fields.String("format"));
+  if (format != kFormat) return fields.Error("format", absl::StrCat("is '", format, "', not ", kFormat));
+  AnalysisSummary summary;
+  SEGREL_ASSIGN_OR_RETURN(summary.model, fields.String("model"));
+  if (fields.Find("model_version") != nullptr) {
+    SEGREL_ASSIGN_OR_RETURN(summary.model_version, fields.String("model_version"));
+  }
+  SEGREL_ASSIGN_OR_RETURN(summary.composite, fields.String("composite"));
+  SEGREL_ASSIGN_OR_RETURN(const double seed, fields.Number("seed", 0));
+  summary.seed = static_cast<uint64_t>(seed);
+  SEGREL_ASSIGN_OR_RETURN(summary.tau, fields.Number("tau", summary.tau));
+  SEGREL_ASSIGN_OR_RETURN(summary.sequences, fields.Names("sequences"));
+  SEGREL_ASSIGN_OR_RETURN(summary.relevance.shares, fields.PerSequence("sequence_relevance", summary.sequences));
+  SEGREL_ASSIGN_OR_RETURN(summary.relevance.raw, fields.PerSequence("sequence_relevance_raw", summary.sequences));
+  summary.ranking = RankSequences(summary.sequences, summary.relevance.shares);
+  return summary;
+}
+
+}  // namespace segrel::report

@@ -7,12 +7,7 @@ namespace segrel::volume {
 absl::StatusOr<Normalisation> ParseNormalisation(const std::string& name) {
   if (name == "none") return Normalisation::kNone;
   if (name == "zscore-nonzero") return Normalisation::kZScoreNonzero;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown normalisation '", name, "'; known: none, zscore-nonzero"));
-}
-
-std::string NormalisationName(Normalisation normalisation) {
-  return normalisation == Normalisation::kNone ? "none" : "zscore-nonzero";
+  return absl::InvalidArgumentError(absl::StrCat("unknown normalisation '", name, "'; known: none, zscore-nonzero"));
 }
 
 at::Tensor Normalise(const at::Tensor& volume, Normalisation normalisation) {

@@ -18,7 +18,6 @@ enum class Normalisation {
 
 // Parses a bundle's name for it. Errors: InvalidArgument listing the known names.
 absl::StatusOr<Normalisation> ParseNormalisation(const std::string& name);
-std::string NormalisationName(Normalisation normalisation);
 
 // Returns `volume` normalised (float32). A constant (sigma 0) or empty foreground becomes 0.
 at::Tensor Normalise(const at::Tensor& volume, Normalisation normalisation);

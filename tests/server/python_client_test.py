@@ -96,8 +96,8 @@ def watch(stub, job_id, out_dir):
 class ServerProcess:
     def __init__(self, repository, spool):
         self.process = subprocess.Popen(
-            [SERVER, "--address=127.0.0.1:0", "--metrics_address=127.0.0.1:0", f"--model_repository={repository}",
-             f"--spool_dir={spool}", "--workers=1", "--queue_capacity=4"],
+            [SERVER, "--address=127.0.0.1:0", "--metrics-address=127.0.0.1:0", f"--model-repository={repository}",
+             f"--spool-dir={spool}", "--workers=1", "--queue-capacity=4"],
             stderr=subprocess.PIPE, text=True)
         line = self.process.stderr.readline()
         match = re.search(r"listening on port (\d+), metrics on port (\d+)", line)
@@ -113,6 +113,48 @@ class ServerProcess:
         self.process.send_signal(signal.SIGTERM)
         rest = self.process.stderr.read()
         return self.process.wait(timeout=60), rest
+
+
+class ServerFlagsTest(unittest.TestCase):
+    """segrel-server's options: --help lists every one, mistakes are errors that name the option, a flag file works."""
+
+    FLAGS = ["--model-repository", "--address", "--metrics-address", "--spool-dir", "--workers", "--cuda-workers",
+             "--threads", "--queue-capacity", "--max-study-mb", "--max-files", "--job-deadline", "--shutdown-grace"]
+
+    def run_server(self, *arguments):
+        return subprocess.run([SERVER, *arguments], capture_output=True, text=True, timeout=60)
+
+    def test_help_lists_every_option(self):
+        result = self.run_server("--help")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        for flag in self.FLAGS + ["--flagfile"]:
+            self.assertIn(flag, result.stdout)
+
+    def test_mistakes_name_the_option_and_exit_2(self):
+        for arguments, expected in [(["--model_repository=models"], "unknown option --model_repository"),
+                                    (["--workers=-3"], "--workers"), (["--job-deadline=soon"], "--job-deadline"),
+                                    (["--queue-capacity=0"], "--queue-capacity"), (["extra"], "unexpected argument")]:
+            result = self.run_server(*arguments)
+            self.assertEqual(result.returncode, 2, arguments)
+            self.assertIn(expected, result.stderr, arguments)
+
+    def test_a_flag_file_configures_the_server(self):
+        temp = tempfile.mkdtemp(dir=WORK)
+        try:
+            flags = os.path.join(temp, "server.flags")
+            with open(flags, "w") as file:
+                file.write(f"# as a ConfigMap would hold them\n--address=127.0.0.1:0\n--metrics-address=\n"
+                           f"--model-repository={FIXTURES}\n--spool-dir={os.path.join(temp, 'spool')}\n"
+                           "--queue-capacity 2\n--shutdown-grace=5s\n")
+            process = subprocess.Popen([SERVER, "--flagfile", flags], stderr=subprocess.PIPE, text=True)
+            line = process.stderr.readline()
+            self.assertRegex(line, r"1 models, 1 CPU workers, 0 CUDA workers, listening on port \d+$")
+            process.send_signal(signal.SIGTERM)
+            rest = process.stderr.read()
+            self.assertEqual(process.wait(timeout=60), 0, rest)
+            self.assertIn("running jobs get 5s", rest)
+        finally:
+            shutil.rmtree(temp, ignore_errors=True)
 
 
 class PythonClientTest(unittest.TestCase):

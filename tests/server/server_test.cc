@@ -22,7 +22,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
-#include "core/analysis/pipeline.h"
+#include "core/pipeline/pipeline.h"
 #include "proto/checksums.h"
 #include "tests/test_util.h"
 #include "tests/tools/dicom_study_writer.h"
@@ -35,17 +35,11 @@ using client::SegrelClient;
 using client::SubmitOptions;
 using nlohmann::json;
 using segrel::testing::FixturePath;
+using segrel::testing::ReadFile;
 using segrel::testing::TestTempDir;
 
 constexpr char kModel[] = "unet-bn-test";  // tests/fixtures/data/bundle
 const std::vector<std::string> kSequences = {"T1", "T2", "FLAIR"};
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  std::stringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
 
 SubmitOptions StudyOptions(const std::string& job_id) {
   SubmitOptions options;
@@ -189,14 +183,14 @@ TEST_F(ServerTest, RoundTripEqualsTheInProcessPipelineBitForBit) {
   const v1::JobStatus status = SubmitAndWatch(options, out);
   ASSERT_EQ(status.state(), v1::DONE) << status.message();
 
-  analysis::AnalysisRequest request;
+  pipeline::AnalysisRequest request;
   request.model = FixturePath("bundle");
   for (const std::string& name : kSequences) request.inputs.push_back({name, FixturePath("study/" + name + ".nii.gz")});
   request.seed = 7;
-  absl::StatusOr<analysis::AnalysisResult> expected = analysis::RunAnalysis(request);
+  absl::StatusOr<pipeline::AnalysisResult> expected = pipeline::RunAnalysis(request);
   ASSERT_TRUE(expected.ok()) << expected.status();
   const std::string reference = temp_ + "/in_process";
-  absl::StatusOr<std::vector<std::string>> written = analysis::WriteAnalysis(*expected, reference, true, false);
+  absl::StatusOr<std::vector<std::string>> written = pipeline::WriteAnalysis(*expected, reference, true, false);
   ASSERT_TRUE(written.ok()) << written.status();
 
   EXPECT_EQ(std::vector<std::string>(status.results().begin(), status.results().end()), *written);
@@ -240,8 +234,7 @@ TEST_F(ServerTest, CorruptOrMalformedUploadsGetTheirCodeAndTheServerGoesOn) {
       {"wrong offset", [](auto& m) { m[3].mutable_chunk()->set_offset(1); }, grpc::StatusCode::INVALID_ARGUMENT},
       {"incomplete upload", [](auto& m) { m.pop_back(); }, grpc::StatusCode::INVALID_ARGUMENT},
       {"chunk before metadata", [](auto& m) { std::swap(m[0], m[1]); }, grpc::StatusCode::INVALID_ARGUMENT},
-      {"bad job id", [](auto& m) { m[0].mutable_metadata()->set_job_id("../x"); },
-       grpc::StatusCode::INVALID_ARGUMENT},
+      {"bad job id", [](auto& m) { m[0].mutable_metadata()->set_job_id("../x"); }, grpc::StatusCode::INVALID_ARGUMENT},
       {"NIfTI and DICOM mixed", [](auto& m) { m[0].mutable_metadata()->mutable_files(0)->set_format(v1::DICOM); },
        grpc::StatusCode::INVALID_ARGUMENT},
       {"DICOM for a model without series rules",
@@ -380,9 +373,8 @@ TEST_F(ServerTest, WatchReportsQueuePositionThenStagesThenDone) {
   ASSERT_TRUE(client_->Submit(StudyOptions("a")).ok());
   ASSERT_TRUE(client_->Submit(StudyOptions("b")).ok());
   std::vector<v1::JobStatus> seen;
-  std::thread watcher([&] {
-    client_->Watch("b", "", [&](const v1::JobStatus& status) { seen.push_back(status); }).IgnoreError();
-  });
+  std::thread watcher(
+      [&] { client_->Watch("b", "", [&](const v1::JobStatus& status) { seen.push_back(status); }).IgnoreError(); });
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   server_->HoldQueue(false);
   watcher.join();
@@ -547,8 +539,7 @@ TEST_F(ServerTest, MetricsCountJobsBytesStagesAndRelevance) {
   EXPECT_EQ(SeriesValue(exposition, "segrel_active_workers{device=\"cpu\"}"), 0);
   EXPECT_EQ(SeriesValue(exposition, absl::StrCat("segrel_model_loaded{", model, ",version=\"0.0.1\"}")), 1);
   for (const std::string stage : {"read", "load_model", "inference", "transpose", "relevance", "write", "total"}) {
-    EXPECT_EQ(SeriesValue(exposition, absl::StrCat("segrel_stage_seconds_count{", model, ",stage=\"", stage, "\"}")),
-              1)
+    EXPECT_EQ(SeriesValue(exposition, absl::StrCat("segrel_stage_seconds_count{", model, ",stage=\"", stage, "\"}")), 1)
         << stage;
   }
   for (const std::string& sequence : kSequences) {
@@ -579,12 +570,76 @@ TEST_F(ServerTest, ShutdownWhileBusyHandsBackQueuedJobsAndRefusesNewOnes) {
   EXPECT_EQ(client_->Submit(StudyOptions("late")).status().code(), absl::StatusCode::kUnavailable);
 }
 
+// The input/ folders still in `spool` (each job's uploaded study, until the job ends).
+std::vector<std::string> InputFolders(const std::string& spool) {
+  std::vector<std::string> folders;
+  for (const auto& entry : fs::directory_iterator(spool)) {
+    if (fs::exists(entry.path() / "input")) folders.push_back((entry.path() / "input").string());
+  }
+  return folders;
+}
+
+TEST_F(ServerTest, InputsAreDeletedWhenTheJobEndsHoweverItEnds) {
+  StartServer();
+  const std::string spool = temp_ + "/spool";
+  server_->HoldQueue(true);
+  SubmitOptions late = StudyOptions("deadline");
+  late.deadline_seconds = 0.05;
+  ASSERT_TRUE(client_->Submit(late).ok());
+  ASSERT_TRUE(client_->Submit(StudyOptions("cancelled")).ok());
+  ASSERT_TRUE(client_->Submit(StudyOptions("done")).ok());
+  std::vector<v1::SubmitRequest> garbage = StudyMessages("failed");  // valid checksums, bytes no NIfTI reader takes
+  for (size_t f = 0; f < kSequences.size(); ++f) {
+    std::string bytes(garbage[f + 1].chunk().data().size(), 'x');
+    proto::Sha256 sha256;
+    sha256.Update(bytes);
+    garbage[0].mutable_metadata()->mutable_files(static_cast<int>(f))->set_sha256(sha256.HexDigest());
+    garbage[f + 1].mutable_chunk()->set_crc32(proto::Crc32(bytes));
+    garbage[f + 1].mutable_chunk()->set_data(bytes);
+  }
+  ASSERT_TRUE(RawSubmit(garbage).ok());
+  EXPECT_EQ(InputFolders(spool).size(), 4u);
+
+  EXPECT_EQ(client_->Cancel("cancelled").value().state(), v1::CANCELLED);
+  EXPECT_EQ(InputFolders(spool).size(), 3u) << "a job cancelled while queued keeps its inputs";
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  server_->HoldQueue(false);
+  EXPECT_EQ(client_->Watch("deadline", "").value().code(), static_cast<int>(grpc::StatusCode::DEADLINE_EXCEEDED));
+  EXPECT_EQ(client_->Watch("done", temp_ + "/done").value().state(), v1::DONE);
+  EXPECT_EQ(client_->Watch("failed", "").value().state(), v1::FAILED);
+  EXPECT_TRUE(InputFolders(spool).empty());
+
+  // Still queued at shutdown.
+  server_->HoldQueue(true);
+  ASSERT_TRUE(client_->Submit(StudyOptions("at-shutdown")).ok());
+  EXPECT_EQ(InputFolders(spool).size(), 1u);
+  server_->Shutdown(absl::Now() + absl::Seconds(10));
+  EXPECT_TRUE(InputFolders(spool).empty()) << "a job still queued at shutdown keeps its inputs";
+}
+
+TEST_F(ServerTest, ARestartedServerCleansTheSpoolAndReusesNoFolder) {
+  StartServer();
+  server_->HoldQueue(true);
+  ASSERT_TRUE(client_->Submit(StudyOptions("left")).ok());
+  // The process dies with the job queued (no shutdown): its folder stays, with the study in it.
+  std::vector<std::string> left = InputFolders(temp_ + "/spool");
+  ASSERT_EQ(left.size(), 1u);
+  const std::string folder = fs::path(left[0]).parent_path().string();
+  fs::rename(folder, folder + ".moved");
+  server_.reset();  // (it would delete the inputs; the folder was moved away first)
+  fs::rename(folder + ".moved", folder);
+  StartServer();
+  EXPECT_FALSE(fs::exists(folder)) << "the earlier process's job folder is still in the spool";
+  EXPECT_EQ(client_->Watch("left", "").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(SubmitAndWatch(StudyOptions("left"), temp_ + "/out").state(), v1::DONE);
+}
+
 // The in-process pipeline's outputs for `request` (no pictures, as the server jobs below ask), in `out`.
-std::vector<std::string> WriteInProcess(const analysis::AnalysisRequest& request, const std::string& out) {
-  absl::StatusOr<analysis::AnalysisResult> expected = analysis::RunAnalysis(request);
+std::vector<std::string> WriteInProcess(const pipeline::AnalysisRequest& request, const std::string& out) {
+  absl::StatusOr<pipeline::AnalysisResult> expected = pipeline::RunAnalysis(request);
   EXPECT_TRUE(expected.ok()) << expected.status();
   if (!expected.ok()) return {};
-  absl::StatusOr<std::vector<std::string>> written = analysis::WriteAnalysis(*expected, out, false, false);
+  absl::StatusOr<std::vector<std::string>> written = pipeline::WriteAnalysis(*expected, out, false, false);
   EXPECT_TRUE(written.ok()) << written.status();
   return written.ok() ? *written : std::vector<std::string>();
 }
@@ -606,7 +661,7 @@ TEST_F(ServerTest, ReferenceAndRegionMasksGiveWhatThePipelineGives) {
   const v1::JobStatus status = SubmitAndWatch(options, out);
   ASSERT_EQ(status.state(), v1::DONE) << status.message();
 
-  analysis::AnalysisRequest request;
+  pipeline::AnalysisRequest request;
   request.model = FixturePath("bundle");
   request.study_dir = FixturePath("study");
   request.reference = options.reference;
@@ -640,7 +695,7 @@ TEST_F(ServerTest, DicomStudyGivesWhatThePipelineGivesAndADicomSeg) {
   const v1::JobStatus status = SubmitAndWatch(options, out);
   ASSERT_EQ(status.state(), v1::DONE) << status.message();
 
-  analysis::AnalysisRequest request;
+  pipeline::AnalysisRequest request;
   request.model = bundle;
   request.study_dir = temp_ + "/dicom";
   const std::vector<std::string> written = WriteInProcess(request, temp_ + "/in_process");
@@ -756,8 +811,8 @@ TEST(RunJob, ReportsEveryStageWithProgressThatNeverGoesBack) {
     progress = snapshot.progress;
     if (stages.empty() || stages.back() != snapshot.stage) stages.push_back(snapshot.stage);
   }
-  EXPECT_EQ(stages, (std::vector<std::string>{"read", "import", "inference", "transpose", "relevance", "ablation",
-                                              "write"}));
+  EXPECT_EQ(stages,
+            (std::vector<std::string>{"read", "import", "inference", "transpose", "relevance", "ablation", "write"}));
   EXPECT_GT(recorder->seen.size(), 9u * 3);  // every window of inference, transpose and relevance
 }
 

@@ -11,21 +11,14 @@
 
 namespace segrel::testing {
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream file(path);
-  std::stringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
-
 RunResult RunSegrel(const std::string& arguments) {
   static int runs = 0;
   const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
   std::string name = std::string(test->test_suite_name()) + "." + test->name();
   std::replace(name.begin(), name.end(), '/', '_');  // parameterised tests
-  const std::string dir = (std::filesystem::temp_directory_path() / "segrel_tests" / "command_runs" /
-                           (name + "." + std::to_string(++runs)))
-                              .string();
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / "segrel_tests" / "command_runs" / (name + "." + std::to_string(++runs)))
+          .string();
   std::filesystem::create_directories(dir);
   const std::string command =
       std::string(SEGREL_BINARY) + " " + arguments + " > " + dir + "/out.txt 2> " + dir + "/err.txt";

@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "tests/test_util.h"  // ReadFile
+
 namespace segrel::testing {
 
 struct RunResult {
@@ -11,9 +13,6 @@ struct RunResult {
   std::string out;
   std::string err;
 };
-
-// The whole content of a text file ("" when it cannot be read).
-std::string ReadFile(const std::string& path);
 
 // Runs `segrel ARGUMENTS` (quoted by the caller where needed). Its stdout and stderr go to files of a folder of its
 // own per run, not the test's TestTempDir (which holds the test's files; ctest runs tests in parallel).

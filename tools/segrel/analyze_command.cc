@@ -7,6 +7,7 @@
 #include <cctype>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -15,7 +16,7 @@
 #include "core/common/device.h"
 #include "core/common/status_macros.h"
 #include "core/common/torch_status.h"
-#include "tools/segrel/command_line.h"
+#include "tools/command_line/command_line.h"
 
 namespace segrel::cli {
 namespace {
@@ -24,8 +25,8 @@ namespace {
 absl::Status CheckSequenceName(const std::string& name) {
   for (char c : name) {
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.') {
-      return absl::InvalidArgumentError(absl::StrCat("--input: sequence name '", name,
-                                                     "' may hold only letters, digits, '.', '_' and '-'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--input: sequence name '", name, "' may hold only letters, digits, '.', '_' and '-'"));
     }
   }
   return absl::OkStatus();
@@ -46,102 +47,128 @@ absl::StatusOr<std::vector<int64_t>> ParsePatch(const std::string& text) {
   return patch;
 }
 
+// Core errors name the input or field at fault ("composite: ...", "region mask for class 1: ..."); the command
+// line adds the flag that gave it.
+absl::Status WithFlagName(const absl::Status& status) {
+  static constexpr std::pair<absl::string_view, absl::string_view> kFlags[] = {
+      {"composite", "--composite"}, {"region mask", "--region"}, {"device", "--device"},
+      {"the device", "--device"},   {"sequence", "--input"},     {"missing sequence", "--input"}};
+  for (const auto& [field, flag] : kFlags) {
+    if (absl::StartsWith(status.message(), field)) {
+      return absl::Status(status.code(), absl::StrCat(flag, ": ", status.message()));
+    }
+  }
+  return status;
+}
+
 std::string FormatShares(const std::vector<std::string>& names, const std::vector<double>& shares) {
   std::vector<std::string> parts;
   for (size_t s = 0; s < names.size(); ++s) parts.push_back(absl::StrFormat("%s %.3f", names[s], shares[s]));
   return absl::StrJoin(parts, ", ");
 }
 
-void PrintSummary(const AnalyzeCommand& command, const analysis::AnalysisResult& result,
+void PrintRelevance(const report::AnalysisSummary& summary, std::ostream& out) {
+  const std::vector<std::string>& names = summary.sequences;
+  out << "relevance per sequence (share of the combined map M, raw sum):\n";
+  for (const std::string& name : summary.ranking) {
+    const size_t s = std::find(names.begin(), names.end(), name) - names.begin();
+    out << absl::StrFormat("  %-12s %7.4f  %12.4f\n", name, summary.relevance.shares[s], summary.relevance.raw[s]);
+  }
+  for (const report::ClassSummary& c : summary.classes) {
+    const std::string name = c.name.empty() ? "" : absl::StrCat(" (", c.name, ")");
+    out << absl::StrFormat("class %d%s: %d voxels explained (%s region), %d excluded, %d predicted\n", c.index, name,
+                           c.region_voxels, c.region, c.excluded_voxels, c.predicted_voxels);
+  }
+}
+
+void PrintRegions(const report::AnalysisSummary& summary, std::ostream& out) {
+  const std::vector<std::string>& names = summary.sequences;
+  if (summary.dice.has_value()) {
+    out << absl::StrFormat("reference: Dice %.4f\n", *summary.dice);
+    for (const report::RegionSummary& region : summary.error_regions) {
+      out << absl::StrFormat("  %-15s %7d voxels, shares %s\n", region.kind, region.voxels,
+                             FormatShares(names, region.relevance.shares));
+    }
+  }
+  if (!summary.lesions.empty()) {
+    out << summary.lesions.size() << " lesions; the largest:\n";
+    for (size_t i = 0; i < std::min<size_t>(5, summary.lesions.size()); ++i) {
+      const report::RegionSummary& lesion = summary.lesions[i];
+      out << absl::StrFormat("  lesion %d: %d voxels at (%.0f, %.0f, %.0f), shares %s\n", lesion.label, lesion.voxels,
+                             lesion.centroid[0], lesion.centroid[1], lesion.centroid[2],
+                             FormatShares(names, lesion.relevance.shares));
+    }
+  }
+}
+
+void PrintAblation(const report::AnalysisSummary& summary, std::ostream& out) {
+  if (!summary.ablation.has_value()) return;
+  out << "sequence ablation (prediction with the sequence replaced by its mean in the body):\n";
+  for (const report::AblationSummary::Sequence& sequence : summary.ablation->sequences) {
+    out << absl::StrFormat(
+        "  without %-10s foreground %8d voxels (%+.1f %%), Dice with the prediction %.4f%s\n", sequence.name,
+        sequence.foreground_voxels, 100.0 * sequence.foreground_change, sequence.dice_with_prediction,
+        sequence.dice_with_reference ? absl::StrFormat(", with the reference %.4f", *sequence.dice_with_reference)
+                                     : "");
+  }
+  out << "  ranking by relevance: " << absl::StrJoin(summary.ranking, " > ")
+      << "\n  ranking by ablation:  " << absl::StrJoin(summary.ablation->ranking, " > ")
+      << absl::StrFormat("\n  rank correlation %.2f\n", summary.ablation->rank_correlation_with_relevance);
+}
+
+void PrintSummary(const AnalyzeCommand& command, const pipeline::AnalysisResult& result,
                   const std::vector<std::string>& written, std::ostream& out) {
-  const analysis::Explanation& explanation = result.explanation;
-  const std::vector<std::string>& names = result.study.names;
-  const std::vector<double> shares = analysis::Shares(explanation.raw);
-  out << "segrel analyze: model " << result.context.model << ", composite " << result.context.composite << ", seed "
-      << result.context.seed;
-  if (explanation.windows > 0) out << ", " << explanation.windows << " sliding windows";
+  const report::AnalysisSummary& summary = result.summary;
+  out << "segrel analyze: model " << summary.model << ", composite " << summary.composite << ", seed " << summary.seed;
+  if (summary.windows > 0) out << ", " << summary.windows << " sliding windows";
   out << "\n";
   if (!result.assembly.empty()) {
     out << "DICOM series used:\n";
     for (const std::string& line : result.assembly) out << "  " << line << "\n";
   }
-  out << "relevance per sequence (share of the combined map M, raw sum):\n";
-  for (const std::string& name : analysis::RankSequences(names, shares)) {
-    const size_t s = std::find(names.begin(), names.end(), name) - names.begin();
-    out << absl::StrFormat("  %-12s %7.4f  %12.4f\n", name, shares[s], explanation.raw[s]);
-  }
-  for (const analysis::ClassExplanation& c : explanation.classes) {
-    const std::string name = c.class_index < static_cast<int64_t>(result.class_names.size())
-                                 ? absl::StrCat(" (", result.class_names[c.class_index], ")")
-                                 : "";
-    out << absl::StrFormat("class %d%s: %d voxels explained (%s region), %d excluded, %d predicted\n", c.class_index,
-                           name, c.region_voxels, c.region_kind, c.excluded_voxels, c.predicted_voxels);
-  }
-  if (explanation.dice.has_value()) {
-    out << absl::StrFormat("reference: Dice %.4f\n", *explanation.dice);
-    for (const analysis::RegionExplanation& region : explanation.error_regions) {
-      out << absl::StrFormat("  %-15s %7d voxels, shares %s\n", region.kind, region.voxels,
-                             FormatShares(names, analysis::Shares(region.raw)));
-    }
-  }
-  if (!explanation.lesions.empty()) {
-    out << explanation.lesions.size() << " lesions; the largest:\n";
-    for (size_t i = 0; i < std::min<size_t>(5, explanation.lesions.size()); ++i) {
-      const analysis::RegionExplanation& lesion = explanation.lesions[i];
-      out << absl::StrFormat("  lesion %d: %d voxels at (%.0f, %.0f, %.0f), shares %s\n", lesion.label, lesion.voxels,
-                             lesion.centroid[0], lesion.centroid[1], lesion.centroid[2],
-                             FormatShares(names, analysis::Shares(lesion.raw)));
-    }
-  }
-  if (!explanation.ablation.empty()) {
-    out << "sequence ablation (prediction with the sequence replaced by its mean in the body):\n";
-    std::vector<double> effect;
-    for (const analysis::SequenceAblation& ablation : explanation.ablation) {
-      out << absl::StrFormat("  without %-10s foreground %8d voxels (%+.1f %%), Dice with the prediction %.4f%s\n",
-                             names[ablation.sequence], ablation.foreground_voxels,
-                             explanation.foreground_voxels > 0
-                                 ? 100.0 * (ablation.foreground_voxels - explanation.foreground_voxels) /
-                                       explanation.foreground_voxels
-                                 : 0.0,
-                             ablation.dice_with_prediction,
-                             ablation.dice_with_reference ? absl::StrFormat(", with the reference %.4f",
-                                                                            *ablation.dice_with_reference)
-                                                          : "");
-      effect.push_back(1.0 - ablation.dice_with_prediction);
-    }
-    out << "  ranking by relevance: " << absl::StrJoin(analysis::RankSequences(names, shares), " > ")
-        << "\n  ranking by ablation:  " << absl::StrJoin(analysis::RankSequences(names, effect), " > ")
-        << absl::StrFormat("\n  rank correlation %.2f\n", analysis::SpearmanCorrelation(shares, effect));
-  }
-  for (const std::string& note : explanation.notes) out << "note: " << note << "\n";
+  PrintRelevance(summary, out);
+  PrintRegions(summary, out);
+  PrintAblation(summary, out);
+  for (const std::string& note : summary.notes) out << "note: " << note << "\n";
   out << "outputs in " << command.out_dir << ": " << absl::StrJoin(written, ", ") << "\n";
 }
 
 }  // namespace
 
-const char* AnalyzeUsage() {
-  return "usage: segrel analyze --model MODEL --input NAME=FILE.nii.gz [--input NAME=FILE.nii.gz ...] | --study DIR\n"
-         "                      [--composite NAME] [--region CLASS=MASK.nii.gz ...] [--seed N] [--maps] --out DIR\n"
-         "                      [--lesions] [--reference MASK.nii.gz] [--ablation] [--no-pictures]\n"
-         "                      [--patch N[,N,N]] [--window-cache-mb 0] [--threads N] [--device cpu|cuda[:N]]\n"
-         "MODEL: a bundle folder (segrel.json + TorchScript) or a TorchScript file\n"
-         "--study DIR: one NAME.nii.gz per bundle sequence, or a DICOM folder (mapped by the bundle's series_rules,\n"
-         "resampled onto the reference sequence's grid)\n"
-         "--lesions: explain each predicted lesion; --reference: Dice, and true/false positives and false negatives\n"
-         "explained apart; --ablation: predict without each sequence and compare with the relevance ranking\n";
+const std::vector<Option>& AnalyzeOptions() {
+  static const auto* const options = new std::vector<Option>{
+      {"model", "MODEL", "a bundle folder (segrel.json + TorchScript) or a TorchScript file (required)"},
+      {"input", "NAME=FILE", "a sequence as NIfTI; one per sequence (with a bundle in any order)"},
+      {"study", "DIR", "instead of --input: one NAME.nii.gz per bundle sequence, or a DICOM folder"},
+      {"out", "DIR", "where the outputs go (required)"},
+      {"composite", "NAME", "the LRP composite (default: the bundle's, else epsilon-plus)"},
+      {"region", "CLASS=MASK", "explain class CLASS over the mask's voxels instead of the balanced region"},
+      {"seed", "N", "seed of the balanced background region (default 0)"},
+      {"maps", "", "also write one relevance map per sequence"},
+      {"lesions", "", "explain each predicted lesion on its own"},
+      {"reference", "MASK", "a reference segmentation: Dice, true/false positives and false negatives explained"},
+      {"ablation", "", "predict without each sequence and compare with the relevance ranking"},
+      {"no-pictures", "", "skip relevance_bars.png and relevance_overlay.png"},
+      {"patch", "N[,N,N]", "sliding-window patch for a bare model (bundles give their own)"},
+      {"window-cache-mb", "MB", "memory for windows kept between the two passes (default 0: recompute)"},
+      {"threads", "N", "LibTorch threads (default: all cores)"},
+      {"device", "cpu|cuda[:N]", "where the analysis runs (default cpu)"},
+  };
+  return *options;
+}
+
+std::string AnalyzeUsage() {
+  return "usage: segrel analyze --model MODEL (--input NAME=FILE ... | --study DIR) --out DIR [options]\n" +
+         OptionsHelp(AnalyzeOptions());
 }
 
 absl::StatusOr<AnalyzeCommand> ParseAnalyzeArguments(const std::vector<std::string>& arguments) {
-  SEGREL_ASSIGN_OR_RETURN(const CommandLine command_line,
-                          CommandLine::Parse(arguments,
-                                             {"model", "input", "study", "composite", "region", "seed", "out",
-                                              "threads", "device", "patch", "reference", "window-cache-mb"},
-                                             {"maps", "lesions", "ablation", "no-pictures"}));
+  SEGREL_ASSIGN_OR_RETURN(const CommandLine command_line, CommandLine::Parse(arguments, AnalyzeOptions()));
   if (!command_line.positional().empty()) {
     return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", command_line.positional().front(), "'"));
   }
   AnalyzeCommand command;
-  analysis::AnalysisRequest& request = command.request;
+  pipeline::AnalysisRequest& request = command.request;
   SEGREL_ASSIGN_OR_RETURN(const std::optional<std::string> model, command_line.Single("model"));
   if (!model.has_value()) return absl::InvalidArgumentError("--model is required");
   request.model = *model;
@@ -197,7 +224,9 @@ absl::StatusOr<AnalyzeCommand> ParseAnalyzeArguments(const std::vector<std::stri
     return absl::InvalidArgumentError(absl::StrCat("--threads: '", *threads, "' is not a positive integer"));
   }
   SEGREL_ASSIGN_OR_RETURN(const std::optional<std::string> device, command_line.Single("device"));
-  SEGREL_ASSIGN_OR_RETURN(request.device, ParseDevice(device.value_or("cpu")));
+  absl::StatusOr<at::Device> parsed_device = ParseDevice(device.value_or("cpu"));
+  if (!parsed_device.ok()) return WithFlagName(parsed_device.status());
+  request.device = *parsed_device;
   return command;
 }
 
@@ -205,9 +234,11 @@ absl::Status RunAnalyze(const AnalyzeCommand& command, std::ostream& out) {
   // OpenMP reports one thread unless told; LibTorch's thread count is set once, here.
   const int threads = command.threads > 0 ? command.threads : static_cast<int>(std::thread::hardware_concurrency());
   at::set_num_threads(std::max(threads, 1));
-  SEGREL_ASSIGN_OR_RETURN(const analysis::AnalysisResult result, analysis::RunAnalysis(command.request));
+  absl::StatusOr<pipeline::AnalysisResult> analysed = pipeline::RunAnalysis(command.request);
+  if (!analysed.ok()) return WithFlagName(analysed.status());
+  const pipeline::AnalysisResult& result = *analysed;
   SEGREL_ASSIGN_OR_RETURN(const std::vector<std::string> written,
-                          analysis::WriteAnalysis(result, command.out_dir, command.write_maps, command.pictures));
+                          pipeline::WriteAnalysis(result, command.out_dir, command.write_maps, command.pictures));
   PrintSummary(command, result, written, out);
   if (command.pictures && std::find(written.begin(), written.end(), "relevance_bars.png") == written.end()) {
     out << "note: no pictures: gnuplot is not installed (Debian package gnuplot-nox); relevance.json has the rest\n";

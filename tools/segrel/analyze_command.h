@@ -15,12 +15,12 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "core/analysis/pipeline.h"
+#include "core/pipeline/pipeline.h"
 
 namespace segrel::cli {
 
 struct AnalyzeCommand {
-  analysis::AnalysisRequest request;
+  pipeline::AnalysisRequest request;
   bool write_maps = false;
   bool pictures = true;  // relevance_bars.png, relevance_overlay.png
   std::string out_dir;
@@ -34,7 +34,7 @@ absl::StatusOr<AnalyzeCommand> ParseAnalyzeArguments(const std::vector<std::stri
 absl::Status RunAnalyze(const AnalyzeCommand& command, std::ostream& out);
 
 // The usage text.
-const char* AnalyzeUsage();
+std::string AnalyzeUsage();
 
 }  // namespace segrel::cli
 

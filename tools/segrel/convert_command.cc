@@ -11,7 +11,7 @@
 #include "core/common/torch_status.h"
 #include "core/io/dicom_series.h"
 #include "core/io/nifti.h"
-#include "tools/segrel/command_line.h"
+#include "tools/command_line/command_line.h"
 #include "tools/segrel/series_text.h"
 
 namespace segrel::cli {
@@ -61,14 +61,20 @@ absl::StatusOr<std::pair<io::NiftiDataType, std::string>> NaturalType(const at::
 
 }  // namespace
 
-const char* ConvertUsage() {
+const std::vector<Option>& ConvertOptions() {
+  static const auto* const options = new std::vector<Option>{{"out", "DIR", "where the NIfTI files go (required)"}};
+  return *options;
+}
+
+std::string ConvertUsage() {
   return "usage: segrel convert DICOM_DIR --out DIR\n"
          "writes DIR/<SeriesNumber>_<SeriesDescription>.nii.gz for every series of DICOM_DIR (searched recursively),\n"
-         "integer voxels as int16/uint16/int32 when they fit, else float32, with segrel's (dcm2niix's) affine\n";
+         "integer voxels as int16/uint16/int32 when they fit, else float32, with segrel's (dcm2niix's) affine\n" +
+         OptionsHelp(ConvertOptions());
 }
 
 absl::StatusOr<ConvertCommand> ParseConvertArguments(const std::vector<std::string>& arguments) {
-  SEGREL_ASSIGN_OR_RETURN(const CommandLine command_line, CommandLine::Parse(arguments, {"out"}, {}));
+  SEGREL_ASSIGN_OR_RETURN(const CommandLine command_line, CommandLine::Parse(arguments, ConvertOptions()));
   if (command_line.positional().size() != 1) {
     return absl::InvalidArgumentError(command_line.positional().empty()
                                           ? "give the DICOM_DIR to convert"
@@ -91,8 +97,8 @@ absl::Status RunConvert(const ConvertCommand& command, std::ostream& out) {
   for (const io::DicomSeries& series : folder.series) {
     const std::string name = absl::StrCat(FileStem(series.info, taken), ".nii.gz");
     SEGREL_ASSIGN_OR_RETURN(const auto type, NaturalType(series.volume.data));
-    SEGREL_RETURN_IF_ERROR(io::WriteNifti((fs::path(command.out_dir) / name).string(), series.volume.data,
-                                          type.first, series.volume));
+    SEGREL_RETURN_IF_ERROR(
+        io::WriteNifti((fs::path(command.out_dir) / name).string(), series.volume.data, type.first, series.volume));
     out << "wrote " << name << " (" << SizesText(series.volume) << ", " << SpacingText(series.volume) << " mm, "
         << type.second << ")\n";
   }

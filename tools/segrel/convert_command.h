@@ -35,7 +35,7 @@ absl::StatusOr<ConvertCommand> ParseConvertArguments(const std::vector<std::stri
 absl::Status RunConvert(const ConvertCommand& command, std::ostream& out);
 
 // The usage text.
-const char* ConvertUsage();
+std::string ConvertUsage();
 
 }  // namespace segrel::cli
 

@@ -15,7 +15,7 @@
 #include "core/io/series_rules.h"
 #include "core/model/bundle.h"
 #include "core/volume/geometry.h"
-#include "tools/segrel/command_line.h"
+#include "tools/command_line/command_line.h"
 #include "tools/segrel/series_text.h"
 
 namespace segrel::cli {
@@ -111,12 +111,11 @@ std::vector<std::string> MappingLines(const io::SequenceMapping& mapping,
     }
     std::string line = absl::StrFormat("%-10s ", match.sequence);
     if (match.chosen.has_value()) {
-      absl::StrAppend(&line, "series ", io::SeriesLabel(infos[*match.chosen].series_number,
-                                                        infos[*match.chosen].series_description));
+      absl::StrAppend(&line, "series ",
+                      io::SeriesLabel(infos[*match.chosen].series_number, infos[*match.chosen].series_description));
       if (!match.how.empty()) absl::StrAppend(&line, " (", match.how, ")");
     } else if (candidates.size() > 1 && match.how.empty()) {
-      absl::StrAppend(&line, "AMBIGUOUS: ", candidates.size(), " series match (", absl::StrJoin(candidates, "; "),
-                      ")");
+      absl::StrAppend(&line, "AMBIGUOUS: ", candidates.size(), " series match (", absl::StrJoin(candidates, "; "), ")");
     } else {
       absl::StrAppend(&line, "MISSING", match.how.empty() ? ": no series matches" : absl::StrCat(": ", match.how));
     }
@@ -153,8 +152,7 @@ absl::Status InspectDicom(const InspectCommand& command, std::ostream& out) {
   }
   PrintTable(rows, mapping.has_value(), out);
   if (mapping.has_value()) {
-    out << "sequences (" << (mapping->Complete() ? "complete" : "INCOMPLETE") << ", rules " << rules->source
-        << "):\n";
+    out << "sequences (" << (mapping->Complete() ? "complete" : "INCOMPLETE") << ", rules " << rules->source << "):\n";
     for (const std::string& line : MappingLines(*mapping, infos)) out << "  " << line << "\n";
   }
   std::vector<std::string> problems;
@@ -167,9 +165,9 @@ absl::Status InspectDicom(const InspectCommand& command, std::ostream& out) {
   }
   for (const io::DicomSeries& series : folder.series) {
     for (const std::string& note : series.info.notes) {
-      problems.push_back(absl::StrCat("series ", io::SeriesLabel(series.info.series_number,
-                                                                  series.info.series_description),
-                                      ": ", WithoutRoot(note, command.path)));
+      problems.push_back(absl::StrCat("series ",
+                                      io::SeriesLabel(series.info.series_number, series.info.series_description), ": ",
+                                      WithoutRoot(note, command.path)));
     }
   }
   PrintListed("problems", problems, out);
@@ -214,15 +212,24 @@ absl::Status InspectNifti(const InspectCommand& command, const std::vector<std::
 
 }  // namespace
 
-const char* InspectUsage() {
+const std::vector<Option>& InspectOptions() {
+  static const auto* const options = new std::vector<Option>{
+      {"rules", "RULES.json", "series rules to map the series to sequences"},
+      {"model", "BUNDLE", "instead of --rules: the bundle's series_rules"},
+  };
+  return *options;
+}
+
+std::string InspectUsage() {
   return "usage: segrel inspect PATH [--rules RULES.json | --model BUNDLE]\n"
          "PATH: a DICOM folder (searched recursively), a NIfTI file, or a folder of NIfTI files\n"
          "prints each series (or file): number, description, mapped sequence, grid, spacing, orientation, transfer\n"
-         "syntax; the sequence mapping (--rules, or the bundle's series_rules); and the problems found\n";
+         "syntax; the sequence mapping (--rules, or the bundle's series_rules); and the problems found\n" +
+         OptionsHelp(InspectOptions());
 }
 
 absl::StatusOr<InspectCommand> ParseInspectArguments(const std::vector<std::string>& arguments) {
-  SEGREL_ASSIGN_OR_RETURN(const CommandLine command_line, CommandLine::Parse(arguments, {"rules", "model"}, {}));
+  SEGREL_ASSIGN_OR_RETURN(const CommandLine command_line, CommandLine::Parse(arguments, InspectOptions()));
   if (command_line.positional().size() != 1) {
     return absl::InvalidArgumentError(command_line.positional().empty()
                                           ? "give the PATH to inspect"

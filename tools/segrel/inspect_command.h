@@ -35,7 +35,7 @@ absl::StatusOr<InspectCommand> ParseInspectArguments(const std::vector<std::stri
 absl::Status RunInspect(const InspectCommand& command, std::ostream& out);
 
 // The usage text.
-const char* InspectUsage();
+std::string InspectUsage();
 
 }  // namespace segrel::cli
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/common/allocator.h"
+#include "tools/command_line/command_line.h"
 #include "tools/segrel/analyze_command.h"
 #include "tools/segrel/convert_command.h"
 #include "tools/segrel/inspect_command.h"
@@ -28,14 +29,12 @@ int Fail(const std::string& command, const std::string& message) {
 
 // Runs one subcommand: --help prints its usage; otherwise parse, then run.
 template <typename Command>
-int RunCommand(const std::string& name, const std::vector<std::string>& arguments, const char* usage,
+int RunCommand(const std::string& name, const std::vector<std::string>& arguments, const std::string& usage,
                absl::StatusOr<Command> (*parse)(const std::vector<std::string>&),
                absl::Status (*run)(const Command&, std::ostream&)) {
-  for (const std::string& argument : arguments) {
-    if (argument == "--help" || argument == "-h") {
-      std::cout << usage;
-      return 0;
-    }
+  if (segrel::cli::AsksForHelp(arguments)) {
+    std::cout << usage;
+    return 0;
   }
   const absl::StatusOr<Command> command = parse(arguments);
   if (!command.ok()) {

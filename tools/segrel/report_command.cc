@@ -7,7 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "core/common/status_macros.h"
 #include "core/report/cohort.h"
-#include "tools/segrel/command_line.h"
+#include "tools/command_line/command_line.h"
 
 namespace segrel::cli {
 namespace {
@@ -19,8 +19,7 @@ void PrintSummary(const report::CohortSummary& summary, const std::string& out_d
       << first.composite << "\n";
   out << absl::StrFormat("  %-12s %8s %8s\n", "sequence", "mean", "median");
   for (const std::string& sequence : summary.sequences) {
-    out << absl::StrFormat("  %-12s %8.4f %8.4f\n", sequence, summary.mean.at(sequence),
-                           summary.median.at(sequence));
+    out << absl::StrFormat("  %-12s %8.4f %8.4f\n", sequence, summary.mean.at(sequence), summary.median.at(sequence));
   }
   out << "ranking (by mean share): " << absl::StrJoin(summary.ranking, " > ") << "\n";
   out << "outputs in " << out_dir << ": " << absl::StrJoin(written, ", ") << "\n";
@@ -28,14 +27,21 @@ void PrintSummary(const report::CohortSummary& summary, const std::string& out_d
 
 }  // namespace
 
-const char* ReportUsage() {
+const std::vector<Option>& ReportOptions() {
+  static const auto* const options =
+      new std::vector<Option>{{"out", "DIR", "where cohort.csv, cohort.json and cohort.png go (required)"}};
+  return *options;
+}
+
+std::string ReportUsage() {
   return "usage: segrel report --out DIR RUN_DIR [RUN_DIR ...]\n"
          "RUN_DIR: the --out folder of a 'segrel analyze' run (holds relevance.json); its name is the study's id\n"
-         "writes DIR/cohort.csv, DIR/cohort.json and DIR/cohort.png\n";
+         "writes DIR/cohort.csv, DIR/cohort.json and DIR/cohort.png\n" +
+         OptionsHelp(ReportOptions());
 }
 
 absl::StatusOr<ReportCommand> ParseReportArguments(const std::vector<std::string>& arguments) {
-  SEGREL_ASSIGN_OR_RETURN(const CommandLine command_line, CommandLine::Parse(arguments, {"out"}, {}));
+  SEGREL_ASSIGN_OR_RETURN(const CommandLine command_line, CommandLine::Parse(arguments, ReportOptions()));
   ReportCommand command;
   SEGREL_ASSIGN_OR_RETURN(const std::optional<std::string> out_dir, command_line.Single("out"));
   if (!out_dir.has_value()) return absl::InvalidArgumentError("--out DIR is required");
@@ -52,8 +58,7 @@ absl::Status RunReport(const ReportCommand& command, std::ostream& out) {
     studies.push_back(std::move(study));
   }
   SEGREL_ASSIGN_OR_RETURN(const report::CohortSummary summary, report::Summarise(std::move(studies)));
-  SEGREL_ASSIGN_OR_RETURN(const std::vector<std::string> written,
-                          report::WriteCohortReport(summary, command.out_dir));
+  SEGREL_ASSIGN_OR_RETURN(const std::vector<std::string> written, report::WriteCohortReport(summary, command.out_dir));
   PrintSummary(summary, command.out_dir, written, out);
   return absl::OkStatus();
 }

@@ -31,7 +31,7 @@ absl::StatusOr<ReportCommand> ParseReportArguments(const std::vector<std::string
 absl::Status RunReport(const ReportCommand& command, std::ostream& out);
 
 // The usage text.
-const char* ReportUsage();
+std::string ReportUsage();
 
 }  // namespace segrel::cli
 

@@ -1,4 +1,4 @@
-// Normalisation layers as per-channel affine maps (DESIGN section 2).
+// Normalisation layers as per-channel affine maps (docs/rules.md, layers without a standard rule).
 //
 // Batch norm in evaluation mode (and instance norm with running statistics) is a fixed per-channel affine map;
 // freezing usually folds it into the preceding convolution, and ChannelAffineLayer keeps the cases it cannot fold.

@@ -1,12 +1,12 @@
 // Shared pieces of the LRP rules: the stabiliser s(z), sign parts of inputs and weights, and access to a layer's
-// affine form (DESIGN section 2).
+// affine form (docs/rules.md).
 #ifndef SEGREL_CORE_LRP_RULES_RULE_MATH_H_
 #define SEGREL_CORE_LRP_RULES_RULE_MATH_H_
 
 #include <ATen/ATen.h>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/graph/layer.h"
 #include "core/lrp/rule.h"
 
@@ -14,7 +14,6 @@ namespace segrel::lrp {
 
 // 1 / s(z), s(z) = z + eps * (sign(z) + [z == 0]): z shifted away from zero by eps, as Zennit's stabilize().
 at::Tensor StabilizedReciprocal(const at::Tensor& z, double eps);
-
 
 // x+ = max(x, 0) and x- = min(x, 0), each undefined when identically zero, so that rules drop the terms that would
 // only add zeros (after a ReLU, every x- term). A part equal to x is x itself, not a copy.

@@ -1,7 +1,5 @@
 #include "tests/core/lrp/dense_reference.h"
 
-#include <stdexcept>
-
 namespace segrel::testing {
 namespace {
 
@@ -92,49 +90,103 @@ at::Tensor ExpandBias(const at::Tensor& bias, int64_t output_elements) {
   return bias.repeat_interleave(output_elements / bias.numel());
 }
 
-at::Tensor Stabilize(const at::Tensor& z, double eps) {
-  return z + eps * ((z == 0).to(z.scalar_type()) + z.sign());
+at::Tensor Stabilize(const at::Tensor& z, double eps) { return z + eps * ((z == 0).to(z.scalar_type()) + z.sign()); }
+
+namespace {
+
+at::Tensor DenseEpsilon(const DenseLayer& l, const DenseParameters& p, const at::Tensor&, const at::Tensor&) {
+  const at::Tensor z = at::mv(l.d, l.x) + l.b;
+  return Diag(l.x).mm(l.d.t()).mm(Diag(1 / Stabilize(z, p.epsilon)));
 }
 
-at::Tensor DenseRule(const std::string& rule, const DenseLayer& layer, double eps, double gamma, double alpha,
-                     double beta, const at::Tensor& low, const at::Tensor& high) {
-  const at::Tensor& d = layer.d;
-  const at::Tensor& b = layer.b;
-  const at::Tensor& x = layer.x;
-  const at::Tensor xp = Pos(x), xn = Neg(x), dp = Pos(d), dn = Neg(d);
-  const at::Tensor z = at::mv(d, x) + b;
-  if (rule == "epsilon") return Diag(x).mm(d.t()).mm(Diag(1 / Stabilize(z, eps)));
-  if (rule == "zplus") {
-    const at::Tensor g = 1 / Stabilize(at::mv(dp, xp) + at::mv(dn, xn) + Pos(b), eps);
-    return (Diag(xp).mm(dp.t()) + Diag(xn).mm(dn.t())).mm(Diag(g));
-  }
-  if (rule == "alpha-beta") {
-    const at::Tensor gp = 1 / Stabilize(at::mv(dp, xp) + at::mv(dn, xn) + Pos(b), eps);
-    const at::Tensor gn = 1 / Stabilize(at::mv(dn, xp) + at::mv(dp, xn) + Neg(b), eps);
-    return alpha * (Diag(xp).mm(dp.t()) + Diag(xn).mm(dn.t())).mm(Diag(gp)) -
-           beta * (Diag(xp).mm(dn.t()) + Diag(xn).mm(dp.t())).mm(Diag(gn));
-  }
-  if (rule == "gamma") {
-    const at::Tensor vp = d + gamma * dp, vn = d + gamma * dn;
-    const at::Tensor cp = b + gamma * Pos(b), cn = b + gamma * Neg(b);
-    const at::Tensor p = (z > 0).to(at::kDouble) / Stabilize(at::mv(vp, xp) + at::mv(vn, xn) + cp, eps);
-    const at::Tensor n = (z < 0).to(at::kDouble) / Stabilize(at::mv(vn, xp) + at::mv(vp, xn) + cn, eps);
-    return (Diag(xp).mm(vp.t()) + Diag(xn).mm(vn.t())).mm(Diag(p)) +
-           (Diag(xp).mm(vn.t()) + Diag(xn).mm(vp.t())).mm(Diag(n));
-  }
-  if (rule == "flat") {
-    const at::Tensor ones = at::ones_like(x);
-    return layer.ones_d.t().mm(Diag(1 / Stabilize(at::mv(layer.ones_d, ones), eps)));
-  }
-  if (rule == "wsquare") {
-    const at::Tensor d2 = d * d;
-    return d2.t().mm(Diag(1 / Stabilize(at::mv(d2, at::ones_like(x)) + b * b, eps)));
-  }
-  if (rule == "zbox") {
-    const at::Tensor g = 1 / Stabilize(z - at::mv(dp, low) - Pos(b) - at::mv(dn, high) - Neg(b), eps);
-    return (Diag(x).mm(d.t()) - Diag(low).mm(dp.t()) - Diag(high).mm(dn.t())).mm(Diag(g));
-  }
-  throw std::invalid_argument("no dense reference for rule " + rule);
+at::Tensor DenseZPlus(const DenseLayer& l, const DenseParameters& p, const at::Tensor&, const at::Tensor&) {
+  const at::Tensor xp = Pos(l.x), xn = Neg(l.x), dp = Pos(l.d), dn = Neg(l.d);
+  const at::Tensor g = 1 / Stabilize(at::mv(dp, xp) + at::mv(dn, xn) + Pos(l.b), p.stabilizer);
+  return (Diag(xp).mm(dp.t()) + Diag(xn).mm(dn.t())).mm(Diag(g));
+}
+
+at::Tensor DenseAlphaBeta(const DenseLayer& l, const DenseParameters& p, const at::Tensor&, const at::Tensor&) {
+  const at::Tensor xp = Pos(l.x), xn = Neg(l.x), dp = Pos(l.d), dn = Neg(l.d);
+  const at::Tensor gp = 1 / Stabilize(at::mv(dp, xp) + at::mv(dn, xn) + Pos(l.b), p.stabilizer);
+  const at::Tensor gn = 1 / Stabilize(at::mv(dn, xp) + at::mv(dp, xn) + Neg(l.b), p.stabilizer);
+  return p.alpha * (Diag(xp).mm(dp.t()) + Diag(xn).mm(dn.t())).mm(Diag(gp)) -
+         p.beta * (Diag(xp).mm(dn.t()) + Diag(xn).mm(dp.t())).mm(Diag(gn));
+}
+
+at::Tensor DenseGamma(const DenseLayer& l, const DenseParameters& p, const at::Tensor&, const at::Tensor&) {
+  const at::Tensor xp = Pos(l.x), xn = Neg(l.x), dp = Pos(l.d), dn = Neg(l.d);
+  const at::Tensor z = at::mv(l.d, l.x) + l.b;
+  const at::Tensor vp = l.d + p.gamma * dp, vn = l.d + p.gamma * dn;
+  const at::Tensor cp = l.b + p.gamma * Pos(l.b), cn = l.b + p.gamma * Neg(l.b);
+  const at::Tensor pos = (z > 0).to(at::kDouble) / Stabilize(at::mv(vp, xp) + at::mv(vn, xn) + cp, p.stabilizer);
+  const at::Tensor neg = (z < 0).to(at::kDouble) / Stabilize(at::mv(vn, xp) + at::mv(vp, xn) + cn, p.stabilizer);
+  return (Diag(xp).mm(vp.t()) + Diag(xn).mm(vn.t())).mm(Diag(pos)) +
+         (Diag(xp).mm(vn.t()) + Diag(xn).mm(vp.t())).mm(Diag(neg));
+}
+
+at::Tensor DenseFlat(const DenseLayer& l, const DenseParameters& p, const at::Tensor&, const at::Tensor&) {
+  return l.ones_d.t().mm(Diag(1 / Stabilize(at::mv(l.ones_d, at::ones_like(l.x)), p.stabilizer)));
+}
+
+at::Tensor DenseWSquare(const DenseLayer& l, const DenseParameters& p, const at::Tensor&, const at::Tensor&) {
+  const at::Tensor d2 = l.d * l.d;
+  return d2.t().mm(Diag(1 / Stabilize(at::mv(d2, at::ones_like(l.x)) + l.b * l.b, p.stabilizer)));
+}
+
+at::Tensor DenseZBox(const DenseLayer& l, const DenseParameters& p, const at::Tensor& low, const at::Tensor& high) {
+  const at::Tensor dp = Pos(l.d), dn = Neg(l.d);
+  const at::Tensor z = at::mv(l.d, l.x) + l.b;
+  const at::Tensor g = 1 / Stabilize(z - at::mv(dp, low) - Pos(l.b) - at::mv(dn, high) - Neg(l.b), p.stabilizer);
+  return (Diag(l.x).mm(l.d.t()) - Diag(low).mm(dp.t()) - Diag(high).mm(dn.t())).mm(Diag(g));
+}
+
+// Parameter sets: the defaults, and values far from them (a large epsilon, beta = 0, gamma = 0 and 1).
+DenseParameters Epsilon(double epsilon) {
+  DenseParameters p;
+  p.epsilon = epsilon;
+  return p;
+}
+DenseParameters AlphaBeta(double alpha, double beta) {
+  DenseParameters p;
+  p.alpha = alpha;
+  p.beta = beta;
+  return p;
+}
+DenseParameters Gamma(double gamma) {
+  DenseParameters p;
+  p.gamma = gamma;
+  return p;
+}
+DenseParameters InputBounds() {
+  DenseParameters p;
+  p.input_bounds = true;
+  return p;
+}
+
+}  // namespace
+
+const std::vector<DenseReference>& DenseReferences() {
+  static const auto* const references = new std::vector<DenseReference>{
+      {"epsilon", DenseEpsilon, {Epsilon(1e-6), Epsilon(0.01), Epsilon(0.5)}, {}},
+      {"zplus", DenseZPlus, {DenseParameters()}, {}},
+      {"alpha-beta", DenseAlphaBeta, {AlphaBeta(2, 1), AlphaBeta(1, 0), AlphaBeta(1.5, 0.5)}, {}},
+      {"gamma", DenseGamma, {Gamma(0.25), Gamma(0), Gamma(1)}, {}},
+      {"flat", DenseFlat, {DenseParameters()}, {}},
+      {"wsquare", DenseWSquare, {DenseParameters()}, {}},
+      {"zbox", DenseZBox, {DenseParameters(), InputBounds()}, {}},
+      {"norm",
+       nullptr,
+       {},
+       {"NormRule.MatchesDenseFormulaOnSumOfBranches", "NormRule.MatchesDenseFormulaOnScalingByConstants",
+        "NormRule.MatchesDenseFormulaOnAveragePooling"}},
+      {"pass", nullptr, {}, {"PassRule.PassesRelevanceThroughActivations"}},
+      {"gradient",
+       nullptr,
+       {},
+       {"GradientRule.MaxPoolingSendsRelevanceToEachWindowsWinner",
+        "GradientRule.OverlappingMaxPoolingAddsUpEachWinnersRelevance", "GradientRule.ConcatenationSplitsRelevance"}},
+  };
+  return *references;
 }
 
 }  // namespace segrel::testing

@@ -36,17 +36,42 @@ at::Tensor ExpandBias(const at::Tensor& bias, int64_t output_elements);
 // s(z) = z + eps * (sign(z) + [z == 0]).
 at::Tensor Stabilize(const at::Tensor& z, double eps);
 
-// The rule's linear map as a dense matrix (input elements x output elements), R_in = Lambda R, for a layer
-// y = D x + b (D dense, b expanded), written from DESIGN section 2's formulas. `ones_d` is the matrix of the layer
-// with all-ones weights (flat rule), `low`/`high` the zbox bounds per input element. Rule names as the registry's.
+// A layer y = D x + b (D dense, b expanded per output element) for the dense rule formulas.
 struct DenseLayer {
   at::Tensor d;       // [out, in]
   at::Tensor b;       // [out]
-  at::Tensor ones_d;  // [out, in]: same layer with all-ones weights
+  at::Tensor ones_d;  // [out, in]: same layer with all-ones weights (flat rule)
   at::Tensor x;       // [in]
 };
-at::Tensor DenseRule(const std::string& rule, const DenseLayer& layer, double eps, double gamma, double alpha,
-                     double beta, const at::Tensor& low, const at::Tensor& high);
+
+// The scalar parameters of the rules (lrp::RuleParameters without the z-box bounds, which come per layer).
+struct DenseParameters {
+  double epsilon = 1e-6;     // epsilon's epsilon
+  double stabilizer = 1e-6;  // the other rules' stabiliser
+  double gamma = 0.25;
+  double alpha = 2.0;
+  double beta = 1.0;
+  bool input_bounds = false;  // zbox: no bounds given, the input's per-channel minimum and maximum are used
+};
+
+// One registered rule's independent reference.
+//   Affine rules (layers with weights): `formula` gives the rule's linear map as a dense matrix Lambda (input
+//   elements x output elements, R_in = Lambda R), written from the formulas of docs/rules.md; `low`/`high` are
+//   the z-box bounds per input element. `parameters`: the values the reference tests run (each one a test).
+//   Rules for layers without weights (norm, pass, gradient): no formula; `layer_tests` names the tests in
+//   rules_reference_test.cc that compare them with the Jacobian of each kind of layer they explain.
+using DenseFormula = at::Tensor (*)(const DenseLayer& layer, const DenseParameters& parameters, const at::Tensor& low,
+                                    const at::Tensor& high);
+struct DenseReference {
+  std::string rule;  // the registry's name
+  DenseFormula formula = nullptr;
+  std::vector<DenseParameters> parameters;
+  std::vector<std::string> layer_tests;
+};
+
+// Every rule reference, one entry per rule. Adding a rule to the registry needs one entry here
+// (RuleRegistry.EveryRegisteredRuleHasADenseReference fails without it).
+const std::vector<DenseReference>& DenseReferences();
 
 }  // namespace segrel::testing
 

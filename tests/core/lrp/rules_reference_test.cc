@@ -1,15 +1,19 @@
-// Every LRP rule against an independent dense-matrix implementation of its formula (DESIGN section 2), on tiny
+// Every LRP rule against an independent dense-matrix implementation of its formula (docs/rules.md), on tiny
 // convolution, transposed convolution and linear layers with random weights, biases and inputs of both signs;
 // both directions (relevance and transpose) and batched relevance. Computed in float64: the tolerance 1e-9 is
 // far above the rounding of either side (~1e-14 relative) and far below any formula mistake.
 #include <gtest/gtest.h>
 #include <torch/csrc/jit/runtime/operator.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "core/graph/layers/convolution.h"
 #include "core/graph/layers/elementwise.h"
 #include "core/graph/layers/linear.h"
@@ -37,10 +41,10 @@ at::Tensor Random(std::vector<int64_t> sizes) { return at::randn(sizes, at::kDou
 struct LayerCase {
   std::string name;
   std::shared_ptr<graph::ParametricLayer> layer;
-  at::Tensor x;         // [1, ...]
-  at::Tensor output;    // [1, ...]
+  at::Tensor x;       // [1, ...]
+  at::Tensor output;  // [1, ...]
   DenseLayer dense;
-  at::Tensor low_bound;   // per channel, broadcastable to x
+  at::Tensor low_bound;  // per channel, broadcastable to x
   at::Tensor high_bound;
 };
 
@@ -80,8 +84,8 @@ LayerCase MakeTransposedCase(std::string name, std::vector<int64_t> weight_sizes
   c.x = Random(x_sizes);
   c.output = c.layer->Forward({c.x});
   std::vector<int64_t> out_spatial;
-  c.dense.d = segrel::testing::DenseTransposedConvolution3d(weight, spatial, stride, padding, output_padding,
-                                                            &out_spatial);
+  c.dense.d =
+      segrel::testing::DenseTransposedConvolution3d(weight, spatial, stride, padding, output_padding, &out_spatial);
   c.dense.ones_d = segrel::testing::DenseTransposedConvolution3d(at::ones_like(weight), spatial, stride, padding,
                                                                  output_padding, &out_spatial);
   c.dense.b = segrel::testing::ExpandBias(bias, c.dense.d.size(0));
@@ -108,12 +112,11 @@ LayerCase MakeLinearCase() {
 std::vector<LayerCase> AllLayerCases() {
   std::vector<LayerCase> cases;
   cases.push_back(MakeConvolutionCase("conv3d", {3, 2, 3, 3, 3}, {4, 5, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}));
-  cases.push_back(MakeConvolutionCase("conv3d_strided_dilated", {3, 2, 2, 3, 2}, {5, 6, 4}, {2, 1, 2}, {0, 2, 1},
-                                      {1, 2, 1}));
-  cases.push_back(MakeTransposedCase("conv_transpose3d", {3, 2, 2, 2, 2}, {2, 3, 2}, {2, 2, 2}, {0, 0, 0},
-                                     {0, 0, 0}));
-  cases.push_back(MakeTransposedCase("conv_transpose3d_overlapping", {3, 2, 3, 3, 3}, {2, 3, 3}, {2, 2, 1},
-                                     {1, 1, 0}, {1, 0, 0}));
+  cases.push_back(
+      MakeConvolutionCase("conv3d_strided_dilated", {3, 2, 2, 3, 2}, {5, 6, 4}, {2, 1, 2}, {0, 2, 1}, {1, 2, 1}));
+  cases.push_back(MakeTransposedCase("conv_transpose3d", {3, 2, 2, 2, 2}, {2, 3, 2}, {2, 2, 2}, {0, 0, 0}, {0, 0, 0}));
+  cases.push_back(
+      MakeTransposedCase("conv_transpose3d_overlapping", {3, 2, 3, 3, 3}, {2, 3, 3}, {2, 2, 1}, {1, 1, 0}, {1, 0, 0}));
   cases.push_back(MakeLinearCase());
   return cases;
 }
@@ -158,10 +161,50 @@ void ExpectMatchesDense(const LayerRelevance& relevance, const at::Tensor& lambd
   EXPECT_NEAR(left, right, kTolerance * std::max(1.0, std::abs(left))) << "adjoint identity";
 }
 
+// One registered rule with one set of parameter values, from its dense reference (dense_reference.h).
 struct RuleCase {
-  std::string rule;
-  bool explicit_box = true;  // zbox: bounds given (else the input's per-channel min and max)
+  const segrel::testing::DenseReference* reference;
+  segrel::testing::DenseParameters parameters;
+  std::string name;
 };
+
+std::vector<RuleCase> AffineRuleCases() {
+  std::vector<RuleCase> cases;
+  for (const segrel::testing::DenseReference& reference : segrel::testing::DenseReferences()) {
+    if (reference.formula == nullptr) continue;
+    for (size_t i = 0; i < reference.parameters.size(); ++i) {
+      std::string name = absl::StrCat(reference.rule, "_", i);
+      std::replace(name.begin(), name.end(), '-', '_');
+      cases.push_back({&reference, reference.parameters[i], name});
+    }
+  }
+  return cases;
+}
+
+// The rule's parameters for layer case `c` (z-box bounds from the case unless the input's own are asked for).
+RuleParameters ParametersFor(const segrel::testing::DenseParameters& dense, const LayerCase& c) {
+  RuleParameters parameters;
+  parameters.epsilon = dense.epsilon;
+  parameters.stabilizer = dense.stabilizer;
+  parameters.gamma = dense.gamma;
+  parameters.alpha = dense.alpha;
+  parameters.beta = dense.beta;
+  if (!dense.input_bounds) {
+    parameters.box_low = c.low_bound;
+    parameters.box_high = c.high_bound;
+  }
+  return parameters;
+}
+
+// The dense bounds per input element: the case's, or the input's own per-channel minimum and maximum.
+std::pair<at::Tensor, at::Tensor> DenseBounds(const segrel::testing::DenseParameters& dense, const LayerCase& c) {
+  at::Tensor low = c.low_bound, high = c.high_bound;
+  if (dense.input_bounds) {
+    low = c.low_bound + 0.5;
+    high = c.high_bound - 0.25;
+  }
+  return {low.expand_as(c.x).flatten(), high.expand_as(c.x).flatten()};
+}
 
 class ParametricRuleTest : public ::testing::TestWithParam<RuleCase> {};
 
@@ -169,41 +212,21 @@ TEST_P(ParametricRuleTest, MatchesDenseFormulaOnEveryLayerKind) {
   const RuleCase& rule_case = GetParam();
   for (LayerCase& c : AllLayerCases()) {
     SCOPED_TRACE(c.name);
-    if (rule_case.rule == "zbox" && !rule_case.explicit_box && c.name == "linear") continue;  // degenerate bounds
+    if (rule_case.parameters.input_bounds && c.name == "linear") continue;  // degenerate bounds
     SetBoxBounds(c);
-    RuleParameters parameters;
-    if (rule_case.explicit_box) {
-      parameters.box_low = c.low_bound;
-      parameters.box_high = c.high_bound;
-    }
-    absl::StatusOr<std::shared_ptr<const Rule>> rule = MakeRule(rule_case.rule, parameters);
+    absl::StatusOr<std::shared_ptr<const Rule>> rule =
+        MakeRule(rule_case.reference->rule, ParametersFor(rule_case.parameters, c));
     ASSERT_TRUE(rule.ok()) << rule.status();
     absl::StatusOr<std::vector<Term>> terms = (*rule)->Terms({*c.layer, {c.x}, c.output});
     ASSERT_TRUE(terms.ok()) << terms.status();
-
-    at::Tensor low = c.low_bound, high = c.high_bound;
-    if (!rule_case.explicit_box) {
-      low = c.low_bound + 0.5;    // the input's own per-channel minimum
-      high = c.high_bound - 0.25;
-    }
-    const at::Tensor lambda = segrel::testing::DenseRule(
-        rule_case.rule, c.dense, kEps, /*gamma=*/0.25, /*alpha=*/2.0, /*beta=*/1.0,
-        low.expand_as(c.x).flatten(), high.expand_as(c.x).flatten());
+    const auto [low, high] = DenseBounds(rule_case.parameters, c);
+    const at::Tensor lambda = rule_case.reference->formula(c.dense, rule_case.parameters, low, high);
     ExpectMatchesDense(LayerRelevance(*std::move(terms)), lambda, c.x, c.output);
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Rules, ParametricRuleTest,
-                         ::testing::Values(RuleCase{"epsilon"}, RuleCase{"zplus"}, RuleCase{"alpha-beta"},
-                                           RuleCase{"gamma"}, RuleCase{"flat"}, RuleCase{"wsquare"},
-                                           RuleCase{"zbox", true}, RuleCase{"zbox", false}),
-                         [](const ::testing::TestParamInfo<RuleCase>& info) {
-                           std::string name = info.param.rule + (info.param.explicit_box ? "" : "_input_bounds");
-                           for (char& ch : name) {
-                             if (ch == '-') ch = '_';
-                           }
-                           return name;
-                         });
+INSTANTIATE_TEST_SUITE_P(Rules, ParametricRuleTest, ::testing::ValuesIn(AffineRuleCases()),
+                         [](const ::testing::TestParamInfo<RuleCase>& info) { return info.param.name; });
 
 // With zero biases and epsilon -> 0, every rule conserves relevance through a layer: sum R_in == sum R, for the
 // relevance of every unit whose denominator does not vanish. (Units without any positive contribution lose their
@@ -214,7 +237,7 @@ TEST_P(ParametricRuleTest, ConservesRelevanceWithZeroBias) {
   const RuleCase& rule_case = GetParam();
   for (LayerCase& c : AllLayerCases()) {
     SCOPED_TRACE(c.name);
-    if (rule_case.rule == "zbox" && !rule_case.explicit_box && c.name == "linear") continue;
+    if (rule_case.parameters.input_bounds && c.name == "linear") continue;
     SetBoxBounds(c);
     const graph::AffineParameters p = c.layer->ParametersAt(c.x);
     // A bias-free twin of the layer.
@@ -225,24 +248,22 @@ TEST_P(ParametricRuleTest, ConservesRelevanceWithZeroBias) {
       bias_free = std::make_shared<graph::LinearLayer>(p.weight, at::Tensor());
     }
     const at::Tensor output = bias_free->Forward({c.x});
-    RuleParameters parameters;
-    parameters.epsilon = 1e-12;
-    parameters.stabilizer = 1e-12;
-    at::Tensor low = c.low_bound + 0.5, high = c.high_bound - 0.25;
-    if (rule_case.explicit_box) {
-      parameters.box_low = low = c.low_bound;
-      parameters.box_high = high = c.high_bound;
-    }
-    absl::StatusOr<std::shared_ptr<const Rule>> rule = MakeRule(rule_case.rule, parameters);
+    segrel::testing::DenseParameters dense_parameters = rule_case.parameters;
+    dense_parameters.epsilon = 1e-12;
+    dense_parameters.stabilizer = 1e-12;
+    absl::StatusOr<std::shared_ptr<const Rule>> rule =
+        MakeRule(rule_case.reference->rule, ParametersFor(dense_parameters, c));
     ASSERT_TRUE(rule.ok()) << rule.status();
     absl::StatusOr<std::vector<Term>> terms = (*rule)->Terms({*bias_free, {c.x}, output});
     ASSERT_TRUE(terms.ok()) << terms.status();
 
     DenseLayer dense = c.dense;
     dense.b = at::zeros_like(dense.b);
-    const at::Tensor lambda = segrel::testing::DenseRule(rule_case.rule, dense, 1e-12, 0.25, 2.0, 1.0,
-                                                         low.expand_as(c.x).flatten(), high.expand_as(c.x).flatten());
-    const at::Tensor kept = ((lambda.sum(0) - 1).abs() < 0.5).view(output.sizes()).to(at::kDouble);
+    const auto [low, high] = DenseBounds(dense_parameters, c);
+    const at::Tensor lambda = rule_case.reference->formula(dense, dense_parameters, low, high);
+    // Conserving units sum to 1 up to the stabiliser; the others to 0, alpha or -beta (with alpha = 1.5 the
+    // distance from 1 is only 0.5, so the test tells them apart with a tolerance far below that).
+    const at::Tensor kept = ((lambda.sum(0) - 1).abs() < 1e-3).view(output.sizes()).to(at::kDouble);
     EXPECT_GT(kept.mean().item<double>(), 0.5) << "too few units keep their relevance for a meaningful test";
     const at::Tensor r = Random(output.sizes().vec()) * kept;
     const at::Tensor r_in = LayerRelevance(*std::move(terms)).Relevance(r, 1)[0];
@@ -283,9 +304,9 @@ TEST(NormRule, MatchesDenseFormulaOnSumOfBranches) {
   EXPECT_LT(RelativeError(parts[1], -0.5 * x2 * g), kTolerance);
   // Transpose: u_out = (x1 u1 - 0.5 x2 u2) / s(z).
   const at::Tensor u1 = Random({1, 2, 3, 3, 2}), u2 = Random({1, 2, 3, 3, 2});
-  EXPECT_LT(RelativeError(relevance->Transpose({u1, u2}),
-                          (x1 * u1 - 0.5 * x2 * u2) / segrel::testing::Stabilize(z, kEps)),
-            kTolerance);
+  EXPECT_LT(
+      RelativeError(relevance->Transpose({u1, u2}), (x1 * u1 - 0.5 * x2 * u2) / segrel::testing::Stabilize(z, kEps)),
+      kTolerance);
 }
 
 TEST(NormRule, MatchesDenseFormulaOnScalingByConstants) {
@@ -340,8 +361,8 @@ TEST(PassRule, PassesRelevanceThroughActivations) {
 // winner of several windows collects relevance from each.
 void ExpectMaxPoolingMatchesDense(int64_t kernel, int64_t stride, int64_t padding) {
   at::manual_seed(9);
-  const graph::MaxPoolLayer layer({{kernel, kernel, kernel}, {stride, stride, stride}, {padding, padding, padding},
-                                   {1, 1, 1}, false});
+  const graph::MaxPoolLayer layer(
+      {{kernel, kernel, kernel}, {stride, stride, stride}, {padding, padding, padding}, {1, 1, 1}, false});
   const std::vector<int64_t> in = {5, 4, 3};
   const at::Tensor x = Random({1, 2, in[0], in[1], in[2]});
   const at::Tensor z = layer.Forward({x});
@@ -387,6 +408,35 @@ TEST(GradientRule, ConcatenationSplitsRelevance) {
   EXPECT_TRUE(at::equal(parts[1], r.slice(1, 2, 3)));
   const at::Tensor u1 = Random({2, 2, 3}), u2 = Random({2, 1, 3});
   EXPECT_TRUE(at::equal(relevance->Transpose({u1, u2}), at::cat({u1, u2}, 1)));
+}
+
+// Every registered rule is checked against an independent reference: a dense formula run with at least one set of
+// parameter values, or (rules for layers without weights) tests against each kind of layer's Jacobian that exist.
+TEST(RuleRegistry, EveryRegisteredRuleHasADenseReference) {
+  std::set<std::string> tests;
+  const ::testing::UnitTest& unit = *::testing::UnitTest::GetInstance();
+  for (int s = 0; s < unit.total_test_suite_count(); ++s) {
+    const ::testing::TestSuite& suite = *unit.GetTestSuite(s);
+    for (int t = 0; t < suite.total_test_count(); ++t) {
+      tests.insert(absl::StrCat(suite.name(), ".", suite.GetTestInfo(t)->name()));
+    }
+  }
+  std::set<std::string> referenced;
+  for (const segrel::testing::DenseReference& reference : segrel::testing::DenseReferences()) {
+    SCOPED_TRACE(reference.rule);
+    EXPECT_TRUE(referenced.insert(reference.rule).second) << "two references";
+    if (reference.formula != nullptr) {
+      EXPECT_FALSE(reference.parameters.empty()) << "a dense formula that no test runs";
+    } else {
+      EXPECT_FALSE(reference.layer_tests.empty()) << "neither a dense formula nor layer tests";
+    }
+    for (const std::string& test : reference.layer_tests) EXPECT_TRUE(tests.count(test)) << "no test " << test;
+  }
+  for (const std::string& name : RuleNames()) {
+    EXPECT_TRUE(referenced.count(name)) << "rule " << name
+                                        << " has no dense reference (tests/core/lrp/dense_reference.cc)";
+  }
+  EXPECT_EQ(referenced.size(), RuleNames().size()) << "a reference for a rule the registry does not have";
 }
 
 TEST(RuleRegistry, UnknownRuleIsNotFoundAndListsTheKnownOnes) {

@@ -1,13 +1,13 @@
 // Model replicas: a network is imported once per input shape, and analyses that reuse a replica give exactly the
 // results of analyses that load the model themselves.
-#include "core/analysis/model_replica.h"
+#include "core/model/model_replica.h"
 
 #include <gtest/gtest.h>
 
-#include "core/analysis/pipeline.h"
+#include "core/pipeline/pipeline.h"
 #include "tests/test_util.h"
 
-namespace segrel::analysis {
+namespace segrel::model {
 namespace {
 
 using segrel::testing::FixturePath;
@@ -34,15 +34,15 @@ TEST(ModelReplicas, FailedLoadsAreErrorsAndNotKept) {
 }
 
 TEST(ModelReplicas, AnalysesReusingAReplicaEqualAnalysesThatLoadTheModel) {
-  AnalysisRequest request;
+  pipeline::AnalysisRequest request;
   request.model = FixturePath("bundle");
   request.study_dir = FixturePath("study");
-  const absl::StatusOr<AnalysisResult> loaded = RunAnalysis(request);
+  const absl::StatusOr<pipeline::AnalysisResult> loaded = pipeline::RunAnalysis(request);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   ModelReplicas replicas;
   request.replicas = &replicas;
   for (int run = 0; run < 2; ++run) {  // the second run uses the graph the first imported
-    const absl::StatusOr<AnalysisResult> reused = RunAnalysis(request);
+    const absl::StatusOr<pipeline::AnalysisResult> reused = pipeline::RunAnalysis(request);
     ASSERT_TRUE(reused.ok()) << reused.status();
     EXPECT_TRUE(at::equal(reused->explanation.segmentation, loaded->explanation.segmentation));
     EXPECT_TRUE(at::equal(reused->explanation.relevance_map, loaded->explanation.relevance_map));
@@ -54,4 +54,4 @@ TEST(ModelReplicas, AnalysesReusingAReplicaEqualAnalysesThatLoadTheModel) {
 }
 
 }  // namespace
-}  // namespace segrel::analysis
+}  // namespace segrel::model

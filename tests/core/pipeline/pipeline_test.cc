@@ -1,5 +1,5 @@
 // WriteAnalysis: the outputs of an analysis, and what happens when the pictures cannot be drawn.
-#include "core/analysis/pipeline.h"
+#include "core/pipeline/pipeline.h"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +11,7 @@
 
 #include "tests/test_util.h"
 
-namespace segrel::analysis {
+namespace segrel::pipeline {
 namespace {
 
 using segrel::testing::FixturePath;
@@ -42,4 +42,4 @@ TEST(WriteAnalysis, WithoutGnuplotWritesEverythingButThePicturesAndSaysWhy) {
 }
 
 }  // namespace
-}  // namespace segrel::analysis
+}  // namespace segrel::pipeline

@@ -1,5 +1,5 @@
 // An analysis tells its caller every stage and every window as it goes, and stops where the caller says so.
-#include "core/analysis/progress.h"
+#include "core/analysis/stages.h"
 
 #include <gtest/gtest.h>
 
@@ -8,10 +8,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "core/analysis/pipeline.h"
+#include "core/pipeline/pipeline.h"
 #include "tests/test_util.h"
 
-namespace segrel::analysis {
+namespace segrel::pipeline {
 namespace {
 
 using segrel::testing::FixturePath;
@@ -37,8 +37,8 @@ AnalysisRequest WindowedRequest() {
 TEST(Progress, ReportsEveryStageInOrderAndEveryWindow) {
   std::vector<Report> reports;
   AnalysisRequest request = WindowedRequest();
-  request.progress = [&reports](absl::string_view stage, int64_t done, int64_t total) {
-    reports.push_back({std::string(stage), done, total});
+  request.progress = [&reports](analysis::Stage stage, int64_t done, int64_t total) {
+    reports.push_back({std::string(analysis::StageName(stage)), done, total});
     return absl::OkStatus();
   };
   const absl::StatusOr<AnalysisResult> result = RunAnalysis(request);
@@ -71,8 +71,9 @@ TEST(Progress, AnErrorFromTheCallerStopsTheAnalysisWithIt) {
   for (const std::string stop_in : {"read", "inference", "transpose", "relevance", "ablation"}) {
     std::vector<Report> reports;
     AnalysisRequest request = WindowedRequest();
-    request.progress = [&](absl::string_view stage, int64_t done, int64_t total) {
-      reports.push_back({std::string(stage), done, total});
+    request.progress = [&](analysis::Stage stage_type, int64_t done, int64_t total) {
+      const std::string stage(analysis::StageName(stage_type));
+      reports.push_back({stage, done, total});
       // Stop in the middle of windowed stages, at the start of the others.
       const bool stop = stage == stop_in && (stop_in == "read" || done == total / 2);
       return stop ? absl::CancelledError(absl::StrCat("stopped in ", stage)) : absl::OkStatus();
@@ -90,8 +91,8 @@ TEST(Progress, WithoutWindowsEachStageReportsOneUnit) {
   AnalysisRequest request;
   request.model = FixturePath("bundle");
   request.study_dir = FixturePath("study");
-  request.progress = [&reports](absl::string_view stage, int64_t done, int64_t total) {
-    reports.push_back({std::string(stage), done, total});
+  request.progress = [&reports](analysis::Stage stage, int64_t done, int64_t total) {
+    reports.push_back({std::string(analysis::StageName(stage)), done, total});
     return absl::OkStatus();
   };
   ASSERT_TRUE(RunAnalysis(request).ok());
@@ -103,4 +104,4 @@ TEST(Progress, WithoutWindowsEachStageReportsOneUnit) {
 }
 
 }  // namespace
-}  // namespace segrel::analysis
+}  // namespace segrel::pipeline

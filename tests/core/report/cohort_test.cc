@@ -18,17 +18,11 @@ namespace segrel::report {
 namespace {
 
 using nlohmann::json;
+using segrel::testing::ReadFile;
 using segrel::testing::TestTempDir;
 
 // Sums of three decimal fractions: exact to a few ulps.
 constexpr double kTolerance = 1e-12;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream file(path);
-  std::stringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
 
 void WriteFile(const std::string& path, const std::string& text) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());
@@ -119,8 +113,7 @@ TEST(ReadStudyReport, NonNumericShareIsInvalidArgument) {
   WriteFile(run + "/relevance.json", document.dump());
   const absl::StatusOr<CohortStudy> study = ReadStudyReport(run);
   EXPECT_EQ(study.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(study.status().message().find("sequence_relevance_raw.FLAIR"), absl::string_view::npos)
-      << study.status();
+  EXPECT_NE(study.status().message().find("sequence_relevance_raw.FLAIR"), absl::string_view::npos) << study.status();
 }
 
 TEST(Summarise, MeanMedianAndRankingMatchHandComputedValues) {
