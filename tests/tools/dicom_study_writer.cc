@@ -1,9 +1,5 @@
 #include "tests/tools/dicom_study_writer.h"
 
-#include <dcmtk/config/osconfig.h>
-#include <dcmtk/dcmdata/dcdeftag.h>
-#include <dcmtk/dcmdata/dcfilefo.h>
-#include <dcmtk/dcmdata/dcuid.h>
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -16,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/io/nifti.h"
+#include "tests/dicom_writer.h"
 #include "tests/test_util.h"
 
 namespace segrel::testing {
@@ -24,20 +21,11 @@ namespace {
 constexpr double kSlope = 1.0 / 1024;
 constexpr double kIntercept = -8;
 
-std::string NewUid() {
-  char uid[100];
-  return dcmGenerateUniqueIdentifier(uid, SITE_INSTANCE_UID_ROOT);
-}
-
-void Put(DcmDataset& dataset, const DcmTagKey& tag, const std::string& value) {
-  ASSERT_TRUE(dataset.putAndInsertOFStringArray(tag, value.c_str()).good()) << DcmTag(tag).getTagName();
-}
-
 // The FrameOfReferenceUID of each study written (one study per StudyInstanceUID).
 std::string FrameOfReference(const std::string& study_uid) {
   static std::map<std::string, std::string> frames;
   auto& frame = frames[study_uid];
-  if (frame.empty()) frame = NewUid();
+  if (frame.empty()) frame = NewDicomUid();
   return frame;
 }
 
@@ -59,48 +47,34 @@ void WriteDicomSeries(const SeriesToWrite& series, const std::string& study_uid,
   const at::Tensor stored = ((series.voxels.to(at::kDouble) - kIntercept) / kSlope).round();
   ASSERT_GE(stored.min().item<double>(), 0);
   ASSERT_LE(stored.max().item<double>(), 65535);
-  const std::string series_uid = NewUid();
+  const std::string series_uid = NewDicomUid();
   const std::string folder = absl::StrCat(dir, "/", series.series_number);
   std::filesystem::create_directories(folder);
+  const auto values = stored.accessor<double, 3>();
   for (int64_t k = 0; k < slices; ++k) {
-    DcmFileFormat file;
-    DcmDataset& dataset = *file.getDataset();
-    Put(dataset, DCM_SOPClassUID, UID_MRImageStorage);
-    Put(dataset, DCM_SOPInstanceUID, NewUid());
-    Put(dataset, DCM_StudyInstanceUID, study_uid);
-    Put(dataset, DCM_SeriesInstanceUID, series_uid);
-    Put(dataset, DCM_FrameOfReferenceUID, FrameOfReference(study_uid));
-    Put(dataset, DCM_Modality, "MR");
-    Put(dataset, DCM_SeriesNumber, absl::StrCat(series.series_number));
-    Put(dataset, DCM_SeriesDescription, series.series_description);
-    Put(dataset, DCM_ProtocolName, series.series_description);
-    Put(dataset, DCM_ImageType, "ORIGINAL\\PRIMARY\\M\\ND");
-    Put(dataset, DCM_InstanceNumber, absl::StrCat(k + 1));
-    Put(dataset, DCM_ImagePositionPatient,
-        absl::StrFormat("%.6f\\%.6f\\%.6f", series.origin[0], series.origin[1],
-                        series.origin[2] + static_cast<double>(k) * series.spacing[2]));
-    Put(dataset, DCM_ImageOrientationPatient, "1\\0\\0\\0\\1\\0");
-    Put(dataset, DCM_PixelSpacing, absl::StrFormat("%.6f\\%.6f", series.spacing[1], series.spacing[0]));
-    Put(dataset, DCM_SliceThickness, absl::StrFormat("%.6f", series.spacing[2]));
-    Put(dataset, DCM_RescaleSlope, "0.0009765625");
-    Put(dataset, DCM_RescaleIntercept, "-8");
-    Put(dataset, DCM_PhotometricInterpretation, "MONOCHROME2");
-    ASSERT_TRUE(dataset.putAndInsertUint16(DCM_Rows, static_cast<Uint16>(rows)).good());
-    ASSERT_TRUE(dataset.putAndInsertUint16(DCM_Columns, static_cast<Uint16>(columns)).good());
-    ASSERT_TRUE(dataset.putAndInsertUint16(DCM_SamplesPerPixel, 1).good());
-    ASSERT_TRUE(dataset.putAndInsertUint16(DCM_BitsAllocated, 16).good());
-    ASSERT_TRUE(dataset.putAndInsertUint16(DCM_BitsStored, 16).good());
-    ASSERT_TRUE(dataset.putAndInsertUint16(DCM_HighBit, 15).good());
-    ASSERT_TRUE(dataset.putAndInsertUint16(DCM_PixelRepresentation, 0).good());
+    MrSlice slice;
+    slice.study_uid = study_uid;
+    slice.series_uid = series_uid;
+    slice.frame_of_reference_uid = FrameOfReference(study_uid);
+    slice.series_number = series.series_number;
+    slice.series_description = series.series_description;
+    slice.protocol_name = series.series_description;
+    slice.image_type = "ORIGINAL\\PRIMARY\\M\\ND";
+    slice.instance_number = static_cast<int>(k) + 1;
+    slice.position = absl::StrFormat("%.6f\\%.6f\\%.6f", series.origin[0], series.origin[1],
+                                     series.origin[2] + static_cast<double>(k) * series.spacing[2]);
+    slice.orientation = "1\\0\\0\\0\\1\\0";
+    slice.pixel_spacing = absl::StrFormat("%.6f\\%.6f", series.spacing[1], series.spacing[0]);
+    slice.slice_thickness = absl::StrFormat("%.6f", series.spacing[2]);
+    slice.rescale_slope = "0.0009765625";
+    slice.rescale_intercept = "-8";
+    slice.rows = static_cast<int>(rows);
+    slice.columns = static_cast<int>(columns);
     // Pixel (row r, column c) holds voxel (i = c, j = rows - 1 - r).
-    std::vector<Uint16> pixels(rows * columns);
-    auto values = stored.accessor<double, 3>();
     for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t c = 0; c < columns; ++c) pixels[r * columns + c] = static_cast<Uint16>(values[c][rows - 1 - r][k]);
+      for (int64_t c = 0; c < columns; ++c) slice.pixels.push_back(static_cast<uint16_t>(values[c][rows - 1 - r][k]));
     }
-    ASSERT_TRUE(dataset.putAndInsertUint16Array(DCM_PixelData, pixels.data(), pixels.size()).good());
-    const std::string path = absl::StrCat(folder, "/slice", k, ".dcm");
-    ASSERT_TRUE(file.saveFile(path.c_str(), EXS_LittleEndianExplicit).good()) << path;
+    WriteMrSlice(slice, absl::StrCat(folder, "/slice", k, ".dcm"));
   }
 }
 
