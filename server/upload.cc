@@ -103,6 +103,30 @@ absl::Status CheckFiles(const v1::JobMetadata& metadata, const model::Bundle& bu
   return bundle.CheckSequences(std::vector<std::string>(nifti_sequences.begin(), nifti_sequences.end()));
 }
 
+// The job a valid upload describes, before its files are received.
+JobSpec SpecFor(const v1::JobMetadata& metadata, const model::Bundle& bundle, const UploadLimits& limits,
+                const std::string& directory) {
+  const v1::AnalysisOptions& options = metadata.options();
+  JobSpec spec;
+  spec.id = metadata.job_id();
+  spec.model_name = bundle.name;
+  spec.model_version = bundle.version;
+  spec.bundle_path = bundle.path;
+  spec.directory = directory;
+  spec.composite = options.composite();
+  spec.seed = options.seed();
+  spec.maps = options.maps();
+  spec.lesions = options.lesions();
+  spec.ablation = options.ablation();
+  spec.pictures = !options.no_pictures();
+  spec.priority = metadata.priority();
+  spec.fingerprint = Fingerprint(metadata);
+  const absl::Duration wait =
+      metadata.deadline_seconds() > 0 ? absl::Seconds(metadata.deadline_seconds()) : limits.default_deadline;
+  spec.deadline = absl::Now() + wait;
+  return spec;
+}
+
 }  // namespace
 
 bool IsValidJobId(const std::string& id) { return IsValidName(id) && id != "." && id != ".."; }
@@ -127,7 +151,7 @@ absl::StatusOr<std::unique_ptr<Upload>> Upload::Start(const v1::JobMetadata& met
     }
     const std::string& path;
     bool kept = false;
-  } folder{directory};
+  } owned{directory};
   absl::StatusOr<model::Bundle> bundle = models.Find(metadata.model());
   if (!bundle.ok()) return bundle.status();
   if (absl::Status status = CheckFiles(metadata, *bundle, limits); !status.ok()) return status;
@@ -139,23 +163,7 @@ absl::StatusOr<std::unique_ptr<Upload>> Upload::Start(const v1::JobMetadata& met
   }
   if (metadata.deadline_seconds() < 0) return absl::InvalidArgumentError("deadline_seconds must not be negative");
 
-  JobSpec spec;
-  spec.id = metadata.job_id();
-  spec.model_name = bundle->name;
-  spec.model_version = bundle->version;
-  spec.bundle_path = bundle->path;
-  spec.directory = directory;
-  spec.composite = options.composite();
-  spec.seed = options.seed();
-  spec.maps = options.maps();
-  spec.lesions = options.lesions();
-  spec.ablation = options.ablation();
-  spec.pictures = !options.no_pictures();
-  spec.priority = metadata.priority();
-  spec.fingerprint = Fingerprint(metadata);
-  const absl::Duration wait =
-      metadata.deadline_seconds() > 0 ? absl::Seconds(metadata.deadline_seconds()) : limits.default_deadline;
-  spec.deadline = absl::Now() + wait;
+  JobSpec spec = SpecFor(metadata, *bundle, limits, directory);
   const std::string input = spec.InputDirectory();
   std::vector<File> files;
   for (int f = 0; f < metadata.files_size(); ++f) {
@@ -187,7 +195,7 @@ absl::StatusOr<std::unique_ptr<Upload>> Upload::Start(const v1::JobMetadata& met
     if (error) return absl::InternalError(absl::StrCat("cannot create the job folder: ", error.message()));
   }
   std::unique_ptr<Upload> upload(new Upload(std::move(spec), std::move(files)));
-  folder.kept = true;
+  owned.kept = true;
   upload->SkipEmpty();
   return upload;
 }
