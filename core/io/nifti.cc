@@ -332,6 +332,13 @@ absl::StatusOr<Volume> ReadNifti(const std::string& path, const NiftiReadOptions
     const int64_t nt = image->ndim >= 4 ? image->nt : 1;
     // NIfTI stores x fastest: the data is a C-order [t, z, y, x] array.
     at::Tensor data = at::empty({nt, image->nz, image->ny, image->nx}, at::kFloat);
+    // nifticlib counts the voxels over every dimension it read; the volume segrel reads is x, y, z and t. A header
+    // whose counts disagree (a fuzzed NIfTI-2 header: 0 sizes with a non-zero voxel count) must not be converted.
+    if (data.numel() != static_cast<int64_t>(image->nvox) || data.numel() == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": the header's sizes (", image->nx, " x ", image->ny, " x ",
+                                                     image->nz, " x ", nt, ") do not match its ", image->nvox,
+                                                     " voxels"));
+    }
     SEGREL_RETURN_IF_ERROR(ConvertToFloat(*image, data.data_ptr<float>(), path));
     // The stored voxels are converted: free them before the reordering copy, so that reading a volume needs about
     // twice its float32 size at the peak, not three times (bench/README.md, io_bench).
