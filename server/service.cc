@@ -127,7 +127,8 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
     }
     absl::StatusOr<JobManager::Accepted> accepted = service_->jobs_->Accept(*std::move(spec));
     if (!accepted.ok()) {
-      Reject(accepted.status());
+      // Only a full queue empties with time: that refusal, and no other, comes with a retry hint.
+      Reject(accepted.status(), /*retry_later=*/accepted.status().code() == absl::StatusCode::kResourceExhausted);
       return;
     }
     response_->set_job_id(accepted->job->spec().id);
@@ -137,9 +138,9 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
     Finish(grpc::Status::OK);
   }
 
-  void Reject(const absl::Status& status) {
+  void Reject(const absl::Status& status, bool retry_later = false) {
     service_->metrics_->jobs_rejected.Add({CodeName(status.code())});
-    if (status.code() == absl::StatusCode::kResourceExhausted) {
+    if (retry_later) {
       context_->AddTrailingMetadata("segrel-retry-after-ms",
                                     absl::StrCat(absl::ToInt64Milliseconds(service_->options_.retry_hint)));
     }

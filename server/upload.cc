@@ -14,6 +14,8 @@
 namespace segrel::server {
 namespace {
 
+constexpr double kMaxDeadlineSeconds = 7 * 24 * 3600;  // a week: longer waits are mistakes, not deadlines
+
 bool IsNameCharacter(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'; }
 
 bool IsHexDigest(const std::string& text) {
@@ -161,7 +163,11 @@ absl::StatusOr<std::unique_ptr<Upload>> Upload::Start(const v1::JobMetadata& met
       return absl::InvalidArgumentError(absl::StrCat("composite: ", composite.status().message()));
     }
   }
-  if (metadata.deadline_seconds() < 0) return absl::InvalidArgumentError("deadline_seconds must not be negative");
+  // NaN and infinity compare false here too: a job must not be able to wait forever.
+  if (!(metadata.deadline_seconds() >= 0 && metadata.deadline_seconds() <= kMaxDeadlineSeconds)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("deadline_seconds must be a number of seconds from 0 to ", kMaxDeadlineSeconds));
+  }
 
   JobSpec spec = SpecFor(metadata, *bundle, limits, directory);
   const std::string input = spec.InputDirectory();

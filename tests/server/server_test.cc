@@ -12,9 +12,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
@@ -320,6 +322,34 @@ TEST_F(ServerTest, StudiesBeyondTheLimitsAreResourceExhausted) {
   extra->set_name("T1c");
   extra->set_size_bytes(1);
   EXPECT_EQ(RawSubmit(messages).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  ExpectStillServing();
+}
+
+TEST_F(ServerTest, LimitsThatRetryingCannotHelpComeWithoutARetryHint) {
+  UploadLimits limits;
+  limits.max_study_bytes = 5000;  // the fixture study has 3 files of about 2 KB
+  StartServer(4, 1, limits);
+  auto stub = v1::Segrel::NewStub(channel_);
+  grpc::ClientContext context;
+  v1::SubmitResponse response;
+  auto writer = stub->Submit(&context, &response);
+  for (const v1::SubmitRequest& message : StudyMessages("big")) writer->Write(message);
+  writer->WritesDone();
+  EXPECT_EQ(writer->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(context.GetServerTrailingMetadata().count("segrel-retry-after-ms"), 0u);
+}
+
+TEST_F(ServerTest, DeadlinesThatNeverExpireOrAreNotNumbersAreRefused) {
+  StartServer();
+  for (const double deadline : {std::nan(""), std::numeric_limits<double>::infinity(), 1e308, -1.0, 8.0 * 86400}) {
+    SubmitOptions options = StudyOptions("deadline");
+    options.deadline_seconds = deadline;
+    const absl::StatusOr<v1::SubmitResponse> response = client_->Submit(options);
+    EXPECT_EQ(response.status().code(), absl::StatusCode::kInvalidArgument) << deadline;
+  }
+  SubmitOptions week = StudyOptions("deadline");
+  week.deadline_seconds = 7.0 * 86400;
+  EXPECT_TRUE(client_->Submit(week).ok()) << "a week is the longest deadline";
   ExpectStillServing();
 }
 
