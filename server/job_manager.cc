@@ -30,6 +30,12 @@ bool IsJobFolder(const fs::directory_entry& entry) {
 
 }  // namespace
 
+absl::Status CheckResubmission(const Job& job, const std::string& fingerprint) {
+  if (job.spec().fingerprint == fingerprint) return absl::OkStatus();
+  return absl::AlreadyExistsError(
+      absl::StrCat("job ", job.spec().id, " was submitted before with another model, study or options"));
+}
+
 absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(JobManagerOptions options, Metrics* metrics) {
   if (options.spool_dir.empty()) return absl::InvalidArgumentError("a spool folder is required");
   if (options.queue_capacity < 1) return absl::InvalidArgumentError("the queue capacity must be at least 1");
@@ -103,12 +109,11 @@ absl::StatusOr<JobManager::Accepted> JobManager::Accept(JobSpec spec) {
     refused = absl::UnavailableError("the server is shutting down");
   } else if (const auto it = jobs_.find(spec.id); it != jobs_.end()) {
     // Another upload with this id was accepted first (or earlier): the same submission, or a conflict.
-    if (it->second->spec().fingerprint == spec.fingerprint) {
+    refused = CheckResubmission(*it->second, spec.fingerprint);
+    if (refused.ok()) {
       RemoveTree(spec.directory).IgnoreError();  // a leftover folder only takes space
       return Accepted{it->second, true};
     }
-    refused = absl::AlreadyExistsError(
-        absl::StrCat("job ", spec.id, " was submitted before with another model, study or options"));
   }
   if (!refused.ok()) {
     RemoveTree(spec.directory).IgnoreError();

@@ -34,6 +34,10 @@ struct JobResults {
   report::AnalysisSummary summary;  // as relevance.json has it: the end-of-job metrics come from it
 };
 
+// Whether a submission with `fingerprint` is `job`'s own (a resubmission, answered with the job). Errors:
+// AlreadyExists when the job's id was submitted before with another model, study or options.
+absl::Status CheckResubmission(const Job& job, const std::string& fingerprint);
+
 struct JobManagerOptions {
   std::string spool_dir;        // one folder per job; required (created when missing)
   size_t queue_capacity = 16;   // jobs waiting; beyond it Accept answers RESOURCE_EXHAUSTED. REQUIRES: > 0

@@ -102,10 +102,7 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
 
   // Idempotent resubmission: answer with the job accepted earlier, without reading the chunks.
   absl::Status AnswerExisting(const Job& job, const std::string& fingerprint) {
-    if (job.spec().fingerprint != fingerprint) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("job ", job.spec().id, " was submitted before with another model, study or options"));
-    }
+    if (absl::Status same = CheckResubmission(job, fingerprint); !same.ok()) return same;
     response_->set_job_id(job.spec().id);
     *response_->mutable_status() = service_->StatusOf(job);
     response_->set_already_submitted(true);
