@@ -1,8 +1,9 @@
 // segrel-server: serves segrel's analysis over gRPC (proto/segrel/v1/segrel.proto). Wiring only: options → server
 // (models, job manager, workers, metrics, service) → wait for SIGTERM/SIGINT → graceful stop with a deadline.
+#include <pthread.h>
+
 #include <csignal>
 #include <iostream>
-#include <thread>
 
 #include "absl/time/time.h"
 #include "core/common/allocator.h"
@@ -104,13 +105,17 @@ void LogStart(const segrel::server::SegrelServer& server, const segrel::server::
   std::cerr << std::endl;
 }
 
-volatile std::sig_atomic_t stop_requested = 0;
-void RequestStop(int) { stop_requested = 1; }
-
 }  // namespace
 
 int main(int argc, char** argv) {
   segrel::ReuseFreedMemory();  // first: before gRPC's and the workers' threads exist
+  // SIGTERM and SIGINT are blocked in every thread (threads inherit the mask) and taken by sigwait below: a signal
+  // that arrives while the server starts waits for it instead of killing the process.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   const std::vector<std::string> arguments(argv + 1, argv + argc);
   if (segrel::cli::AsksForHelp(arguments)) {
     std::cout << kUsage << segrel::cli::OptionsHelp(ServerFlags());
@@ -129,9 +134,8 @@ int main(int argc, char** argv) {
   }
   LogStart(**server, settings->server);
 
-  std::signal(SIGTERM, RequestStop);
-  std::signal(SIGINT, RequestStop);
-  while (!stop_requested) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
   std::cerr << "segrel-server: stopping (running jobs get " << absl::FormatDuration(settings->shutdown_grace) << ")"
             << std::endl;
   (*server)->Shutdown(absl::Now() + settings->shutdown_grace);
