@@ -119,11 +119,20 @@ std::string NewJobId() {
   return absl::StrFormat("job-%08x%08x", random(), random());
 }
 
-std::shared_ptr<grpc::Channel> SegrelClient::Connect(const std::string& address) {
+std::shared_ptr<grpc::Channel> SegrelClient::Connect(const std::string& address, const ChannelSecurity& security) {
   grpc::ChannelArguments arguments;
   arguments.SetMaxReceiveMessageSize(kMaxMessageBytes);
   arguments.SetMaxSendMessageSize(kMaxMessageBytes);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), arguments);
+  if (!security.tls()) return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), arguments);
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = security.ca_pem;  // empty: the system's CAs
+  ssl.pem_cert_chain = security.cert_pem;
+  ssl.pem_private_key = security.key_pem;
+  return grpc::CreateCustomChannel(address, grpc::SslCredentials(ssl), arguments);
+}
+
+void SegrelClient::Authorize(grpc::ClientContext& context) const {
+  if (!token_.empty()) context.AddMetadata("authorization", "Bearer " + token_);
 }
 
 absl::StatusOr<v1::SubmitResponse> SegrelClient::Submit(const SubmitOptions& options, const UploadProgress& progress) {
@@ -136,6 +145,7 @@ absl::StatusOr<v1::SubmitResponse> SegrelClient::Submit(const SubmitOptions& opt
   for (const v1::UploadFile& file : upload->metadata.files()) total += file.size_bytes();
 
   grpc::ClientContext context;
+  Authorize(context);
   v1::SubmitResponse response;
   std::unique_ptr<grpc::ClientWriter<v1::SubmitRequest>> writer = stub_->Submit(&context, &response);
   v1::SubmitRequest request;
@@ -171,6 +181,7 @@ absl::StatusOr<v1::SubmitResponse> SegrelClient::Submit(const SubmitOptions& opt
 absl::StatusOr<v1::JobStatus> SegrelClient::Watch(const std::string& job_id, const std::string& out_dir,
                                                   const StatusCallback& on_status) {
   grpc::ClientContext context;
+  Authorize(context);
   v1::WatchRequest request;
   request.set_job_id(job_id);
   request.set_skip_results(out_dir.empty());
@@ -227,6 +238,7 @@ absl::StatusOr<v1::JobStatus> SegrelClient::Watch(const std::string& job_id, con
 
 absl::StatusOr<v1::JobStatus> SegrelClient::Cancel(const std::string& job_id) {
   grpc::ClientContext context;
+  Authorize(context);
   v1::CancelRequest request;
   request.set_job_id(job_id);
   v1::CancelResponse response;
@@ -234,8 +246,18 @@ absl::StatusOr<v1::JobStatus> SegrelClient::Cancel(const std::string& job_id) {
   return response.status();
 }
 
+absl::Status SegrelClient::Delete(const std::string& job_id) {
+  grpc::ClientContext context;
+  Authorize(context);
+  v1::DeleteRequest request;
+  request.set_job_id(job_id);
+  v1::DeleteResponse response;
+  return FromGrpcStatus(stub_->Delete(&context, request, &response));
+}
+
 absl::StatusOr<v1::ListModelsResponse> SegrelClient::ListModels() {
   grpc::ClientContext context;
+  Authorize(context);
   v1::ListModelsResponse response;
   if (absl::Status status = FromGrpcStatus(stub_->ListModels(&context, v1::ListModelsRequest(), &response));
       !status.ok()) {

@@ -49,12 +49,23 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 // A random job id ("job-" and 16 hex digits).
 std::string NewJobId();
 
+// How the channel is secured; the PEM contents, not file names.
+struct ChannelSecurity {
+  std::string ca_pem;    // CA certificates that signed the server's certificate: the channel speaks TLS
+  std::string cert_pem;  // the client's certificate chain and key, for servers that ask for one (mutual TLS)
+  std::string key_pem;
+  bool tls() const { return !ca_pem.empty() || !cert_pem.empty(); }
+};
+
 // Thread-safe (one stub; every call has its own context).
 class SegrelClient {
  public:
-  // A channel to `address` (HOST:PORT) that accepts the protocol's message sizes.
-  static std::shared_ptr<grpc::Channel> Connect(const std::string& address);
-  explicit SegrelClient(std::shared_ptr<grpc::Channel> channel) : stub_(v1::Segrel::NewStub(std::move(channel))) {}
+  // A channel to `address` (HOST:PORT) that accepts the protocol's message sizes: plaintext, or TLS as `security`
+  // says.
+  static std::shared_ptr<grpc::Channel> Connect(const std::string& address, const ChannelSecurity& security = {});
+  // `token`: the bearer token sent with every call (servers with a tokens file ask for one); empty: none.
+  explicit SegrelClient(std::shared_ptr<grpc::Channel> channel, std::string token = "")
+      : stub_(v1::Segrel::NewStub(std::move(channel))), token_(std::move(token)) {}
 
   // Uploads the study (SHA-256 per file, CRC-32 per chunk) and returns the server's answer. Errors: NotFound or
   // Internal for input files that cannot be read, InvalidArgument for a DICOM folder without DICOM files or both
@@ -70,10 +81,15 @@ class SegrelClient {
                                       const StatusCallback& on_status = nullptr);
 
   absl::StatusOr<v1::JobStatus> Cancel(const std::string& job_id);
+  // Deletes an ended job's results on the server.
+  absl::Status Delete(const std::string& job_id);
   absl::StatusOr<v1::ListModelsResponse> ListModels();
 
  private:
+  void Authorize(grpc::ClientContext& context) const;
+
   std::unique_ptr<v1::Segrel::Stub> stub_;
+  const std::string token_;
 };
 
 }  // namespace segrel::client

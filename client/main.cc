@@ -4,9 +4,11 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,12 @@ using segrel::cli::Option;
 const std::vector<Option>& ClientOptions() {
   static const auto* const options = new std::vector<Option>{
       {"server", "HOST:PORT", "the segrel-server (default localhost:50051)"},
+      {"tls-ca", "FILE", "PEM CA that signed the server's certificate: connect with TLS (default: plaintext)"},
+      {"tls-cert", "FILE", "PEM certificate of this client, for servers that require one (mutual TLS)"},
+      {"tls-key", "FILE", "PEM private key of this client"},
+      {"token", "TOKEN",
+       "bearer token for servers with a tokens file (default: $SEGREL_TOKEN); prefer the "
+       "variable, a command line is visible to other users"},
       {"model", "M", "submit: the model, NAME or NAME@VERSION (required)"},
       {"input", "NAME=FILE", "submit: a sequence as NIfTI; one per sequence"},
       {"dicom", "DIR", "submit: instead of --input, every DICOM file in DIR"},
@@ -53,6 +61,7 @@ std::string Usage() {
          "                     [submit options]\n"
          "       segrel-client [--server HOST:PORT] watch JOB [--out DIR]\n"
          "       segrel-client [--server HOST:PORT] cancel JOB\n"
+         "       segrel-client [--server HOST:PORT] delete JOB   (an ended job's results, on the server)\n"
          "       segrel-client [--server HOST:PORT] models\n"
          "submit uploads the study, then (unless --no-wait) follows the job, writes its results into DIR (for --dicom\n"
          "also segmentation.dcm, a DICOM SEG) and prints the relevance per sequence. Options:\n" +
@@ -65,6 +74,27 @@ absl::StatusOr<std::string> Get(const CommandLine& arguments, const std::string&
   absl::StatusOr<std::optional<std::string>> value = arguments.Single(name);
   if (!value.ok()) return value.status();
   return value->value_or(fallback);
+}
+
+// The channel's TLS files, read. Errors: InvalidArgument naming the option whose file cannot be read.
+absl::StatusOr<segrel::client::ChannelSecurity> Security(const CommandLine& arguments) {
+  segrel::client::ChannelSecurity security;
+  const std::pair<const char*, std::string*> files[] = {
+      {"tls-ca", &security.ca_pem}, {"tls-cert", &security.cert_pem}, {"tls-key", &security.key_pem}};
+  for (const auto& [name, target] : files) {
+    absl::StatusOr<std::string> path = Get(arguments, name);
+    if (!path.ok()) return path.status();
+    if (path->empty()) continue;
+    std::ifstream in(*path);
+    if (!in) return absl::InvalidArgumentError(absl::StrCat("--", name, ": cannot read ", *path));
+    std::stringstream text;
+    text << in.rdbuf();
+    *target = text.str();
+  }
+  if (security.cert_pem.empty() != security.key_pem.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  return security;
 }
 
 std::string Describe(const v1::JobStatus& status) {
@@ -211,7 +241,12 @@ absl::Status Run(const std::vector<std::string>& words) {
   const std::string command = arguments->positional().front();
   absl::StatusOr<std::string> server = Get(*arguments, "server", "localhost:50051");
   if (!server.ok()) return server.status();
-  SegrelClient client(SegrelClient::Connect(*server));
+  absl::StatusOr<segrel::client::ChannelSecurity> security = Security(*arguments);
+  if (!security.ok()) return security.status();
+  const char* environment_token = std::getenv("SEGREL_TOKEN");
+  absl::StatusOr<std::string> token = Get(*arguments, "token", environment_token ? environment_token : "");
+  if (!token.ok()) return token.status();
+  SegrelClient client(SegrelClient::Connect(*server, *security), *token);
   const auto job_argument = [&]() -> absl::StatusOr<std::string> {
     if (arguments->positional().size() != 2) {
       return absl::InvalidArgumentError(absl::StrCat(command, " takes one JOB"));
@@ -234,6 +269,11 @@ absl::Status Run(const std::vector<std::string>& words) {
     if (!status.ok()) return status.status();
     PrintStatus(*status);
     return absl::OkStatus();
+  }
+  if (command == "delete") {
+    absl::StatusOr<std::string> job = job_argument();
+    if (!job.ok()) return job.status();
+    return client.Delete(*job);
   }
   return absl::InvalidArgumentError(absl::StrCat("unknown command '", command, "'"));
 }

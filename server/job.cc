@@ -27,7 +27,7 @@ bool Job::SetStage(const std::string& stage, double progress) {
   return true;
 }
 
-bool Job::End(const absl::Status& status, std::vector<std::string> results) {
+bool Job::End(const absl::Status& status, std::vector<std::string> results, absl::Time ended) {
   {
     absl::MutexLock lock(&mutex_);
     if (IsFinal(snapshot_.state)) return false;
@@ -39,6 +39,7 @@ bool Job::End(const absl::Status& status, std::vector<std::string> results) {
       snapshot_.state = status.code() == absl::StatusCode::kCancelled ? JobState::kCancelled : JobState::kFailed;
     }
     snapshot_.status = status;
+    snapshot_.ended = ended;
     snapshot_.stage.clear();
     ++snapshot_.version;
   }

@@ -12,13 +12,15 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 
 namespace segrel::server {
 
 // What was submitted: everything a worker needs to run the job.
 struct JobSpec {
-  std::string id;  // client-chosen
+  std::string id;     // client-chosen
+  std::string owner;  // the client that submitted it (server/access.h); empty when access is open
   std::string model_name;
   std::string model_version;
   std::string bundle_path;  // the bundle's segrel.json
@@ -67,6 +69,7 @@ class Job {
     double progress = 0;               // running: 0 to 1
     absl::Status status;               // failed, cancelled: why
     std::vector<std::string> results;  // done: the output files (names in OutputDirectory())
+    absl::Time ended;                  // final: when the job ended
     uint64_t version = 0;              // increases with every change
   };
 
@@ -81,8 +84,9 @@ class Job {
   // back). Returns false (and changes nothing) when the job has ended.
   bool SetStage(const std::string& stage, double progress);
   // Ends the job: done with `results` when `status` is OK, cancelled when its code is CANCELLED, else failed.
-  // Returns false when the job had already ended.
-  bool End(const absl::Status& status, std::vector<std::string> results = {});
+  // `ended`: when (a job recovered from the spool ended before this process started). Returns false when the job
+  // had already ended.
+  bool End(const absl::Status& status, std::vector<std::string> results = {}, absl::Time ended = absl::Now());
 
   // Asks the job to stop with `reason` (the first reason asked for stays): the worker checks stop_reason() at
   // every stage and window. Returns the state at the call.

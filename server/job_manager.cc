@@ -2,9 +2,11 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -17,15 +19,41 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A folder this server made for a job: it holds nothing but input/ and out/ (either may be gone already).
+// A folder this server made for a job: it holds nothing but input/, out/ and the job's record (any may be missing).
 bool IsJobFolder(const fs::directory_entry& entry) {
   std::error_code error;
   if (!entry.is_directory(error) || entry.is_symlink(error)) return false;
+  const std::string record = kJobRecordName;
   for (const fs::directory_entry& child : fs::directory_iterator(entry.path(), error)) {
     const std::string name = child.path().filename().string();
-    if (name != "input" && name != "out") return false;
+    if (name != "input" && name != "out" && name != record && name != record + ".new") return false;
   }
   return !error;
+}
+
+bool Exists(const std::string& path) {
+  std::error_code error;
+  return fs::exists(path, error);
+}
+
+// Whether every input `spec` names is still on disk (a job that was running when the process died has all of them;
+// one whose inputs were deleted, say by hand, cannot run).
+bool InputsComplete(const JobSpec& spec) {
+  if (spec.input_files.empty() && spec.dicom_dir.empty()) return false;
+  for (const std::string& file : spec.input_files) {
+    if (!Exists(file)) return false;
+  }
+  for (const auto& region : spec.region_files) {
+    if (!Exists(region.second)) return false;
+  }
+  if (!spec.reference_file.empty() && !Exists(spec.reference_file)) return false;
+  std::error_code error;
+  return spec.dicom_dir.empty() || !fs::is_empty(spec.dicom_dir, error);
+}
+
+// How often the sweeper looks for jobs past the retention time.
+absl::Duration SweepPeriod(absl::Duration retention) {
+  return std::clamp(retention / 4, absl::Milliseconds(50), absl::Minutes(1));
 }
 
 }  // namespace
@@ -42,9 +70,19 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(JobManagerOptions
   std::error_code error;
   fs::create_directories(options.spool_dir, error);
   if (error) return absl::InternalError(absl::StrCat(options.spool_dir, ": cannot create: ", error.message()));
+  if (options.retention <= absl::ZeroDuration()) return absl::InvalidArgumentError("the retention must be positive");
   std::unique_ptr<JobManager> manager(new JobManager(std::move(options), metrics));
-  if (absl::Status status = manager->CleanSpool(); !status.ok()) return status;
+  if (absl::Status status = manager->RecoverSpool(); !status.ok()) return status;
+  manager->sweeper_ = std::thread([manager = manager.get()] { manager->SweepUntilDestroyed(); });
   return manager;
+}
+
+JobManager::~JobManager() {
+  {
+    absl::MutexLock lock(&mutex_);
+    destroying_ = true;
+  }
+  if (sweeper_.joinable()) sweeper_.join();
 }
 
 JobManager::JobManager(JobManagerOptions options, Metrics* metrics)
@@ -55,22 +93,67 @@ JobManager::JobManager(JobManagerOptions options, Metrics* metrics)
   queue_.SetLengthListener([metrics](size_t length) { metrics->queue_length.Set({}, length); });
 }
 
-absl::Status JobManager::CleanSpool() {
+absl::Status JobManager::RecoverSpool() {
   std::error_code error;
-  std::vector<std::string> stale;
+  std::vector<std::string> folders;
   for (const fs::directory_entry& entry : fs::directory_iterator(options_.spool_dir, error)) {
     if (IsJobFolder(entry)) {
-      stale.push_back(entry.path().string());
+      folders.push_back(entry.path().string());
     } else {
-      ++unknown_entries_kept_;
+      ++recovery_.unknown_kept;
     }
   }
   if (error) return absl::InternalError(absl::StrCat(options_.spool_dir, ": cannot read: ", error.message()));
-  for (const std::string& folder : stale) {
+  std::vector<JobRecord> records;
+  for (const std::string& folder : folders) {
+    absl::StatusOr<JobRecord> record = options_.durable ? ReadJobRecord(folder) : absl::NotFoundError("not durable");
+    if (record.ok()) {
+      records.push_back(*std::move(record));
+      continue;
+    }
     if (absl::Status status = RemoveTree(folder); !status.ok()) return status;
+    ++recovery_.removed;
   }
-  stale_jobs_removed_ = stale.size();
+  // The queue takes them back in the order they first arrived.
+  std::sort(records.begin(), records.end(), [](const JobRecord& a, const JobRecord& b) {
+    return std::tie(a.spec.received, a.spec.id) < std::tie(b.spec.received, b.spec.id);
+  });
+  const absl::Time now = absl::Now();
+  for (JobRecord& record : records) Recover(std::move(record), now);
   return absl::OkStatus();
+}
+
+void JobManager::Recover(JobRecord record, absl::Time now) {
+  const std::string folder = record.spec.directory;
+  absl::MutexLock lock(&mutex_);
+  if (jobs_.contains(record.spec.id)) {  // two folders for one id cannot come from this server; keep the first
+    RemoveTree(folder).IgnoreError();
+    ++recovery_.removed;
+    return;
+  }
+  if (record.ending.has_value() && record.ending->ended + options_.retention < now) {
+    RemoveTree(folder).IgnoreError();
+    ++recovery_.expired;
+    return;
+  }
+  auto job = std::make_shared<Job>(std::move(record.spec));
+  jobs_[job->spec().id] = job;
+  job_order_.push_back(job->spec().id);
+  if (record.ending.has_value()) {
+    job->End(record.ending->status, std::move(record.ending->results), record.ending->ended);
+    ++recovery_.ended;
+  } else if (!InputsComplete(job->spec())) {
+    const absl::Status status =
+        absl::UnavailableError("the job's inputs were lost when the server restarted; submit it again");
+    RemoveTree(job->spec().InputDirectory()).IgnoreError();
+    WriteJobRecord(JobRecord{job->spec(), JobEnding{status, {}, now}}).IgnoreError();  // else it fails again next time
+    job->End(status, {}, now);
+    ++recovery_.incomplete;
+  } else {
+    RemoveTree(job->spec().OutputDirectory()).IgnoreError();  // what a run the process did not finish wrote
+    queue_.Restore(job).IgnoreError();                        // the queue is open: nothing has closed it yet
+    ++recovery_.queued;
+  }
 }
 
 absl::Status JobManager::CheckAdmission() const {
@@ -103,6 +186,21 @@ absl::StatusOr<std::string> JobManager::NewJobDirectory(const std::string& id) {
 }
 
 absl::StatusOr<JobManager::Accepted> JobManager::Accept(JobSpec spec) {
+  // The record is written before the job is visible or acknowledged, outside the lock (it syncs the disk). Uploads
+  // of one id that race write records in their own folders; the loser's folder goes below.
+  if (options_.durable) {
+    if (absl::Status written = WriteJobRecord(JobRecord{spec, std::nullopt}); !written.ok()) {
+      RemoveTree(spec.directory).IgnoreError();
+      return absl::InternalError("cannot record the job in the spool");  // the path stays in the server's log
+    }
+  }
+  std::vector<std::string> forgotten;
+  absl::StatusOr<Accepted> accepted = Register(std::move(spec), forgotten);
+  RemoveFolders(forgotten);
+  return accepted;
+}
+
+absl::StatusOr<JobManager::Accepted> JobManager::Register(JobSpec spec, std::vector<std::string>& forgotten) {
   absl::MutexLock lock(&mutex_);
   absl::Status refused;
   if (shutting_down_) {
@@ -128,7 +226,7 @@ absl::StatusOr<JobManager::Accepted> JobManager::Accept(JobSpec spec) {
   jobs_[job->spec().id] = job;
   job_order_.push_back(job->spec().id);
   metrics_->jobs_received.Add({});
-  ForgetOldJobs();
+  forgotten = ForgetOldJobs(absl::Now());
   return Accepted{std::move(job), false};
 }
 
@@ -143,6 +241,22 @@ absl::StatusOr<std::shared_ptr<Job>> JobManager::Cancel(const std::string& id) {
   return job;
 }
 
+absl::Status JobManager::Delete(const std::string& id) {
+  std::string folder;
+  {
+    absl::MutexLock lock(&mutex_);
+    const auto it = jobs_.find(id);
+    if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("unknown job '", id, "'"));
+    if (!IsFinal(it->second->Get().state)) {
+      return absl::FailedPreconditionError(absl::StrCat("job ", id, " has not ended: cancel it first"));
+    }
+    folder = it->second->spec().directory;
+    jobs_.erase(it);
+    job_order_.erase(std::find(job_order_.begin(), job_order_.end(), id));
+  }
+  return RemoveTree(folder);
+}
+
 std::optional<size_t> JobManager::QueuePosition(const Job& job) const { return queue_.Position(job); }
 
 std::shared_ptr<Job> JobManager::NextJob() {
@@ -155,15 +269,25 @@ void JobManager::SetHeld(bool held) { queue_.SetHeld(held); }
 
 void JobManager::Finish(Job& job, const absl::Status& status, JobResults results) {
   const JobSpec& spec = job.spec();
+  if (options_.durable && absl::IsUnavailable(status) && !CheckAdmission().ok()) {
+    job.End(status);  // its inputs and queued record stay: the next process on this spool runs it
+    return;
+  }
   // The inputs are needed no more; DICOM files in particular carry patient data: keep them no longer than needed.
   RemoveTree(spec.InputDirectory()).IgnoreError();  // a leftover folder only takes space
+  const absl::Time ended = absl::Now();
+  if (options_.durable) {
+    // When the record cannot be written, a restarted server finds the job queued with its inputs gone and fails it
+    // (UNAVAILABLE, submit again): its clients learn, nothing runs twice.
+    WriteJobRecord(JobRecord{spec, JobEnding{status, results.files, ended}}).IgnoreError();
+  }
   if (status.ok()) {
     metrics_->RecordSummary(spec.model_name, results.summary);
     metrics_->jobs_succeeded.Add({spec.model_name});
   } else {
     metrics_->jobs_failed.Add({spec.model_name, CodeName(status.code())});
   }
-  job.End(status, std::move(results.files));
+  job.End(status, std::move(results.files), ended);
 }
 
 void JobManager::Shutdown() {
@@ -172,22 +296,49 @@ void JobManager::Shutdown() {
     if (shutting_down_) return;
     shutting_down_ = true;
   }
-  for (const std::shared_ptr<Job>& job : queue_.Close()) {
-    Finish(*job, absl::UnavailableError("the server shut down before the job ran; submit it again"));
-  }
+  for (const std::shared_ptr<Job>& job : queue_.Close()) Finish(*job, Interrupted());
 }
 
-void JobManager::ForgetOldJobs() {
+absl::Status JobManager::Interrupted() const {
+  return absl::UnavailableError(
+      options_.durable ? "the server stopped before the job ended; it runs again when the server restarts, or submit "
+                         "it again"
+                       : "the server stopped before the job ended; submit it again");
+}
+
+std::vector<std::string> JobManager::ForgetOldJobs(absl::Time now) {
   // The oldest ended jobs go first; jobs still queued or running are never forgotten.
-  for (auto it = job_order_.begin(); jobs_.size() > options_.max_jobs_kept && it != job_order_.end();) {
+  std::vector<std::string> folders;
+  for (auto it = job_order_.begin(); it != job_order_.end();) {
     const auto job = jobs_.find(*it);
-    if (!IsFinal(job->second->Get().state)) {
+    const Job::Snapshot snapshot = job->second->Get();
+    const bool expired = snapshot.ended + options_.retention < now;
+    if (!IsFinal(snapshot.state) || (jobs_.size() <= options_.max_jobs_kept && !expired)) {
       ++it;
       continue;
     }
-    RemoveTree(job->second->spec().directory).IgnoreError();
+    folders.push_back(job->second->spec().directory);
     jobs_.erase(job);
     it = job_order_.erase(it);
+  }
+  return folders;
+}
+
+void JobManager::RemoveFolders(const std::vector<std::string>& folders) {
+  for (const std::string& folder : folders) RemoveTree(folder).IgnoreError();  // a leftover folder only takes space
+}
+
+void JobManager::SweepUntilDestroyed() {
+  const absl::Duration period = SweepPeriod(options_.retention);
+  while (true) {
+    std::vector<std::string> forgotten;
+    {
+      absl::MutexLock lock(&mutex_);
+      mutex_.AwaitWithTimeout(absl::Condition(&destroying_), period);
+      if (destroying_) return;
+      forgotten = ForgetOldJobs(absl::Now());
+    }
+    RemoveFolders(forgotten);
   }
 }
 

@@ -6,6 +6,13 @@
 // Who ends a job: whoever takes it out of the queue. A worker that took it (NextJob) calls Finish once; a job
 // cancelled while queued, or still queued at Shutdown, is finished here. So every job is finished exactly once, and
 // its input/ folder (which may hold DICOM files with patient data) is gone when its clients see it end.
+//
+// Durability (JobManagerOptions::durable): a job's record (server/job_record.h) is on disk before Accept returns and
+// is rewritten with the job's ending before the job is seen to end. Create recovers the spool from the records:
+// queued jobs and jobs that were running go back into the queue in the order they arrived, ended jobs stay
+// watchable until the retention time. A job the server stops before it ended (Shutdown, or the grace time ran out)
+// keeps its inputs and its queued record, so the next process on the spool runs it. Nothing of a job stays on disk
+// past the retention time or Delete.
 #ifndef SEGREL_SERVER_JOB_MANAGER_H_
 #define SEGREL_SERVER_JOB_MANAGER_H_
 
@@ -14,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -21,9 +29,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "core/report/summary.h"
 #include "server/job.h"
 #include "server/job_queue.h"
+#include "server/job_record.h"
 #include "server/metrics.h"
 
 namespace segrel::server {
@@ -42,21 +52,33 @@ struct JobManagerOptions {
   std::string spool_dir;        // one folder per job; required (created when missing)
   size_t queue_capacity = 16;   // jobs waiting; beyond it Accept answers RESOURCE_EXHAUSTED. REQUIRES: > 0
   size_t max_jobs_kept = 1000;  // ended jobs kept for Watch; beyond it the oldest are forgotten and deleted
+  absl::Duration retention = absl::Hours(24);  // an ended job is forgotten and deleted this long after it ended
+  bool durable = true;  // record accepted jobs and recover them at start-up (the file comment); off: jobs live in
+                        // memory only and Create removes the job folders an earlier process left
+};
+
+// What Create found in the spool.
+struct SpoolRecovery {
+  size_t queued = 0;        // jobs queued or running when the earlier process stopped: queued again
+  size_t ended = 0;         // ended jobs, watchable until their retention time
+  size_t incomplete = 0;    // queued jobs whose inputs were gone: failed (UNAVAILABLE, submit again)
+  size_t removed = 0;       // job folders without a readable record (uploads that never completed): removed
+  size_t expired = 0;       // ended jobs past the retention time: removed
+  size_t unknown_kept = 0;  // entries that are not job folders: left alone
 };
 
 // Thread-safe.
 class JobManager {
  public:
-  // Makes the spool folder, or cleans the one an earlier process left: its job folders are removed (this process
-  // cannot resume their jobs), anything else in it is left alone. `metrics` must outlive the manager.
+  // Makes the spool folder, or recovers the one an earlier process left (the file comment; not durable: its job
+  // folders are removed). Entries that are not job folders are left alone. `metrics` must outlive the manager.
   // Errors: InvalidArgument for options out of range; Internal when the spool cannot be made or read.
   static absl::StatusOr<std::unique_ptr<JobManager>> Create(JobManagerOptions options, Metrics* metrics);
+  ~JobManager();
   JobManager(const JobManager&) = delete;
   JobManager& operator=(const JobManager&) = delete;
 
-  // What Create found in the spool: job folders of an earlier process it removed, other entries it left alone.
-  size_t stale_jobs_removed() const { return stale_jobs_removed_; }
-  size_t unknown_entries_kept() const { return unknown_entries_kept_; }
+  const SpoolRecovery& recovery() const { return recovery_; }
   const std::string& spool_dir() const { return options_.spool_dir; }
 
   // Whether new jobs are taken now. Errors: Unavailable once shutting down.
@@ -73,15 +95,20 @@ class JobManager {
     std::shared_ptr<Job> job;
     bool already_submitted = false;  // an earlier submission with the same id and fingerprint was returned
   };
-  // Registers and queues an uploaded job, which then owns spec.directory. When a job with the same id exists, the
-  // new folder is deleted and that job is returned if its fingerprint is the same. Errors (the folder is deleted):
-  // AlreadyExists for the same id with another fingerprint; Unavailable when shutting down; those of
-  // JobQueue::Enqueue (ResourceExhausted for a full queue).
+  // Registers and queues an uploaded job, which then owns spec.directory; durable: its record is on disk first.
+  // When a job with the same id exists, the new folder is deleted and that job is returned if its fingerprint is the
+  // same. Errors (the folder is deleted): AlreadyExists for the same id with another fingerprint; Unavailable when
+  // shutting down; those of JobQueue::Enqueue (ResourceExhausted for a full queue); Internal when the record cannot
+  // be written.
   absl::StatusOr<Accepted> Accept(JobSpec spec);
 
   // Cancels job `id`: a queued job ends at once (CANCELLED); a running one is asked to stop at its next stage or
   // window (its worker finishes it). Returns the job. Errors: NotFound for an unknown id.
   absl::StatusOr<std::shared_ptr<Job>> Cancel(const std::string& id);
+
+  // Forgets ended job `id` and deletes its folder. Errors: NotFound for an unknown id; FailedPrecondition when the
+  // job has not ended.
+  absl::Status Delete(const std::string& id);
 
   // Jobs ahead of `job` in the queue (0: next), or nothing when it is not queued.
   std::optional<size_t> QueuePosition(const Job& job) const;
@@ -92,33 +119,45 @@ class JobManager {
   void SetHeld(bool held);
 
   // Ends `job`: done with `results` when `status` is OK, cancelled or failed otherwise. Deletes the job's inputs,
-  // records the end-of-job metrics (for a done job also its stage times and explanation telemetry), then ends the
-  // job, so a client that sees the end sees the metrics counting it.
+  // records the ending durably and the end-of-job metrics (for a done job also its stage times and explanation
+  // telemetry), then ends the job, so a client that sees the end sees the metrics counting it. A job ended with
+  // Interrupted() after Shutdown keeps its inputs and queued record instead (durable: the next process runs it).
   // REQUIRES: called once per job, by whoever took it out of the queue (see the file comment).
   void Finish(Job& job, const absl::Status& status, JobResults results = {});
 
   // From now on Accept and CheckAdmission answer Unavailable, NextJob returns null, and the jobs still queued are
-  // finished with UNAVAILABLE (their clients submit again). Running jobs are the workers' to finish. Idempotent.
+  // finished with Interrupted(). Running jobs are the workers' to finish. Idempotent.
   void Shutdown();
+  // Why a job the server stopped before it ended ends (UNAVAILABLE; the message tells the client what happens to it).
+  absl::Status Interrupted() const;
 
  private:
   JobManager(JobManagerOptions options, Metrics* metrics);
-  // Removes the job folders left in the spool by an earlier process; counts what it removed and kept.
-  absl::Status CleanSpool();
-  void ForgetOldJobs() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Recovers (durable) or removes the job folders an earlier process left; counts what it found.
+  absl::Status RecoverSpool();
+  // Takes the recovered job in `folder` back: ended, queued again, or failed when its inputs are gone.
+  void Recover(JobRecord record, absl::Time now);
+  // Forgets the oldest ended jobs beyond max_jobs_kept and those past the retention time; returns their folders
+  // (for the caller to delete outside the lock).
+  std::vector<std::string> ForgetOldJobs(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Accept's part under the lock.
+  absl::StatusOr<Accepted> Register(JobSpec spec, std::vector<std::string>& forgotten);
+  void RemoveFolders(const std::vector<std::string>& folders);
+  void SweepUntilDestroyed();  // the sweeper thread: ForgetOldJobs now and then
 
   const JobManagerOptions options_;
   Metrics* const metrics_;
   JobQueue queue_;
   // Part of every folder name this process makes: folders stay unique when an earlier process's were kept.
   const std::string folder_token_;
-  size_t stale_jobs_removed_ = 0;
-  size_t unknown_entries_kept_ = 0;
+  SpoolRecovery recovery_;
   mutable absl::Mutex mutex_;
   absl::flat_hash_map<std::string, std::shared_ptr<Job>> jobs_ ABSL_GUARDED_BY(mutex_);
   std::deque<std::string> job_order_ ABSL_GUARDED_BY(mutex_);  // ids, oldest first
   uint64_t next_folder_ ABSL_GUARDED_BY(mutex_) = 0;
   bool shutting_down_ ABSL_GUARDED_BY(mutex_) = false;
+  bool destroying_ ABSL_GUARDED_BY(mutex_) = false;
+  std::thread sweeper_;
 };
 
 }  // namespace segrel::server

@@ -7,12 +7,16 @@
 
 namespace segrel::server {
 
-absl::Status JobQueue::Enqueue(std::shared_ptr<Job> job) {
+absl::Status JobQueue::Enqueue(std::shared_ptr<Job> job) { return Insert(std::move(job), true); }
+
+absl::Status JobQueue::Restore(std::shared_ptr<Job> job) { return Insert(std::move(job), false); }
+
+absl::Status JobQueue::Insert(std::shared_ptr<Job> job, bool within_capacity) {
   std::vector<std::shared_ptr<Job>> moved;
   {
     absl::MutexLock lock(&mutex_);
     if (closed_) return absl::UnavailableError("the server is shutting down and accepts no jobs");
-    if (entries_.size() >= capacity_) {
+    if (within_capacity && entries_.size() >= capacity_) {
       return absl::ResourceExhaustedError(
           absl::StrCat("the job queue is full (", capacity_, " jobs); retry when a job has finished"));
     }

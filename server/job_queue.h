@@ -30,6 +30,9 @@ class JobQueue {
   // Queues `job`. Errors: ResourceExhausted when the queue holds `capacity` jobs (the message says so and suggests
   // when to retry); Unavailable once closed. On error the queue does not keep the job.
   absl::Status Enqueue(std::shared_ptr<Job> job);
+  // Queues a job recovered from the spool, beyond the capacity if need be: accepted work is never turned away.
+  // Errors: Unavailable once closed.
+  absl::Status Restore(std::shared_ptr<Job> job);
 
   // Waits for the next job and takes it out of the queue; nullptr once the queue is closed (jobs still queued then
   // are not handed out: Close returned them).
@@ -59,6 +62,7 @@ class JobQueue {
   struct Entry {
     std::shared_ptr<Job> job;
   };
+  absl::Status Insert(std::shared_ptr<Job> job, bool within_capacity);
   // Notifies the jobs still queued that their positions moved.
   void Changed(std::vector<std::shared_ptr<Job>> moved);
   void ReportLength() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);

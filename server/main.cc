@@ -19,8 +19,18 @@ using segrel::cli::Option;
 const std::vector<Option>& ServerFlags() {
   static const auto* const options = new std::vector<Option>{
       {"model-repository", "DIR", "folder of model bundles, NAME/segrel.json or NAME/VERSION/... (default models)"},
-      {"address", "HOST:PORT", "gRPC address (default 0.0.0.0:50051)"},
-      {"metrics-address", "[HOST:]PORT", "Prometheus /metrics address; empty: none (default 9464)"},
+      {"address", "HOST:PORT", "gRPC address; 0.0.0.0:50051 for every interface (default 127.0.0.1:50051)"},
+      {"metrics-address", "[HOST:]PORT", "Prometheus /metrics address; empty: none (default 127.0.0.1:9464)"},
+      {"health-address", "HOST:PORT",
+       "a plaintext port serving only grpc.health.v1, for probes that cannot present "
+       "a client certificate; empty: none (default)"},
+      {"tls-cert", "FILE", "PEM certificate chain of the server: the gRPC port speaks TLS (default: plaintext)"},
+      {"tls-key", "FILE", "PEM private key of the server"},
+      {"tls-client-ca", "FILE", "PEM CA: clients must present a certificate it signed (mutual TLS)"},
+      {"tls-refresh", "DURATION", "how often the TLS files are read again, for rotated secrets (default 1m)"},
+      {"tokens-file", "FILE",
+       "bearer tokens, one client per line: NAME RIGHTS TOKEN, RIGHTS from submit, own-jobs, "
+       "all-jobs, list-models or all (default: no tokens, every caller may do everything)"},
       {"spool-dir", "DIR", "folder for uploads and results (default /tmp/segrel-server)"},
       {"workers", "N", "CPU workers: jobs run at once on the CPU, one model replica each (default 1)"},
       {"cuda-workers", "N", "workers on CUDA devices, one per device; -1: every device LibTorch sees (default -1)"},
@@ -29,6 +39,10 @@ const std::vector<Option>& ServerFlags() {
       {"max-study-mb", "MB", "largest study accepted, all files together (default 4096)"},
       {"max-files", "N", "most files per job; a DICOM study has one per slice (default 10000)"},
       {"job-deadline", "DURATION", "default time a job may wait in the queue (default 1h)"},
+      {"retention", "DURATION", "how long an ended job's results are kept for Watch (default 24h)"},
+      {"no-job-records", "",
+       "keep jobs in memory only: a crash or restart loses them (default: jobs are recorded in "
+       "the spool and recovered at start-up)"},
       {"shutdown-grace", "DURATION", "on SIGTERM, time running jobs get to finish (default 2m)"},
   };
   return *options;
@@ -58,14 +72,19 @@ absl::StatusOr<Settings> ParseSettings(const std::vector<std::string>& arguments
   }
   Settings settings;
   segrel::server::ServerOptions& options = settings.server;
-  options.address = "0.0.0.0:50051";
-  options.metrics_address = "9464";
+  options.address = "127.0.0.1:50051";
+  options.metrics_address = "127.0.0.1:9464";
   options.model_repository = "models";
   options.spool_dir = "/tmp/segrel-server";
   const std::pair<const char*, std::string*> texts[] = {{"address", &options.address},
                                                         {"metrics-address", &options.metrics_address},
                                                         {"model-repository", &options.model_repository},
-                                                        {"spool-dir", &options.spool_dir}};
+                                                        {"spool-dir", &options.spool_dir},
+                                                        {"health-address", &options.health_address},
+                                                        {"tls-cert", &options.tls.cert_file},
+                                                        {"tls-key", &options.tls.key_file},
+                                                        {"tls-client-ca", &options.tls.client_ca_file},
+                                                        {"tokens-file", &options.tokens_file}};
   for (const auto& [name, target] : texts) {
     SEGREL_ASSIGN_OR_RETURN(const std::optional<std::string> value, flags.Single(name));
     if (value.has_value()) *target = *value;
@@ -80,6 +99,12 @@ absl::StatusOr<Settings> ParseSettings(const std::vector<std::string>& arguments
   SEGREL_RETURN_IF_ERROR(SetInteger(flags, "max-files", 1, options.limits.max_files));
   SEGREL_ASSIGN_OR_RETURN(const std::optional<absl::Duration> deadline, flags.Duration("job-deadline"));
   options.limits.default_deadline = deadline.value_or(absl::Hours(1));
+  SEGREL_ASSIGN_OR_RETURN(const std::optional<absl::Duration> refresh, flags.Duration("tls-refresh"));
+  options.tls.refresh = refresh.value_or(absl::Minutes(1));
+  SEGREL_ASSIGN_OR_RETURN(const std::optional<absl::Duration> retention, flags.Duration("retention"));
+  options.retention = retention.value_or(absl::Hours(24));
+  if (options.retention <= absl::ZeroDuration()) return absl::InvalidArgumentError("--retention must be positive");
+  options.durable = !flags.Flag("no-job-records");
   SEGREL_ASSIGN_OR_RETURN(const std::optional<absl::Duration> grace, flags.Duration("shutdown-grace"));
   settings.shutdown_grace = grace.value_or(absl::Minutes(2));
   return settings;
@@ -87,14 +112,28 @@ absl::StatusOr<Settings> ParseSettings(const std::vector<std::string>& arguments
 
 // The start-up lines: what was loaded, what the spool held, where the server listens.
 void LogStart(const segrel::server::SegrelServer& server, const segrel::server::ServerOptions& options) {
-  const segrel::server::JobManager& jobs = server.jobs();
-  if (jobs.stale_jobs_removed() > 0) {
-    std::cerr << "segrel-server: removed " << jobs.stale_jobs_removed()
-              << " job folders an earlier process left in the spool (their jobs cannot be resumed)\n";
+  const segrel::server::SpoolRecovery& found = server.jobs().recovery();
+  if (found.queued + found.ended + found.incomplete > 0) {
+    std::cerr << "segrel-server: recovered the spool: " << found.queued << " jobs queued again, " << found.ended
+              << " ended jobs kept, " << found.incomplete << " failed (inputs gone)\n";
   }
-  if (jobs.unknown_entries_kept() > 0) {
-    std::cerr << "segrel-server: warning: " << jobs.unknown_entries_kept()
+  if (found.removed + found.expired > 0) {
+    std::cerr << "segrel-server: removed " << found.removed << " job folders without a record (unfinished uploads, "
+              << "or jobs of a server without records) and " << found.expired << " expired jobs from the spool\n";
+  }
+  if (found.unknown_kept > 0) {
+    std::cerr << "segrel-server: warning: " << found.unknown_kept
               << " entries in the spool are not job folders; left alone\n";
+  }
+  if (!segrel::server::IsLoopback(options.address)) {
+    if (!options.tls.enabled()) {
+      std::cerr << "segrel-server: warning: listening beyond loopback in plaintext: studies cross the network "
+                   "unencrypted (--tls-cert, --tls-key)\n";
+    }
+    if (!server.access().requires_tokens()) {
+      std::cerr << "segrel-server: warning: listening beyond loopback without tokens: anyone who reaches the port "
+                   "may submit, watch and cancel every job (--tokens-file)\n";
+    }
   }
   for (const segrel::server::FailedModel& failed : server.models().failed()) {
     std::cerr << "segrel-server: warning: not serving " << failed.path << ": " << failed.status.message() << "\n";
@@ -102,6 +141,9 @@ void LogStart(const segrel::server::SegrelServer& server, const segrel::server::
   std::cerr << "segrel-server: " << server.models().models().size() << " models, " << options.workers
             << " CPU workers, " << server.cuda_workers() << " CUDA workers, listening on port " << server.port();
   if (server.metrics_port() > 0) std::cerr << ", metrics on port " << server.metrics_port();
+  if (server.health_port() > 0) std::cerr << ", health on port " << server.health_port();
+  if (options.tls.enabled()) std::cerr << (options.tls.client_ca_file.empty() ? ", TLS" : ", mutual TLS");
+  if (server.access().requires_tokens()) std::cerr << ", tokens for " << server.access().clients() << " clients";
   std::cerr << std::endl;
 }
 

@@ -25,11 +25,20 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
   const int threads = options.threads > 0 ? options.threads : static_cast<int>(std::thread::hardware_concurrency());
   at::set_num_threads(std::max(threads, 1));
 
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = ServerCredentialsFor(options.tls);
+  if (!credentials.ok()) return credentials.status();
   std::unique_ptr<SegrelServer> server(new SegrelServer());
+  if (!options.tokens_file.empty()) {
+    absl::StatusOr<AccessControl> access = AccessControl::FromTokensFile(options.tokens_file);
+    if (!access.ok()) return access.status();
+    server->access_ = *std::move(access);
+  }
   JobManagerOptions job_options;
   job_options.spool_dir = options.spool_dir;
   job_options.queue_capacity = options.queue_capacity;
   job_options.max_jobs_kept = options.max_jobs_kept;
+  job_options.retention = options.retention;
+  job_options.durable = options.durable;
   absl::StatusOr<std::unique_ptr<JobManager>> jobs = JobManager::Create(std::move(job_options), &server->metrics_);
   if (!jobs.ok()) return jobs.status();
   server->jobs_ = *std::move(jobs);
@@ -55,18 +64,29 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
   }
   ServiceOptions service_options;
   service_options.limits = options.limits;
+  service_options.limits.sync_files = options.durable;
+  service_options.access = server->access_;
   server->service_ = std::make_unique<SegrelServiceImpl>(server->models_.get(), server->jobs_.get(), metrics,
                                                          std::move(service_options));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(), &server->port_);
+  builder.AddListeningPort(options.address, *credentials, &server->port_);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.RegisterService(server->service_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.address));
+  }
+  if (!options.health_address.empty()) {
+    // A server of its own: a second port on the main server would serve every service in plaintext.
+    grpc::ServerBuilder health;
+    health.AddListeningPort(options.health_address, grpc::InsecureServerCredentials(), &server->health_port_);
+    server->health_server_ = health.BuildAndStart();
+    if (server->health_server_ == nullptr || server->health_port_ == 0) {
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", options.health_address));
+    }
   }
   return server;
 }
@@ -78,10 +98,12 @@ void SegrelServer::Shutdown(absl::Time deadline) {
   if (shut_down_) return;
   shut_down_ = true;
   if (server_ != nullptr) server_->GetHealthCheckService()->Shutdown();
+  if (health_server_ != nullptr) health_server_->GetHealthCheckService()->Shutdown();
   if (jobs_ != nullptr) jobs_->Shutdown();
   if (workers_ != nullptr) workers_->Stop(deadline);
   // Watch calls end now that every job has ended; give them until the deadline (at least a moment) to send.
   if (server_ != nullptr) server_->Shutdown(absl::ToChronoTime(std::max(deadline, absl::Now() + absl::Seconds(1))));
+  if (health_server_ != nullptr) health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
   exposer_.reset();
 }
 

@@ -11,42 +11,53 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/access.h"
 #include "server/job_manager.h"
 #include "server/metrics.h"
 #include "server/model_repository.h"
 #include "server/service.h"
+#include "server/transport_security.h"
 #include "server/upload.h"
 #include "server/worker_pool.h"
 
 namespace segrel::server {
 
 struct ServerOptions {
-  std::string address = "0.0.0.0:50051";  // gRPC, HOST:PORT (port 0: any free port)
-  std::string metrics_address = "9464";   // /metrics, [HOST:]PORT (port 0: any free port); empty: no endpoint
-  std::string model_repository;           // folder of bundles (server/model_repository.h); required
-  std::string spool_dir;                  // uploads and results; required
-  int workers = 1;                        // CPU workers: jobs run at once on the CPU, one model replica each
-  int threads = 0;                        // LibTorch threads, shared by the workers; 0: all cores
-  int cuda_workers = -1;                  // one worker per CUDA device, on the first N devices; -1: every device
-                                          // LibTorch sees (none in a CPU build)
-  size_t queue_capacity = 16;             // jobs waiting; beyond it Submit answers RESOURCE_EXHAUSTED
+  std::string address = "127.0.0.1:50051";         // gRPC, HOST:PORT (port 0: any free port)
+  std::string metrics_address = "127.0.0.1:9464";  // /metrics, [HOST:]PORT (port 0: any free port); empty: none
+  // A second, plaintext gRPC port serving only the health service, for probes that cannot present a client
+  // certificate (Kubernetes' gRPC probe); empty: none.
+  std::string health_address;
+  TlsOptions tls;                // of the gRPC port; default: plaintext
+  std::string tokens_file;       // bearer tokens and rights (server/access.h); empty: every caller may do everything
+  std::string model_repository;  // folder of bundles (server/model_repository.h); required
+  std::string spool_dir;         // uploads and results; required
+  int workers = 1;               // CPU workers: jobs run at once on the CPU, one model replica each
+  int threads = 0;               // LibTorch threads, shared by the workers; 0: all cores
+  int cuda_workers = -1;         // one worker per CUDA device, on the first N devices; -1: every device
+                                 // LibTorch sees (none in a CPU build)
+  size_t queue_capacity = 16;    // jobs waiting; beyond it Submit answers RESOURCE_EXHAUSTED
   UploadLimits limits;
-  size_t max_jobs_kept = 1000;  // ended jobs kept for Watch
+  size_t max_jobs_kept = 1000;                 // ended jobs kept for Watch
+  absl::Duration retention = absl::Hours(24);  // an ended job's results are deleted this long after it ended
+  bool durable = true;  // jobs survive a crash or restart on the same spool (JobManager); off: memory only
 };
 
 // Thread-safe.
 class SegrelServer {
  public:
-  // Loads the models, cleans the spool (JobManager::Create), starts workers, metrics endpoint and the gRPC server.
+  // Loads the models, recovers the spool (JobManager::Create), starts workers, metrics endpoint and the gRPC server.
   // Errors: InvalidArgument for options out of range; NotFound for a missing model repository; those of
-  // ModelRepository::Create; Unavailable when a port cannot be opened; Internal when the spool folder cannot be
-  // made or read.
+  // ModelRepository::Create, ServerCredentialsFor and AccessControl::FromTokensFile; Unavailable when a port cannot
+  // be opened; Internal when the spool folder cannot be made or read.
   static absl::StatusOr<std::unique_ptr<SegrelServer>> Create(const ServerOptions& options);
   ~SegrelServer();  // Shutdown(now) if not shut down
   SegrelServer(const SegrelServer&) = delete;
   SegrelServer& operator=(const SegrelServer&) = delete;
 
   int port() const { return port_; }
+  int health_port() const { return health_port_; }
+  const AccessControl& access() const { return access_; }
   int metrics_port() const { return exposer_ ? exposer_->port() : 0; }
   int cuda_workers() const { return cuda_workers_; }
   const ModelRepository& models() const { return *models_; }
@@ -69,8 +80,11 @@ class SegrelServer {
   std::unique_ptr<WorkerPool> workers_;
   std::unique_ptr<SegrelServiceImpl> service_;
   std::unique_ptr<MetricsExposer> exposer_;
+  AccessControl access_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> health_server_;
   int port_ = 0;
+  int health_port_ = 0;
   int cuda_workers_ = 0;
   absl::Mutex shutdown_mutex_;
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mutex_) = false;

@@ -84,9 +84,12 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
   }
 
   absl::Status Begin(const v1::JobMetadata& metadata) {
+    absl::StatusOr<Caller> caller = service_->options_.access.Admit(*context_, Right::kSubmit);
+    if (!caller.ok()) return caller.status();
+    owner_ = caller->name;
     if (absl::Status admitted = service_->jobs_->CheckAdmission(); !admitted.ok()) return admitted;
     if (std::shared_ptr<Job> existing = service_->jobs_->Find(metadata.job_id())) {
-      return AnswerExisting(*existing, Fingerprint(metadata));
+      return AnswerExisting(*existing, OwnedFingerprint(Fingerprint(metadata)));
     }
     if (!IsValidJobId(metadata.job_id())) {
       return absl::InvalidArgumentError("job_id: 1 to 64 letters, digits, '.', '_' or '-'");
@@ -122,6 +125,8 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
       Reject(spec.status());
       return;
     }
+    spec->owner = owner_;
+    spec->fingerprint = OwnedFingerprint(spec->fingerprint);
     absl::StatusOr<JobManager::Accepted> accepted = service_->jobs_->Accept(*std::move(spec));
     if (!accepted.ok()) {
       // Only a full queue empties with time: that refusal, and no other, comes with a retry hint.
@@ -146,11 +151,15 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
     Finish(ToGrpcStatus(status));
   }
 
+  // One job id is one client's submission: another client's upload under it is a conflict, not a resubmission.
+  std::string OwnedFingerprint(const std::string& fingerprint) const { return absl::StrCat(owner_, "\n", fingerprint); }
+
   SegrelServiceImpl* const service_;
   grpc::CallbackServerContext* const context_;
   v1::SubmitResponse* const response_;
   v1::SubmitRequest request_;
   std::unique_ptr<Upload> upload_;
+  std::string owner_;
   bool answered_ = false;
 };
 
@@ -162,13 +171,14 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
 
 class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
  public:
-  WatchReactor(SegrelServiceImpl* service, const v1::WatchRequest& request)
+  WatchReactor(SegrelServiceImpl* service, const grpc::CallbackServerContext& context, const v1::WatchRequest& request)
       : service_(service), skip_results_(request.skip_results()), relay_(std::make_shared<Relay>(this)) {
-    job_ = service->jobs_->Find(request.job_id());
-    if (job_ == nullptr) {
-      Finish(ToGrpcStatus(absl::NotFoundError(absl::StrCat("unknown job '", request.job_id(), "'"))));
+    absl::StatusOr<std::shared_ptr<Job>> job = service->FindForCaller(context, request.job_id());
+    if (!job.ok()) {
+      Finish(ToGrpcStatus(job.status()));
       return;
     }
+    job_ = *std::move(job);
     job_->AddObserver(relay_);
     relay_->OnJobChanged();
   }
@@ -301,13 +311,14 @@ grpc::ServerReadReactor<v1::SubmitRequest>* SegrelServiceImpl::Submit(grpc::Call
 
 grpc::ServerWriteReactor<v1::WatchResponse>* SegrelServiceImpl::Watch(grpc::CallbackServerContext* context,
                                                                       const v1::WatchRequest* request) {
-  return new WatchReactor(this, *request);
+  return new WatchReactor(this, *context, *request);
 }
 
 grpc::ServerUnaryReactor* SegrelServiceImpl::Cancel(grpc::CallbackServerContext* context,
                                                     const v1::CancelRequest* request, v1::CancelResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<std::shared_ptr<Job>> job = jobs_->Cancel(request->job_id());
+  absl::StatusOr<std::shared_ptr<Job>> job = FindForCaller(*context, request->job_id());
+  if (job.ok()) job = jobs_->Cancel(request->job_id());
   if (!job.ok()) {
     reactor->Finish(ToGrpcStatus(job.status()));
     return reactor;
@@ -317,9 +328,22 @@ grpc::ServerUnaryReactor* SegrelServiceImpl::Cancel(grpc::CallbackServerContext*
   return reactor;
 }
 
+grpc::ServerUnaryReactor* SegrelServiceImpl::Delete(grpc::CallbackServerContext* context,
+                                                    const v1::DeleteRequest* request, v1::DeleteResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<std::shared_ptr<Job>> job = FindForCaller(*context, request->job_id());
+  reactor->Finish(ToGrpcStatus(job.ok() ? jobs_->Delete(request->job_id()) : job.status()));
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* SegrelServiceImpl::ListModels(grpc::CallbackServerContext* context,
                                                         const v1::ListModelsRequest* request,
                                                         v1::ListModelsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::StatusOr<Caller> caller = options_.access.Admit(*context, Right::kListModels); !caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
   for (const model::Bundle& bundle : models_->models()) {
     v1::ModelInfo* info = response->add_models();
     info->set_name(bundle.name);
@@ -335,9 +359,18 @@ grpc::ServerUnaryReactor* SegrelServiceImpl::ListModels(grpc::CallbackServerCont
     info->set_license(bundle.license);
     info->set_reads_dicom(bundle.series_rules.has_value());
   }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;
+}
+
+absl::StatusOr<std::shared_ptr<Job>> SegrelServiceImpl::FindForCaller(const grpc::ServerContextBase& context,
+                                                                      const std::string& id) const {
+  absl::StatusOr<Caller> caller = options_.access.Admit(context, Right::kOwnJobs);
+  if (!caller.ok()) return caller.status();
+  std::shared_ptr<Job> job = jobs_->Find(id);
+  if (job == nullptr) return absl::NotFoundError(absl::StrCat("unknown job '", id, "'"));
+  if (absl::Status allowed = AccessControl::MayAccess(*caller, *job); !allowed.ok()) return allowed;
+  return job;
 }
 
 v1::JobStatus SegrelServiceImpl::StatusOf(const Job& job) const {

@@ -8,6 +8,7 @@
 
 #include "absl/time/time.h"
 #include "segrel/v1/segrel.grpc.pb.h"
+#include "server/access.h"
 #include "server/job.h"
 #include "server/job_manager.h"
 #include "server/metrics.h"
@@ -18,6 +19,7 @@ namespace segrel::server {
 
 struct ServiceOptions {
   UploadLimits limits;
+  AccessControl access;                          // default: open (no tokens)
   absl::Duration retry_hint = absl::Seconds(5);  // suggested wait after RESOURCE_EXHAUSTED for a full queue
 };
 
@@ -37,6 +39,8 @@ class SegrelServiceImpl final : public v1::Segrel::CallbackService {
                                                      const v1::WatchRequest* request) override;
   grpc::ServerUnaryReactor* Cancel(grpc::CallbackServerContext* context, const v1::CancelRequest* request,
                                    v1::CancelResponse* response) override;
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* context, const v1::DeleteRequest* request,
+                                   v1::DeleteResponse* response) override;
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
                                        v1::ListModelsResponse* response) override;
 
@@ -45,6 +49,10 @@ class SegrelServiceImpl final : public v1::Segrel::CallbackService {
   friend class WatchReactor;
 
   v1::JobStatus StatusOf(const Job& job) const;
+  // Job `id` when the caller of `context` may watch, cancel or delete it. Errors: those of AccessControl::Admit and
+  // MayAccess; NotFound for an unknown job.
+  absl::StatusOr<std::shared_ptr<Job>> FindForCaller(const grpc::ServerContextBase& context,
+                                                     const std::string& id) const;
 
   const ModelRepository* const models_;
   JobManager* const jobs_;

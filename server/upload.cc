@@ -1,5 +1,8 @@
 #include "server/upload.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -201,6 +204,7 @@ absl::StatusOr<std::unique_ptr<Upload>> Upload::Start(const v1::JobMetadata& met
     if (error) return absl::InternalError(absl::StrCat("cannot create the job folder: ", error.message()));
   }
   std::unique_ptr<Upload> upload(new Upload(std::move(spec), std::move(files)));
+  upload->sync_files_ = limits.sync_files;
   owned.kept = true;
   upload->SkipEmpty();
   return upload;
@@ -299,6 +303,14 @@ absl::StatusOr<JobSpec> Upload::Finish() {
     } else if (file.nifti) {
       spec_.input_files.push_back(file.path);
     }
+  }
+  if (sync_files_) {
+    // One syncfs makes every file of the upload and the folders' entries durable (fsync per file would miss the
+    // entries), before the job manager records the job as accepted.
+    const int folder = open(spec_.directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const bool synced = folder >= 0 && syncfs(folder) == 0;
+    if (folder >= 0) close(folder);
+    if (!synced) return absl::InternalError("cannot sync the upload to the disk");
   }
   spec_.received = absl::Now();
   finished_ = true;

@@ -24,6 +24,7 @@ struct UploadLimits {
   uint64_t max_study_bytes = uint64_t{4} << 30;      // all files together
   size_t max_files = 10000;                          // a DICOM study has one file per slice
   absl::Duration default_deadline = absl::Hours(1);  // queued jobs fail after this (JobMetadata.deadline_seconds)
+  bool sync_files = true;                            // Finish syncs the files to the disk (durable jobs)
 };
 
 // Whether `id` is a valid job id: 1 to 64 characters from [A-Za-z0-9._-].
@@ -80,6 +81,7 @@ class Upload {
   std::FILE* file_ = nullptr;
   std::unique_ptr<proto::Sha256> hash_;  // of the file being received
   bool finished_ = false;
+  bool sync_files_ = true;
 };
 
 }  // namespace segrel::server

@@ -137,7 +137,7 @@ void WorkerPool::Stop(absl::Time deadline) {
     absl::MutexLock lock(&mutex_);
     if (!mutex_.AwaitWithDeadline(absl::Condition(this, &WorkerPool::AllExited), deadline)) {
       for (const std::shared_ptr<Job>& job : running_) {
-        job->RequestCancel(absl::UnavailableError("the server stopped before the job finished; submit it again"));
+        job->RequestCancel(jobs_->Interrupted());
       }
     }
   }

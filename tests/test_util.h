@@ -63,6 +63,15 @@ MATCHER_P(StatusIs, code, absl::StrCat("has status code ", absl::StatusCodeToStr
   return status.code() == code;
 }
 
+// The same, and a message that `message_matcher` matches:
+//   EXPECT_THAT(status, StatusIs(absl::StatusCode::kNotFound, ::testing::HasSubstr("unknown job")));
+MATCHER_P2(StatusIs, code, message_matcher, absl::StrCat("has status code ", absl::StatusCodeToString(code))) {
+  const absl::Status status = segrel::testing::internal::StatusOf(arg);
+  *result_listener << "whose status is " << status;
+  return status.code() == code &&
+         ::testing::ExplainMatchResult(message_matcher, std::string(status.message()), result_listener);
+}
+
 }  // namespace segrel::testing
 
 #endif  // SEGREL_TESTS_TEST_UTIL_H_

@@ -1,12 +1,15 @@
-// JobManager: every way a job ends deletes its inputs, job folders never collide (also across restarts), the spool an
-// earlier process left is cleaned, and a job id names one submission.
+// JobManager: every way a job ends deletes its inputs, job folders never collide (also across restarts), a job id
+// names one submission, accepted jobs survive the process (durable) or the spool is cleaned (not durable), and ended
+// jobs leave the disk at their retention time or on Delete.
 #include "server/job_manager.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -28,6 +31,8 @@ class JobManagerTest : public ::testing::Test {
     options.spool_dir = spool_;
     options.queue_capacity = queue_capacity;
     options.max_jobs_kept = max_jobs_kept;
+    options.durable = durable_;
+    options.retention = retention_;
     absl::StatusOr<std::unique_ptr<JobManager>> manager = JobManager::Create(options, &metrics_);
     EXPECT_TRUE(manager.ok()) << manager.status();
     return manager.ok() ? *std::move(manager) : nullptr;
@@ -41,8 +46,9 @@ class JobManagerTest : public ::testing::Test {
     spec.fingerprint = fingerprint;
     spec.received = absl::Now();
     spec.directory = manager.NewJobDirectory(id).value();
-    fs::create_directories(spec.InputDirectory() + "/dicom");
-    std::ofstream(spec.InputDirectory() + "/dicom/0.dcm") << "patient data";
+    spec.dicom_dir = spec.InputDirectory() + "/dicom";
+    fs::create_directories(spec.dicom_dir);
+    std::ofstream(spec.dicom_dir + "/0.dcm") << "patient data";
     return spec;
   }
 
@@ -52,11 +58,27 @@ class JobManagerTest : public ::testing::Test {
     return accepted.ok() ? accepted->job : nullptr;
   }
 
+  // Finishes `job` as a worker that wrote one result file would.
+  void FinishDone(JobManager& manager, Job& job) {
+    fs::create_directories(job.spec().OutputDirectory());
+    std::ofstream(job.spec().OutputDirectory() + "/segmentation.nii.gz") << "result";
+    manager.Finish(job, absl::OkStatus(), JobResults{{"segmentation.nii.gz"}, {}});
+  }
+
   Metrics metrics_;
   std::string spool_;
+  bool durable_ = true;
+  absl::Duration retention_ = absl::Hours(1);
 };
 
+// Polls `done` for up to 10 s.
+bool Eventually(const std::function<bool()>& done) {
+  for (int i = 0; i < 200 && !done(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  return done();
+}
+
 TEST_F(JobManagerTest, EveryWayAJobEndsDeletesItsInputs) {
+  durable_ = false;  // durable: a job queued at shutdown keeps its inputs for the next process (a test below)
   std::unique_ptr<JobManager> manager = Create();
   // done, failed and cancelled while running: a worker took them.
   const std::shared_ptr<Job> done = Accept(*manager, "done");
@@ -141,7 +163,8 @@ TEST_F(JobManagerTest, OneIdIsOneSubmissionEvenWhenUploadsRace) {
   EXPECT_TRUE(fs::exists(job->spec().InputDirectory() + "/dicom/0.dcm"));
 }
 
-TEST_F(JobManagerTest, StartUpRemovesTheJobFoldersAnEarlierProcessLeftAndNothingElse) {
+TEST_F(JobManagerTest, WithoutRecordsStartUpRemovesTheJobFoldersAnEarlierProcessLeftAndNothingElse) {
+  durable_ = false;
   std::string left_input, left_results;
   {
     std::unique_ptr<JobManager> earlier = Create();
@@ -156,8 +179,9 @@ TEST_F(JobManagerTest, StartUpRemovesTheJobFoldersAnEarlierProcessLeftAndNothing
   ASSERT_TRUE(fs::exists(left_input + "/input/dicom/0.dcm"));
 
   std::unique_ptr<JobManager> manager = Create();
-  EXPECT_EQ(manager->stale_jobs_removed(), 2u);
-  EXPECT_EQ(manager->unknown_entries_kept(), 2u);
+  EXPECT_EQ(manager->recovery().removed, 2u);
+  EXPECT_EQ(manager->recovery().unknown_kept, 2u);
+  EXPECT_EQ(manager->recovery().queued + manager->recovery().ended, 0u);
   EXPECT_FALSE(fs::exists(left_input));
   EXPECT_FALSE(fs::exists(left_results));
   EXPECT_TRUE(fs::exists(spool_ + "/not-a-job/notes"));
@@ -190,6 +214,144 @@ TEST_F(JobManagerTest, ForgottenJobsTakeTheirFoldersWithThem) {
   EXPECT_FALSE(fs::exists(first->spec().directory));
   EXPECT_NE(manager->Find("second"), nullptr) << "queued jobs are never forgotten";
   EXPECT_NE(manager->Find("third"), nullptr);
+}
+
+TEST_F(JobManagerTest, AcceptedJobsSurviveTheProcess) {
+  std::string done_folder, upload_folder;
+  JobSpec queued_spec;
+  {
+    std::unique_ptr<JobManager> earlier = Create();
+    const std::shared_ptr<Job> done = Accept(*earlier, "done");
+    const std::shared_ptr<Job> failed = Accept(*earlier, "failed");
+    Accept(*earlier, "running");
+    queued_spec = Uploaded(*earlier, "queued", "queued's fingerprint");
+    ASSERT_TRUE(earlier->Accept(queued_spec).ok());
+    Accept(*earlier, "last");
+    upload_folder = Uploaded(*earlier, "never-completed").directory;  // an upload the process died in
+    FinishDone(*earlier, *earlier->NextJob());
+    earlier->Finish(*earlier->NextJob(), absl::InvalidArgumentError("sequence T1 is not a NIfTI file"));
+    const std::shared_ptr<Job> running = earlier->NextJob();
+    ASSERT_EQ(running->spec().id, "running");
+    fs::create_directories(running->spec().OutputDirectory());
+    std::ofstream(running->spec().OutputDirectory() + "/half-written.nii.gz") << "partial";
+    done_folder = done->spec().directory;
+  }  // the process dies: nobody finishes "running", "queued" or "last"
+
+  std::unique_ptr<JobManager> manager = Create();
+  EXPECT_EQ(manager->recovery().queued, 3u);
+  EXPECT_EQ(manager->recovery().ended, 2u);
+  EXPECT_EQ(manager->recovery().removed, 1u);
+  EXPECT_FALSE(fs::exists(upload_folder)) << "an upload that never completed is not a job";
+
+  const std::shared_ptr<Job> done = manager->Find("done");
+  ASSERT_NE(done, nullptr);
+  EXPECT_EQ(done->Get().state, JobState::kDone);
+  EXPECT_THAT(done->Get().results, ::testing::ElementsAre("segmentation.nii.gz"));
+  EXPECT_EQ(done->spec().directory, done_folder);
+  EXPECT_TRUE(fs::exists(done->spec().OutputDirectory() + "/segmentation.nii.gz"));
+  const std::shared_ptr<Job> failed = manager->Find("failed");
+  ASSERT_NE(failed, nullptr);
+  EXPECT_THAT(failed->Get().status,
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("is not a NIfTI file")));
+
+  // A resubmission finds the recovered job; another study under its id is refused.
+  JobSpec again = Uploaded(*manager, "queued", "queued's fingerprint");
+  absl::StatusOr<JobManager::Accepted> resubmitted = manager->Accept(again);
+  ASSERT_TRUE(resubmitted.ok()) << resubmitted.status();
+  EXPECT_TRUE(resubmitted->already_submitted);
+  EXPECT_FALSE(fs::exists(again.directory));
+  EXPECT_THAT(manager->Accept(Uploaded(*manager, "queued", "another study")),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+
+  // The running job runs again from a clean output folder, then the queued ones, in the order they arrived.
+  const std::shared_ptr<Job> running = manager->NextJob();
+  ASSERT_EQ(running->spec().id, "running");
+  EXPECT_FALSE(fs::exists(running->spec().OutputDirectory() + "/half-written.nii.gz"));
+  EXPECT_TRUE(fs::exists(running->spec().InputDirectory() + "/dicom/0.dcm"));
+  const std::shared_ptr<Job> queued = manager->NextJob();
+  EXPECT_EQ(queued->spec().id, "queued");
+  EXPECT_EQ(queued.get(), resubmitted->job.get());
+  EXPECT_EQ(queued->spec().fingerprint, queued_spec.fingerprint);
+  EXPECT_EQ(absl::ToUnixMicros(queued->spec().received), absl::ToUnixMicros(queued_spec.received));
+  EXPECT_EQ(manager->NextJob()->spec().id, "last");
+  EXPECT_EQ(manager->QueuePosition(*running), std::nullopt);
+}
+
+TEST_F(JobManagerTest, AJobWhoseInputsAreGoneFailsAndStaysFailed) {
+  {
+    std::unique_ptr<JobManager> earlier = Create();
+    const std::shared_ptr<Job> job = Accept(*earlier, "lost");
+    fs::remove_all(job->spec().InputDirectory() + "/dicom");
+    fs::create_directories(job->spec().InputDirectory() + "/dicom");  // empty: the study is gone
+  }
+  for (int process = 0; process < 2; ++process) {
+    std::unique_ptr<JobManager> manager = Create();
+    const std::shared_ptr<Job> job = manager->Find("lost");
+    ASSERT_NE(job, nullptr);
+    EXPECT_THAT(job->Get().status, StatusIs(absl::StatusCode::kUnavailable, ::testing::HasSubstr("submit it again")));
+    EXPECT_EQ(manager->recovery().incomplete, process == 0 ? 1u : 0u);
+    EXPECT_EQ(manager->recovery().ended, process == 0 ? 0u : 1u) << "the failure was recorded";
+    EXPECT_FALSE(fs::exists(job->spec().InputDirectory()));
+  }
+}
+
+TEST_F(JobManagerTest, JobsTheServerStoppedBeforeTheyEndedRunInTheNextProcess) {
+  {
+    std::unique_ptr<JobManager> earlier = Create();
+    Accept(*earlier, "running");
+    Accept(*earlier, "queued");
+    const std::shared_ptr<Job> running = earlier->NextJob();
+    earlier->Shutdown();  // finishes "queued"; the grace time runs out for "running"
+    earlier->Finish(*running, earlier->Interrupted());
+    for (const char* id : {"running", "queued"}) {
+      const std::shared_ptr<Job> job = earlier->Find(id);
+      EXPECT_THAT(job->Get().status, StatusIs(absl::StatusCode::kUnavailable, ::testing::HasSubstr("runs again")));
+      EXPECT_TRUE(fs::exists(job->spec().InputDirectory() + "/dicom/0.dcm")) << id;
+    }
+  }
+  std::unique_ptr<JobManager> manager = Create();
+  EXPECT_EQ(manager->recovery().queued, 2u);
+  EXPECT_EQ(manager->NextJob()->spec().id, "running");
+  EXPECT_EQ(manager->NextJob()->spec().id, "queued");
+}
+
+TEST_F(JobManagerTest, EndedJobsLeaveTheDiskAtTheirRetentionTime) {
+  std::string recovered_folder;
+  {
+    std::unique_ptr<JobManager> earlier = Create();
+    const std::shared_ptr<Job> job = Accept(*earlier, "old");
+    FinishDone(*earlier, *earlier->NextJob());
+    recovered_folder = job->spec().directory;
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  retention_ = absl::Milliseconds(10);
+  std::unique_ptr<JobManager> manager = Create();
+  EXPECT_EQ(manager->recovery().expired, 1u);
+  EXPECT_FALSE(fs::exists(recovered_folder));
+
+  retention_ = absl::Milliseconds(300);
+  manager = Create();
+  const std::shared_ptr<Job> job = Accept(*manager, "fresh");
+  const std::shared_ptr<Job> waiting = Accept(*manager, "waiting");
+  FinishDone(*manager, *manager->NextJob());
+  EXPECT_NE(manager->Find("fresh"), nullptr) << "kept for its retention time";
+  EXPECT_TRUE(Eventually([&] { return manager->Find("fresh") == nullptr; }));
+  EXPECT_FALSE(fs::exists(job->spec().directory));
+  EXPECT_NE(manager->Find("waiting"), nullptr) << "a queued job never expires";
+  EXPECT_TRUE(fs::exists(waiting->spec().InputDirectory()));
+}
+
+TEST_F(JobManagerTest, DeleteRemovesAnEndedJobAndRefusesOneThatHasNot) {
+  std::unique_ptr<JobManager> manager = Create();
+  const std::shared_ptr<Job> job = Accept(*manager, "job");
+  EXPECT_THAT(manager->Delete("job"), StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::HasSubstr("cancel")));
+  EXPECT_THAT(manager->Delete("nobody"), StatusIs(absl::StatusCode::kNotFound));
+  FinishDone(*manager, *manager->NextJob());
+  EXPECT_TRUE(manager->Delete("job").ok());
+  EXPECT_EQ(manager->Find("job"), nullptr);
+  EXPECT_FALSE(fs::exists(job->spec().directory));
+  manager = Create();
+  EXPECT_EQ(manager->recovery().ended + manager->recovery().removed, 0u) << "nothing of it is left to recover";
 }
 
 TEST_F(JobManagerTest, CancellingAnUnknownJobIsNotFound) {

@@ -7,13 +7,10 @@ It also runs the segrel-client program against the same server and checks its ou
 
 Usage (ctest runs it): python_client_test.py SEGREL_SERVER SEGREL SEGREL_CLIENT PROTO_DIR FIXTURE_DIR WORK_DIR
 """
-import hashlib
 import json
 import os
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,98 +18,30 @@ import time
 import unittest
 import urllib.parse
 import urllib.request
-import zlib
+
+import segrel_harness as harness
+from segrel_harness import MODEL, SEQUENCES, free_port
 
 SERVER, SEGREL, CLIENT, PROTO_DIR, FIXTURES, WORK = sys.argv[1:7]
 del sys.argv[1:7]
 
-MODEL = "unet-bn-test"
-SEQUENCES = ["T1", "T2", "FLAIR"]
-
-
-def generate_stubs():
-    out = os.path.join(WORK, "python_stubs")
-    shutil.rmtree(out, ignore_errors=True)
-    os.makedirs(out)
-    from grpc_tools import protoc
-    proto = os.path.join(PROTO_DIR, "segrel", "v1", "segrel.proto")
-    if protoc.main(["protoc", f"-I{PROTO_DIR}", f"--python_out={out}", f"--grpc_python_out={out}", proto]) != 0:
-        raise RuntimeError("protoc failed")
-    sys.path.insert(0, out)
-
-
-generate_stubs()
-import grpc  # noqa: E402
-from segrel.v1 import segrel_pb2 as pb  # noqa: E402
-from segrel.v1 import segrel_pb2_grpc as pb_grpc  # noqa: E402
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+grpc, pb, pb_grpc = harness.load_stubs(PROTO_DIR, WORK)
 
 
 def study_file(name):
-    return os.path.join(FIXTURES, "study", name + ".nii.gz")
+    return harness.study_file(FIXTURES, name)
 
 
-def submit_messages(job_id, model=MODEL, options=None, corrupt=None, chunk=700):
-    metadata = pb.JobMetadata(job_id=job_id, model=model, options=options or pb.AnalysisOptions(no_pictures=True))
-    blobs = []
-    for name in SEQUENCES:
-        with open(study_file(name), "rb") as f:
-            data = f.read()
-        blobs.append(data)
-        metadata.files.add(role=pb.SEQUENCE, name=name, format=pb.NIFTI, size_bytes=len(data),
-                           sha256=hashlib.sha256(data).hexdigest())
-    yield pb.SubmitRequest(metadata=metadata)
-    for index, data in enumerate(blobs):
-        for offset in range(0, len(data), chunk):
-            piece = data[offset:offset + chunk]
-            crc = zlib.crc32(piece)
-            if corrupt == "crc" and index == 1 and offset == 0:
-                crc ^= 1
-            yield pb.SubmitRequest(chunk=pb.Chunk(file_index=index, offset=offset, data=piece, crc32=crc))
+def submit_messages(job_id, **options):
+    return harness.submit_messages(pb, FIXTURES, job_id, **options)
 
 
 def watch(stub, job_id, out_dir):
-    os.makedirs(out_dir, exist_ok=True)
-    states, files = [], {}
-    for message in stub.Watch(pb.WatchRequest(job_id=job_id)):
-        if message.HasField("status"):
-            states.append(message.status)
-        else:
-            chunk = message.result
-            files.setdefault(chunk.name, bytearray())
-            assert len(files[chunk.name]) == chunk.offset
-            files[chunk.name] += chunk.data
-    for name, data in files.items():
-        with open(os.path.join(out_dir, name), "wb") as f:
-            f.write(data)
-    return states, files
+    return harness.watch(pb, stub, job_id, out_dir)
 
 
-class ServerProcess:
-    def __init__(self, repository, spool):
-        self.process = subprocess.Popen(
-            [SERVER, "--address=127.0.0.1:0", "--metrics-address=127.0.0.1:0", f"--model-repository={repository}",
-             f"--spool-dir={spool}", "--workers=1", "--queue-capacity=4"],
-            stderr=subprocess.PIPE, text=True)
-        line = self.process.stderr.readline()
-        match = re.search(r"listening on port (\d+), metrics on port (\d+)", line)
-        if not match:
-            self.process.kill()
-            raise RuntimeError(f"segrel-server did not start: {line}{self.process.stderr.read()}")
-        self.port, self.metrics_port = int(match.group(1)), int(match.group(2))
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
-        self.stub = pb_grpc.SegrelStub(self.channel)
-
-    def stop(self):
-        self.channel.close()
-        self.process.send_signal(signal.SIGTERM)
-        rest = self.process.stderr.read()
-        return self.process.wait(timeout=60), rest
+def ServerProcess(repository, spool):
+    return harness.ServerProcess(SERVER, repository, spool, grpc_module=grpc, stubs=pb_grpc)
 
 
 class ServerFlagsTest(unittest.TestCase):
@@ -287,7 +216,6 @@ class PythonClientTest(unittest.TestCase):
 
     def test_5_sigterm_stops_gracefully(self):
         code, rest = self.server.stop()
-        self.server.process.stderr.close()
         self.assertEqual(code, 0, rest)
         self.assertIn("stopped", rest)
 

@@ -19,6 +19,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -26,6 +27,7 @@
 #include "client/client.h"
 #include "core/pipeline/pipeline.h"
 #include "proto/checksums.h"
+#include "server/job_record.h"
 #include "tests/test_util.h"
 #include "tests/tools/dicom_study_writer.h"
 
@@ -507,7 +509,7 @@ TEST_F(ServerTest, UploadLargerThan64MBIsSpooledIntact) {
   // The spooled files hold exactly the bytes sent.
   int found = 0;
   for (const auto& entry : fs::recursive_directory_iterator(temp_ + "/spool")) {
-    if (!entry.is_regular_file()) continue;
+    if (!entry.is_regular_file() || entry.path().filename() == kJobRecordName) continue;
     const std::string name = entry.path().stem().string();
     EXPECT_EQ(proto::Sha256OfFile(entry.path().string()), proto::Sha256OfFile(temp_ + "/" + name + ".bin")) << name;
     ++found;
@@ -639,29 +641,40 @@ TEST_F(ServerTest, InputsAreDeletedWhenTheJobEndsHoweverItEnds) {
   EXPECT_EQ(client_->Watch("failed", "").value().state(), v1::FAILED);
   EXPECT_TRUE(InputFolders(spool).empty());
 
-  // Still queued at shutdown.
+  // Still queued at shutdown: the job is durable, so it keeps its inputs until the restarted server has run it.
   server_->HoldQueue(true);
   ASSERT_TRUE(client_->Submit(StudyOptions("at-shutdown")).ok());
   EXPECT_EQ(InputFolders(spool).size(), 1u);
   server_->Shutdown(absl::Now() + absl::Seconds(10));
-  EXPECT_TRUE(InputFolders(spool).empty()) << "a job still queued at shutdown keeps its inputs";
+  EXPECT_EQ(InputFolders(spool).size(), 1u);
+  StartServer();
+  EXPECT_EQ(client_->Watch("at-shutdown", "").value().state(), v1::DONE);
+  EXPECT_TRUE(InputFolders(spool).empty());
 }
 
-TEST_F(ServerTest, ARestartedServerCleansTheSpoolAndReusesNoFolder) {
+TEST_F(ServerTest, ARestartedServerRunsTheJobsAnEarlierOneLeftAndReusesNoFolder) {
   StartServer();
+  ASSERT_EQ(SubmitAndWatch(StudyOptions("done"), temp_ + "/done").state(), v1::DONE);
   server_->HoldQueue(true);
   ASSERT_TRUE(client_->Submit(StudyOptions("left")).ok());
-  // The process dies with the job queued (no shutdown): its folder stays, with the study in it.
   std::vector<std::string> left = InputFolders(temp_ + "/spool");
   ASSERT_EQ(left.size(), 1u);
   const std::string folder = fs::path(left[0]).parent_path().string();
-  fs::rename(folder, folder + ".moved");
-  server_.reset();  // (it would delete the inputs; the folder was moved away first)
-  fs::rename(folder + ".moved", folder);
+  client_.reset();
+  server_.reset();  // stopped with the job still queued
   StartServer();
-  EXPECT_FALSE(fs::exists(folder)) << "the earlier process's job folder is still in the spool";
+  EXPECT_EQ(client_->Watch("left", temp_ + "/left").value().state(), v1::DONE);
+  EXPECT_EQ(client_->Watch("done", temp_ + "/done-again").value().state(), v1::DONE) << "results outlive the process";
+  EXPECT_EQ(ReadFile(temp_ + "/done-again/relevance.json"), ReadFile(temp_ + "/done/relevance.json"));
+  ASSERT_TRUE(client_->Submit(StudyOptions("new")).ok());
+  ASSERT_TRUE(client_->Watch("new", "").ok());
+  std::set<std::string> folders;
+  for (const auto& entry : fs::directory_iterator(temp_ + "/spool")) folders.insert(entry.path().string());
+  EXPECT_EQ(folders.size(), 3u) << "one folder per job";
+  EXPECT_TRUE(folders.count(folder));
+  EXPECT_TRUE(client_->Delete("left").ok());
+  EXPECT_FALSE(fs::exists(folder));
   EXPECT_EQ(client_->Watch("left", "").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(SubmitAndWatch(StudyOptions("left"), temp_ + "/out").state(), v1::DONE);
 }
 
 // The in-process pipeline's outputs for `request` (no pictures, as the server jobs below ask), in `out`.
@@ -749,7 +762,7 @@ TEST_F(ServerTest, DicomStudyGivesWhatThePipelineGivesAndADicomSeg) {
     if (entry.path().extension() == ".dcm") {
       EXPECT_EQ(entry.path().filename(), "segmentation.dcm") << entry.path();
     }
-    files += entry.is_regular_file();
+    files += entry.is_regular_file() && entry.path().filename() != kJobRecordName;
   }
   EXPECT_EQ(files, static_cast<int>(written.size()));  // the results, kept for Watch
 }

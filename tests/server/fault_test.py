@@ -1,0 +1,155 @@
+#!/usr/bin/python3
+"""Fault tests: the real segrel-server as a child process, killed with SIGKILL while a job runs, jobs wait in the
+queue and an upload is half-way; restarted on the same spool, every accepted job completes, Watch returns its
+results, the interrupted upload is gone and can be submitted again, nothing is duplicated. Also SIGTERM with an
+upload in flight.
+
+Usage (ctest runs it): fault_test.py SEGREL_SERVER PROTO_DIR FIXTURE_DIR WORK_DIR
+"""
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+import segrel_harness as harness
+
+SERVER, PROTO_DIR, FIXTURES, WORK = sys.argv[1:5]
+del sys.argv[1:5]
+
+grpc, pb, pb_grpc = harness.load_stubs(PROTO_DIR, WORK)
+
+# Ablation and per-lesion analysis make the job take seconds, so it is still running when the test kills the server.
+SLOW = pb.AnalysisOptions(seed=5, maps=True, lesions=True, ablation=True, no_pictures=True)
+
+
+class StalledUpload:
+    """A Submit that sends the metadata and a few chunks, then waits until released (or the server goes)."""
+
+    def __init__(self, stub, job_id, stall_at=3):
+        self.reached, self.release = threading.Event(), threading.Event()
+        self.error = None
+
+        def before_chunk(n):
+            if n == stall_at:
+                self.reached.set()
+                self.release.wait(timeout=60)
+
+        def run():
+            try:
+                stub.Submit(harness.submit_messages(pb, FIXTURES, job_id, options=SLOW, before_chunk=before_chunk))
+            except grpc.RpcError as error:
+                self.error = error
+
+        self.thread = threading.Thread(target=run)
+        self.thread.start()
+        if not self.reached.wait(timeout=60):
+            raise RuntimeError("the upload did not start")
+
+    def end(self):
+        self.release.set()
+        self.thread.join(timeout=60)
+
+
+def report_of(files):
+    report = json.loads(bytes(files["relevance.json"]))
+    report.pop("seconds")
+    report.pop("threads")
+    return report
+
+
+class FaultTest(unittest.TestCase):
+    def setUp(self):
+        self.temp = tempfile.mkdtemp(dir=WORK)
+        self.spool = os.path.join(self.temp, "spool")
+        self.servers = []
+
+    def tearDown(self):
+        for server in self.servers:
+            if server.process.poll() is None:
+                server.process.kill()
+                server.process.wait()
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+    def start(self, *flags):
+        server = harness.ServerProcess(SERVER, FIXTURES, self.spool, *flags, grpc_module=grpc, stubs=pb_grpc)
+        self.servers.append(server)
+        return server
+
+    def wait_until_running(self, stub, job_id):
+        for message in stub.Watch(pb.WatchRequest(job_id=job_id)):
+            if message.HasField("status") and message.status.state == pb.RUNNING:
+                return
+        self.fail(f"{job_id} ended before it was seen running")
+
+    def test_kill_9_loses_no_accepted_job(self):
+        server = self.start()
+        server.stub.Submit(harness.submit_messages(pb, FIXTURES, "running", options=SLOW))
+        for job_id in ("queued-1", "queued-2"):
+            server.stub.Submit(harness.submit_messages(pb, FIXTURES, job_id, options=SLOW))
+        self.wait_until_running(server.stub, "running")
+        upload = StalledUpload(server.stub, "interrupted")
+        for _ in range(200):  # until the server has read the metadata and made the upload's folder
+            if len(os.listdir(self.spool)) == 4:
+                break
+            time.sleep(0.05)
+        self.assertEqual(len(os.listdir(self.spool)), 4)
+        server.kill()
+        upload.end()
+        self.assertIsNotNone(upload.error, "the upload cannot have succeeded")
+
+        server = self.start()
+        start = "".join(server.start_lines)
+        self.assertIn("recovered the spool: 3 jobs queued again, 0 ended jobs kept", start)
+        self.assertIn("removed 1 job folders without a record", start)
+        with self.assertRaises(grpc.RpcError) as error:
+            list(server.stub.Watch(pb.WatchRequest(job_id="interrupted")))
+        self.assertEqual(error.exception.code(), grpc.StatusCode.NOT_FOUND)
+        again = server.stub.Submit(harness.submit_messages(pb, FIXTURES, "queued-1", options=SLOW))
+        self.assertTrue(again.already_submitted, "the recovered job answers its resubmission")
+        self.assertFalse(server.stub.Submit(
+            harness.submit_messages(pb, FIXTURES, "interrupted", options=SLOW)).already_submitted)
+
+        reports = {}
+        for job_id in ("running", "queued-1", "queued-2", "interrupted"):
+            states, files = harness.watch(pb, server.stub, job_id, os.path.join(self.temp, job_id))
+            self.assertEqual(states[-1].state, pb.DONE, f"{job_id}: {states[-1].message}")
+            self.assertEqual(sorted(files), sorted(states[-1].results))
+            reports[job_id] = report_of(files)
+        for job_id, report in reports.items():  # the re-run job's results are whole and the same as the others'
+            self.assertEqual(report, reports["interrupted"], job_id)
+        self.assertEqual(len(os.listdir(self.spool)), 4, "one folder per job, none twice")
+
+        for job_id in reports:
+            server.stub.Delete(pb.DeleteRequest(job_id=job_id))
+        self.assertEqual(os.listdir(self.spool), [], "Delete leaves nothing of the jobs")
+        code, rest = server.stop()
+        self.assertEqual(code, 0, rest)
+
+    def test_sigterm_with_an_upload_in_flight_stops_and_leaves_no_upload(self):
+        server = self.start("--shutdown-grace=2s")
+        upload = StalledUpload(server.stub, "in-flight")
+        server.process.send_signal(signal.SIGTERM)
+        code = server.process.wait(timeout=60)
+        upload.end()
+        self.assertEqual(code, 0, server.process.stderr.read())
+        server.process.stderr.close()
+        self.assertIsNotNone(upload.error)
+        self.assertIn(upload.error.code(), (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED))
+        self.assertEqual(os.listdir(self.spool), [], "the unfinished upload's files are gone")
+
+        server = self.start()
+        self.assertNotIn("recovered", "".join(server.start_lines))
+        with self.assertRaises(grpc.RpcError) as error:
+            list(server.stub.Watch(pb.WatchRequest(job_id="in-flight")))
+        self.assertEqual(error.exception.code(), grpc.StatusCode.NOT_FOUND)
+        code, rest = server.stop()
+        self.assertEqual(code, 0, rest)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

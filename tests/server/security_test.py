@@ -1,0 +1,264 @@
+#!/usr/bin/python3
+"""Security of the real segrel-server: TLS (wrong CA, plaintext to a TLS port), mutual TLS (no client certificate),
+the plaintext health port beside an mTLS port, certificate rotation without a restart, and bearer tokens (missing,
+wrong, another client's job, a right not granted). CAs and certificates are made with openssl for each run.
+
+Usage (ctest runs it): security_test.py SEGREL_SERVER SEGREL_CLIENT PROTO_DIR FIXTURE_DIR WORK_DIR
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import segrel_harness as harness
+from segrel_harness import MODEL
+
+SERVER, CLIENT, PROTO_DIR, FIXTURES, WORK = sys.argv[1:6]
+del sys.argv[1:6]
+
+grpc, pb, pb_grpc = harness.load_stubs(PROTO_DIR, WORK)
+
+TOKENS = {"alice": "alice-token-0123456789", "bob": "bob-token-0123456789ab", "ops": "ops-token-0123456789abc",
+          "viewer": "viewer-token-0123456789"}
+
+
+def openssl(*arguments):
+    subprocess.run(["openssl", *arguments], check=True, capture_output=True)
+
+
+class Pki:
+    """A CA and certificates it signs, in `folder`."""
+
+    def __init__(self, folder, name):
+        self.folder, self.name = folder, name
+        self.ca_key, self.ca = self.path("ca.key"), self.path("ca.pem")
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name} CA",
+                "-keyout", self.ca_key, "-out", self.ca)
+
+    def path(self, name):
+        return os.path.join(self.folder, f"{self.name}-{name}")
+
+    def issue(self, common_name, server):
+        key, request, cert = self.path(f"{common_name}.key"), self.path(f"{common_name}.csr"), \
+            self.path(f"{common_name}.pem")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={common_name}", "-keyout", key, "-out", request)
+        extensions = self.path(f"{common_name}.ext")
+        with open(extensions, "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n" if server else "extendedKeyUsage=clientAuth\n")
+        openssl("x509", "-req", "-in", request, "-CA", self.ca, "-CAkey", self.ca_key, "-CAcreateserial", "-days", "2",
+                "-extfile", extensions, "-out", cert)
+        return key, cert
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def code_of(call):
+    try:
+        call()
+    except grpc.RpcError as error:
+        return error.code()
+    return grpc.StatusCode.OK
+
+
+class SecurityTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.temp = tempfile.mkdtemp(dir=WORK)
+        cls.pki = Pki(cls.temp, "hospital")
+        cls.other_pki = Pki(cls.temp, "other")
+        cls.server_key, cls.server_cert = cls.pki.issue("segrel", server=True)
+        cls.client_key, cls.client_cert = cls.pki.issue("research-client", server=False)
+        cls.other_key, cls.other_cert = cls.other_pki.issue("segrel", server=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.temp, ignore_errors=True)
+
+    def setUp(self):
+        self.servers = []
+        self.spool = tempfile.mkdtemp(dir=self.temp)
+
+    def tearDown(self):
+        for server in self.servers:
+            if server.process.poll() is None:
+                server.process.kill()
+                server.process.wait()
+
+    def start(self, *flags):
+        server = harness.ServerProcess(SERVER, FIXTURES, self.spool, *flags)
+        self.servers.append(server)
+        return server
+
+    def channel(self, server, ca=None, cert=None, key=None, port=None):
+        target = f"127.0.0.1:{port or server.port}"
+        if ca is None and cert is None:
+            return grpc.insecure_channel(target)
+        credentials = grpc.ssl_channel_credentials(root_certificates=read(ca) if ca else None,
+                                                   private_key=read(key) if key else None,
+                                                   certificate_chain=read(cert) if cert else None)
+        return grpc.secure_channel(target, credentials)
+
+    def list_models(self, channel, token=None, timeout=10):
+        metadata = [("authorization", f"Bearer {token}")] if token else None
+        return pb_grpc.SegrelStub(channel).ListModels(pb.ListModelsRequest(), metadata=metadata, timeout=timeout)
+
+    def health(self, channel):
+        check = channel.unary_unary("/grpc.health.v1.Health/Check", request_serializer=lambda b: b,
+                                    response_deserializer=lambda b: b)
+        return check(b"", timeout=10)
+
+    def test_tls_refuses_a_wrong_ca_and_plaintext(self):
+        server = self.start(f"--tls-cert={self.server_cert}", f"--tls-key={self.server_key}")
+        self.assertIn(", TLS", server.start_lines[-1])
+        with self.channel(server, ca=self.pki.ca) as channel:
+            self.assertEqual([m.name for m in self.list_models(channel).models], [MODEL])
+        with self.channel(server, ca=self.other_pki.ca) as channel:
+            self.assertEqual(code_of(lambda: self.list_models(channel, timeout=5)), grpc.StatusCode.UNAVAILABLE)
+        with self.channel(server) as channel:
+            self.assertEqual(code_of(lambda: self.list_models(channel, timeout=5)), grpc.StatusCode.UNAVAILABLE)
+        # segrel-client with --tls-ca: a whole submission over TLS.
+        out = os.path.join(self.temp, "tls-out")
+        inputs = [a for name in harness.SEQUENCES for a in ("--input", f"{name}={harness.study_file(FIXTURES, name)}")]
+        run = subprocess.run([CLIENT, "--server", f"127.0.0.1:{server.port}", f"--tls-ca={self.pki.ca}", "submit",
+                              "--model", MODEL, *inputs, "--no-pictures", "--job-id", "over-tls", "--out", out],
+                             capture_output=True, text=True, timeout=300)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertTrue(os.path.exists(os.path.join(out, "relevance.json")))
+        code, rest = server.stop()
+        self.assertEqual(code, 0, rest)
+
+    def test_mutual_tls_needs_a_client_certificate_and_probes_use_the_health_port(self):
+        server = self.start(f"--tls-cert={self.server_cert}", f"--tls-key={self.server_key}",
+                            f"--tls-client-ca={self.pki.ca}", "--health-address=127.0.0.1:0")
+        self.assertIn(", mutual TLS", server.start_lines[-1])
+        health_port = int(re.search(r"health on port (\d+)", server.start_lines[-1]).group(1))
+        with self.channel(server, ca=self.pki.ca) as channel:
+            self.assertEqual(code_of(lambda: self.list_models(channel, timeout=5)), grpc.StatusCode.UNAVAILABLE)
+        with self.channel(server, ca=self.pki.ca, cert=self.other_cert, key=self.other_key) as channel:
+            self.assertEqual(code_of(lambda: self.list_models(channel, timeout=5)), grpc.StatusCode.UNAVAILABLE,
+                             "a certificate from another CA")
+        with self.channel(server, ca=self.pki.ca, cert=self.client_cert, key=self.client_key) as channel:
+            self.assertEqual(len(self.list_models(channel).models), 1)
+        with self.channel(server, port=health_port) as channel:
+            self.assertEqual(self.health(channel), b"\x08\x01")  # SERVING, in plaintext, without a certificate
+            self.assertEqual(code_of(lambda: self.list_models(channel)), grpc.StatusCode.UNIMPLEMENTED,
+                             "the health port serves nothing else")
+        code, rest = server.stop()
+        self.assertEqual(code, 0, rest)
+
+    def test_rotated_certificate_files_are_used_without_a_restart(self):
+        cert, key = os.path.join(self.temp, "rotating.pem"), os.path.join(self.temp, "rotating.key")
+        shutil.copy(self.server_cert, cert)
+        shutil.copy(self.server_key, key)
+        server = self.start(f"--tls-cert={cert}", f"--tls-key={key}", "--tls-refresh=1s")
+        with self.channel(server, ca=self.pki.ca) as channel:
+            self.list_models(channel)
+        # As Kubernetes updates a mounted secret: new files renamed into place.
+        for source, target in ((self.other_cert, cert), (self.other_key, key)):
+            shutil.copy(source, target + ".new")
+            os.replace(target + ".new", target)
+        rotated = False
+        for _ in range(60):
+            with self.channel(server, ca=self.other_pki.ca) as channel:
+                if code_of(lambda: self.list_models(channel, timeout=2)) == grpc.StatusCode.OK:
+                    rotated = True
+                    break
+            time.sleep(0.5)
+        self.assertTrue(rotated, "the new certificate was not served within 30 s")
+        with self.channel(server, ca=self.pki.ca) as channel:
+            self.assertEqual(code_of(lambda: self.list_models(channel, timeout=5)), grpc.StatusCode.UNAVAILABLE)
+        code, rest = server.stop()
+        self.assertEqual(code, 0, rest)
+
+    def test_tokens_decide_who_may_do_what(self):
+        tokens = os.path.join(self.temp, "tokens")
+        with open(tokens, "w") as f:
+            f.write("# client rights token\n"
+                    f"alice submit,own-jobs {TOKENS['alice']}\n"
+                    f"bob   submit,own-jobs {TOKENS['bob']}  # a comment\n"
+                    f"ops   all-jobs,list-models {TOKENS['ops']}\n"
+                    f"viewer list-models {TOKENS['viewer']}\n")
+        server = self.start(f"--tokens-file={tokens}")
+        self.assertIn("tokens for 4 clients", server.start_lines[-1])
+        channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+        stub = pb_grpc.SegrelStub(channel)
+
+        def auth(name):
+            return [("authorization", f"Bearer {TOKENS[name]}")]
+
+        self.assertEqual(code_of(lambda: self.list_models(channel)), grpc.StatusCode.UNAUTHENTICATED)
+        self.assertEqual(code_of(lambda: self.list_models(channel, token="not-a-token-at-all")),
+                         grpc.StatusCode.UNAUTHENTICATED)
+        self.assertEqual(code_of(lambda: self.list_models(channel, token=TOKENS["alice"])),
+                         grpc.StatusCode.PERMISSION_DENIED)
+        self.assertEqual(len(self.list_models(channel, token=TOKENS["viewer"]).models), 1)
+        self.assertEqual(self.health(channel), b"\x08\x01", "probes need no token")
+
+        def submit(name, job_id):
+            return stub.Submit(harness.submit_messages(pb, FIXTURES, job_id), metadata=auth(name), timeout=60)
+
+        self.assertEqual(code_of(lambda: stub.Submit(harness.submit_messages(pb, FIXTURES, "anonymous"))),
+                         grpc.StatusCode.UNAUTHENTICATED)
+        self.assertEqual(code_of(lambda: submit("viewer", "viewer-job")), grpc.StatusCode.PERMISSION_DENIED)
+        self.assertEqual(submit("alice", "alice-job").job_id, "alice-job")
+        self.assertEqual(code_of(lambda: submit("bob", "alice-job")), grpc.StatusCode.ALREADY_EXISTS,
+                         "another client's id is not a resubmission")
+
+        def watch(name):
+            return list(stub.Watch(pb.WatchRequest(job_id="alice-job", skip_results=True), metadata=auth(name)))
+
+        self.assertEqual(code_of(lambda: watch("bob")), grpc.StatusCode.PERMISSION_DENIED)
+        self.assertEqual(code_of(lambda: stub.Cancel(pb.CancelRequest(job_id="alice-job"), metadata=auth("bob"))),
+                         grpc.StatusCode.PERMISSION_DENIED)
+        self.assertEqual(code_of(lambda: stub.Delete(pb.DeleteRequest(job_id="alice-job"), metadata=auth("bob"))),
+                         grpc.StatusCode.PERMISSION_DENIED)
+        self.assertEqual(watch("alice")[-1].status.state, pb.DONE)
+        self.assertEqual(watch("ops")[-1].status.state, pb.DONE, "all-jobs sees every client's jobs")
+
+        # segrel-client takes the token from the environment.
+        environment = dict(os.environ, SEGREL_TOKEN=TOKENS["viewer"])
+        run = subprocess.run([CLIENT, "--server", f"127.0.0.1:{server.port}", "models"], capture_output=True,
+                             text=True, env=environment, timeout=60)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertIn(MODEL, run.stdout)
+        stub.Delete(pb.DeleteRequest(job_id="alice-job"), metadata=auth("alice"))
+        channel.close()
+        code, rest = server.stop()
+        self.assertEqual(code, 0, rest)
+        for token in TOKENS.values():
+            self.assertNotIn(token, "".join(server.start_lines) + rest, "a token in the log")
+
+    def test_bad_security_settings_stop_the_start_with_the_option_named(self):
+        tokens = os.path.join(self.temp, "bad-tokens")
+        with open(tokens, "w") as f:
+            f.write(f"alice submit {TOKENS['alice']}\nbob fly {TOKENS['bob']}\n")
+        for flags, expected in [([f"--tls-cert={self.server_cert}"], "--tls-cert and --tls-key go together"),
+                                ([f"--tls-cert={self.server_cert}", "--tls-key=/nonexistent"], "--tls-key"),
+                                ([f"--tls-cert={self.server_key}", f"--tls-key={self.server_key}"],
+                                 "holds no PEM CERTIFICATE"),
+                                ([f"--tls-client-ca={self.pki.ca}"], "--tls-client-ca needs --tls-cert"),
+                                ([f"--tokens-file={tokens}"], "line 2: unknown right 'fly'")]:
+            run = subprocess.run([SERVER, "--address=127.0.0.1:0", "--metrics-address=", f"--spool-dir={self.spool}",
+                                  f"--model-repository={FIXTURES}", *flags], capture_output=True, text=True,
+                                 timeout=60)
+            self.assertNotEqual(run.returncode, 0, flags)
+            self.assertIn(expected, run.stderr, flags)
+            self.assertNotIn(TOKENS["bob"], run.stderr)
+
+    def test_plaintext_beyond_loopback_is_warned_about(self):
+        server = self.start("--address=0.0.0.0:0")
+        start = "".join(server.start_lines)
+        self.assertIn("warning: listening beyond loopback in plaintext", start)
+        self.assertIn("warning: listening beyond loopback without tokens", start)
+        server.stop()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
