@@ -1,6 +1,7 @@
 #include "server/job_manager.h"
 
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -156,10 +157,27 @@ void JobManager::Recover(JobRecord record, absl::Time now) {
   }
 }
 
-absl::Status JobManager::CheckAdmission() const {
-  absl::MutexLock lock(&mutex_);
-  if (shutting_down_) return absl::UnavailableError("the server is shutting down");
+absl::Status JobManager::CheckAdmission(uint64_t incoming_bytes) const {
+  if (shutting_down()) return absl::UnavailableError("the server is shutting down");
+  if (queue_.size() >= queue_.capacity()) {
+    return RetryLater(absl::ResourceExhaustedError(
+        absl::StrCat("the job queue is full (", queue_.capacity(), " jobs); retry when a job has finished")));
+  }
+  struct statvfs disk;
+  if (statvfs(options_.spool_dir.c_str(), &disk) == 0) {
+    const uint64_t free_bytes = static_cast<uint64_t>(disk.f_bavail) * disk.f_frsize;
+    if (free_bytes < options_.min_free_bytes || free_bytes - options_.min_free_bytes < incoming_bytes) {
+      return RetryLater(absl::ResourceExhaustedError(
+          absl::StrCat("the server's storage is nearly full (", free_bytes >> 20, " MiB free, ",
+                       options_.min_free_bytes >> 20, " MiB kept free); retry when jobs have ended")));
+    }
+  }
   return absl::OkStatus();
+}
+
+bool JobManager::shutting_down() const {
+  absl::MutexLock lock(&mutex_);
+  return shutting_down_;
 }
 
 std::shared_ptr<Job> JobManager::Find(const std::string& id) const {
@@ -269,7 +287,7 @@ void JobManager::SetHeld(bool held) { queue_.SetHeld(held); }
 
 void JobManager::Finish(Job& job, const absl::Status& status, JobResults results) {
   const JobSpec& spec = job.spec();
-  if (options_.durable && absl::IsUnavailable(status) && !CheckAdmission().ok()) {
+  if (options_.durable && absl::IsUnavailable(status) && shutting_down()) {
     job.End(status);  // its inputs and queued record stay: the next process on this spool runs it
     return;
   }

@@ -52,7 +52,8 @@ struct JobManagerOptions {
   std::string spool_dir;        // one folder per job; required (created when missing)
   size_t queue_capacity = 16;   // jobs waiting; beyond it Accept answers RESOURCE_EXHAUSTED. REQUIRES: > 0
   size_t max_jobs_kept = 1000;  // ended jobs kept for Watch; beyond it the oldest are forgotten and deleted
-  absl::Duration retention = absl::Hours(24);  // an ended job is forgotten and deleted this long after it ended
+  absl::Duration retention = absl::Hours(24);   // an ended job is forgotten and deleted this long after it ended
+  uint64_t min_free_bytes = uint64_t{1} << 30;  // storage watermark: uploads that would leave less free are refused
   bool durable = true;  // record accepted jobs and recover them at start-up (the file comment); off: jobs live in
                         // memory only and Create removes the job folders an earlier process left
 };
@@ -81,8 +82,10 @@ class JobManager {
   const SpoolRecovery& recovery() const { return recovery_; }
   const std::string& spool_dir() const { return options_.spool_dir; }
 
-  // Whether new jobs are taken now. Errors: Unavailable once shutting down.
-  absl::Status CheckAdmission() const;
+  // Whether a new job of `incoming_bytes` is taken now (asked before its upload starts, so a refused study is not
+  // received first). Errors: Unavailable once shutting down; ResourceExhausted (RetryLater) when the queue is full
+  // or the spool's free space would fall below the watermark.
+  absl::Status CheckAdmission(uint64_t incoming_bytes = 0) const;
 
   // The job with client id `id`, or null when there is none (never submitted, or forgotten).
   std::shared_ptr<Job> Find(const std::string& id) const;
@@ -155,6 +158,8 @@ class JobManager {
   absl::flat_hash_map<std::string, std::shared_ptr<Job>> jobs_ ABSL_GUARDED_BY(mutex_);
   std::deque<std::string> job_order_ ABSL_GUARDED_BY(mutex_);  // ids, oldest first
   uint64_t next_folder_ ABSL_GUARDED_BY(mutex_) = 0;
+  bool shutting_down() const;
+
   bool shutting_down_ ABSL_GUARDED_BY(mutex_) = false;
   bool destroying_ ABSL_GUARDED_BY(mutex_) = false;
   std::thread sweeper_;

@@ -3,9 +3,22 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 
 namespace segrel::server {
+namespace {
+
+constexpr char kRetryLaterPayload[] = "segrel.server/retry-later";
+
+}  // namespace
+
+absl::Status RetryLater(absl::Status status) {
+  status.SetPayload(kRetryLaterPayload, absl::Cord("1"));
+  return status;
+}
+
+bool IsRetryLater(const absl::Status& status) { return status.GetPayload(kRetryLaterPayload).has_value(); }
 
 absl::Status JobQueue::Enqueue(std::shared_ptr<Job> job) { return Insert(std::move(job), true); }
 
@@ -17,8 +30,8 @@ absl::Status JobQueue::Insert(std::shared_ptr<Job> job, bool within_capacity) {
     absl::MutexLock lock(&mutex_);
     if (closed_) return absl::UnavailableError("the server is shutting down and accepts no jobs");
     if (within_capacity && entries_.size() >= capacity_) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("the job queue is full (", capacity_, " jobs); retry when a job has finished"));
+      return RetryLater(absl::ResourceExhaustedError(
+          absl::StrCat("the job queue is full (", capacity_, " jobs); retry when a job has finished")));
     }
     // After the last entry of equal or higher priority: priorities first, then arrival order.
     const int priority = job->spec().priority;

@@ -19,6 +19,11 @@
 
 namespace segrel::server {
 
+// Marks a refusal that goes away with time (a full queue, a full spool): the edge adds a retry hint to it and to no
+// other error, where retrying cannot help (a study beyond the size limit).
+absl::Status RetryLater(absl::Status status);
+bool IsRetryLater(const absl::Status& status);
+
 // Thread-safe.
 class JobQueue {
  public:

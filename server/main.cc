@@ -1,6 +1,7 @@
 // segrel-server: serves segrel's analysis over gRPC (proto/segrel/v1/segrel.proto). Wiring only: options → server
 // (models, job manager, workers, metrics, service) → wait for SIGTERM/SIGINT → graceful stop with a deadline.
 #include <pthread.h>
+#include <sys/resource.h>
 
 #include <csignal>
 #include <iostream>
@@ -38,6 +39,13 @@ const std::vector<Option>& ServerFlags() {
       {"queue-capacity", "N", "jobs waiting; beyond it Submit answers RESOURCE_EXHAUSTED (default 16)"},
       {"max-study-mb", "MB", "largest study accepted, all files together (default 4096)"},
       {"max-files", "N", "most files per job; a DICOM study has one per slice (default 10000)"},
+      {"max-uploads", "N", "Submit streams at once; beyond: RESOURCE_EXHAUSTED with a retry hint (default 32)"},
+      {"upload-idle-timeout", "DURATION", "a Submit stream that sends nothing this long is ended (default 1m)"},
+      {"max-watches", "N", "Watch streams at once, in all (default 1000)"},
+      {"max-watches-per-job", "N", "Watch streams at once on one job (default 64)"},
+      {"min-free-mb", "MB",
+       "storage watermark: uploads that would leave the spool less free space are refused "
+       "(default 1024)"},
       {"job-deadline", "DURATION", "default time a job may wait in the queue (default 1h)"},
       {"retention", "DURATION", "how long an ended job's results are kept for Watch (default 24h)"},
       {"no-job-records", "",
@@ -97,6 +105,17 @@ absl::StatusOr<Settings> ParseSettings(const std::vector<std::string>& arguments
   SEGREL_RETURN_IF_ERROR(SetInteger(flags, "max-study-mb", 1, max_study_mb));
   options.limits.max_study_bytes = static_cast<uint64_t>(max_study_mb) << 20;
   SEGREL_RETURN_IF_ERROR(SetInteger(flags, "max-files", 1, options.limits.max_files));
+  SEGREL_RETURN_IF_ERROR(SetInteger(flags, "max-uploads", 1, options.streams.max_uploads));
+  SEGREL_RETURN_IF_ERROR(SetInteger(flags, "max-watches", 1, options.streams.max_watches));
+  SEGREL_RETURN_IF_ERROR(SetInteger(flags, "max-watches-per-job", 1, options.streams.max_watches_per_job));
+  int64_t min_free_mb = 1024;
+  SEGREL_RETURN_IF_ERROR(SetInteger(flags, "min-free-mb", 0, min_free_mb));
+  options.min_free_bytes = static_cast<uint64_t>(min_free_mb) << 20;
+  SEGREL_ASSIGN_OR_RETURN(const std::optional<absl::Duration> idle, flags.Duration("upload-idle-timeout"));
+  options.streams.upload_idle_timeout = idle.value_or(absl::Minutes(1));
+  if (options.streams.upload_idle_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--upload-idle-timeout must be positive");
+  }
   SEGREL_ASSIGN_OR_RETURN(const std::optional<absl::Duration> deadline, flags.Duration("job-deadline"));
   options.limits.default_deadline = deadline.value_or(absl::Hours(1));
   SEGREL_ASSIGN_OR_RETURN(const std::optional<absl::Duration> refresh, flags.Duration("tls-refresh"));
@@ -147,10 +166,21 @@ void LogStart(const segrel::server::SegrelServer& server, const segrel::server::
   std::cerr << std::endl;
 }
 
+// gRPC 1.51 stops accepting connections for good once accept() has failed with EMFILE: the soft limit on open files
+// (often 1024) is raised to the hard one, so the limits on uploads and watches, not the fd table, bound the server.
+void RaiseOpenFileLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   segrel::ReuseFreedMemory();  // first: before gRPC's and the workers' threads exist
+  RaiseOpenFileLimit();
   // SIGTERM and SIGINT are blocked in every thread (threads inherit the mask) and taken by sigwait below: a signal
   // that arrives while the server starts waits for it instead of killing the process.
   sigset_t stop_signals;

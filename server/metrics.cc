@@ -90,7 +90,10 @@ absl::StatusOr<std::unique_ptr<MetricsExposer>> MetricsExposer::Create(const std
                                                                        const MetricsRegistry* registry) {
   static std::once_flag initialised;
   std::call_once(initialised, [] { mg_init_library(0); });
-  const char* options[] = {"listening_ports", address.c_str(), "num_threads", "2", nullptr};
+  // Half-open connections hold a thread each until the request timeout: enough threads, and a short timeout, keep
+  // /metrics answering for Prometheus when a few clients stall.
+  const char* options[] = {"listening_ports",    address.c_str(), "num_threads", "8",
+                           "request_timeout_ms", "5000",          nullptr};
   mg_callbacks callbacks{};
   mg_context* context = mg_start(&callbacks, nullptr, options);
   if (context == nullptr) return absl::UnavailableError(absl::StrCat("/metrics: cannot listen on ", address));

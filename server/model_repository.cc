@@ -58,7 +58,7 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Create(const s
   for (const std::string& file : BundleFiles(folder)) {
     absl::StatusOr<model::Bundle> bundle = model::ReadBundle(file);
     if (!bundle.ok()) {
-      failed.push_back({file, bundle.status()});
+      failed.push_back({file, fs::relative(file, folder, error).string(), bundle.status()});
       continue;
     }
     for (const model::Bundle& other : models) {

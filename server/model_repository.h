@@ -20,7 +20,8 @@ namespace segrel::server {
 
 // One bundle that could not be loaded: its segrel.json and why.
 struct FailedModel {
-  std::string path;
+  std::string path;  // for the server's log
+  std::string name;  // the bundle's segrel.json relative to the repository: what /metrics shows
   absl::Status status;
 };
 

@@ -38,6 +38,7 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
   job_options.queue_capacity = options.queue_capacity;
   job_options.max_jobs_kept = options.max_jobs_kept;
   job_options.retention = options.retention;
+  job_options.min_free_bytes = options.min_free_bytes;
   job_options.durable = options.durable;
   absl::StatusOr<std::unique_ptr<JobManager>> jobs = JobManager::Create(std::move(job_options), &server->metrics_);
   if (!jobs.ok()) return jobs.status();
@@ -49,7 +50,7 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
     server->metrics_.model_loaded.Set({bundle.name, bundle.version}, 1);
   }
   for (const FailedModel& failed : server->models_->failed()) {
-    server->metrics_.model_loaded.Set({failed.path, ""}, 0);
+    server->metrics_.model_loaded.Set({failed.name, ""}, 0);
   }
 
   server->cuda_workers_ = static_cast<int>(
@@ -66,6 +67,7 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
   service_options.limits = options.limits;
   service_options.limits.sync_files = options.durable;
   service_options.access = server->access_;
+  service_options.streams = options.streams;
   server->service_ = std::make_unique<SegrelServiceImpl>(server->models_.get(), server->jobs_.get(), metrics,
                                                          std::move(service_options));
 
@@ -74,6 +76,10 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.address, *credentials, &server->port_);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  // Connections that carry no call are closed after a while, and one connection carries a bounded number of calls:
+  // idle or hoarding clients cannot pile up file descriptors (see RaiseOpenFileLimit in main.cc).
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 5 * 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 256);
   builder.RegisterService(server->service_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {

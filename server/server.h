@@ -38,8 +38,10 @@ struct ServerOptions {
                                  // LibTorch sees (none in a CPU build)
   size_t queue_capacity = 16;    // jobs waiting; beyond it Submit answers RESOURCE_EXHAUSTED
   UploadLimits limits;
-  size_t max_jobs_kept = 1000;                 // ended jobs kept for Watch
-  absl::Duration retention = absl::Hours(24);  // an ended job's results are deleted this long after it ended
+  StreamLimits streams;
+  uint64_t min_free_bytes = uint64_t{1} << 30;  // storage watermark of the spool (JobManagerOptions)
+  size_t max_jobs_kept = 1000;                  // ended jobs kept for Watch
+  absl::Duration retention = absl::Hours(24);   // an ended job's results are deleted this long after it ended
   bool durable = true;  // jobs survive a crash or restart on the same spool (JobManager); off: memory only
 };
 

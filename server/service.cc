@@ -29,6 +29,15 @@ v1::JobState ToProtoState(JobState state) {
   return v1::JOB_STATE_UNSPECIFIED;
 }
 
+// The study's size as the metadata declares it (saturating: 2^63 twice is still too large, not small).
+uint64_t DeclaredBytes(const v1::JobMetadata& metadata) {
+  uint64_t total = 0;
+  for (const v1::UploadFile& file : metadata.files()) {
+    total = file.size_bytes() > UINT64_MAX - total ? UINT64_MAX : total + file.size_bytes();
+  }
+  return total;
+}
+
 }  // namespace
 
 v1::JobStatus ToJobStatus(const Job& job, const Job::Snapshot& snapshot, std::optional<size_t> queue_position) {
@@ -50,15 +59,28 @@ v1::JobStatus ToJobStatus(const Job& job, const Job::Snapshot& snapshot, std::op
 
 // ---------------------------------------------------------------------------------------------------------------
 // Submit: metadata, then chunks spooled to disk as they arrive; the job is queued when the client half-closes.
+//
+// The idle timer may end the call from its own thread: every step of the reactor runs under its Guard's mutex, and
+// the guard forgets the reactor once gRPC is done with it (as Watch's Relay does).
 
 class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
  public:
   SubmitReactor(SegrelServiceImpl* service, grpc::CallbackServerContext* context, v1::SubmitResponse* response)
-      : service_(service), context_(context), response_(response) {
+      : service_(service), context_(context), response_(response), guard_(std::make_shared<Guard>(this)) {
+    absl::MutexLock lock(&guard_->mutex);
+    if (absl::Status slot = service_->TakeUploadSlot(); !slot.ok()) {
+      Reject(slot);
+      return;
+    }
+    holds_slot_ = true;
+    timer_id_ = service_->upload_timer_.Add(guard_);
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
+    absl::MutexLock lock(&guard_->mutex);
+    if (answered_) return;  // the idle timer ended the call
+    service_->upload_timer_.Touch(timer_id_);
     if (!ok) {  // the client half-closed (or went away: then nobody reads the answer)
       Complete();
       return;
@@ -70,9 +92,36 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
     if (!answered_) StartRead(&request_);
   }
 
-  void OnDone() override { delete this; }  // an unfinished upload removes its folder
+  void OnDone() override {
+    {
+      absl::MutexLock lock(&guard_->mutex);
+      guard_->reactor = nullptr;
+    }
+    if (holds_slot_) {
+      service_->upload_timer_.Remove(timer_id_);
+      service_->ReleaseUploadSlot();
+    }
+    delete this;  // an unfinished upload removes its folder
+  }
 
  private:
+  struct Guard final : Expirable {
+    explicit Guard(SubmitReactor* submit) : reactor(submit) {}
+    void Expire() override {
+      absl::MutexLock lock(&mutex);
+      if (reactor != nullptr) reactor->ExpireLocked();
+    }
+    absl::Mutex mutex;
+    SubmitReactor* reactor ABSL_GUARDED_BY(mutex);
+  };
+
+  void ExpireLocked() {
+    if (answered_) return;
+    Reject(absl::DeadlineExceededError(absl::StrCat("the upload sent nothing for ",
+                                                    absl::FormatDuration(service_->upload_timer_.timeout()),
+                                                    " and was ended; its partial files are removed, submit again")));
+  }
+
   absl::Status Handle() {
     if (upload_ == nullptr) {
       if (!request_.has_metadata()) return absl::InvalidArgumentError("the first message must be the job metadata");
@@ -87,9 +136,16 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
     absl::StatusOr<Caller> caller = service_->options_.access.Admit(*context_, Right::kSubmit);
     if (!caller.ok()) return caller.status();
     owner_ = caller->name;
-    if (absl::Status admitted = service_->jobs_->CheckAdmission(); !admitted.ok()) return admitted;
+    if (metadata.ByteSizeLong() > service_->options_.streams.max_metadata_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat("the job metadata is larger than this server's limit of ",
+                                                       service_->options_.streams.max_metadata_bytes, " bytes"));
+    }
     if (std::shared_ptr<Job> existing = service_->jobs_->Find(metadata.job_id())) {
       return AnswerExisting(*existing, OwnedFingerprint(Fingerprint(metadata)));
+    }
+    // Before a byte of the study is received: a full queue or spool refuses it now, not after 4 GiB.
+    if (absl::Status admitted = service_->jobs_->CheckAdmission(DeclaredBytes(metadata)); !admitted.ok()) {
+      return admitted;
     }
     if (!IsValidJobId(metadata.job_id())) {
       return absl::InvalidArgumentError("job_id: 1 to 64 letters, digits, '.', '_' or '-'");
@@ -129,8 +185,7 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
     spec->fingerprint = OwnedFingerprint(spec->fingerprint);
     absl::StatusOr<JobManager::Accepted> accepted = service_->jobs_->Accept(*std::move(spec));
     if (!accepted.ok()) {
-      // Only a full queue empties with time: that refusal, and no other, comes with a retry hint.
-      Reject(accepted.status(), /*retry_later=*/accepted.status().code() == absl::StatusCode::kResourceExhausted);
+      Reject(accepted.status());
       return;
     }
     response_->set_job_id(accepted->job->spec().id);
@@ -140,9 +195,9 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
     Finish(grpc::Status::OK);
   }
 
-  void Reject(const absl::Status& status, bool retry_later = false) {
+  void Reject(const absl::Status& status) {
     service_->metrics_->jobs_rejected.Add({CodeName(status.code())});
-    if (retry_later) {
+    if (IsRetryLater(status)) {  // only what empties with time comes with a retry hint
       context_->AddTrailingMetadata("segrel-retry-after-ms",
                                     absl::StrCat(absl::ToInt64Milliseconds(service_->options_.retry_hint)));
     }
@@ -158,9 +213,13 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
   grpc::CallbackServerContext* const context_;
   v1::SubmitResponse* const response_;
   v1::SubmitRequest request_;
+  // Guarded by guard_->mutex once constructed:
   std::unique_ptr<Upload> upload_;
   std::string owner_;
   bool answered_ = false;
+  const std::shared_ptr<Guard> guard_;
+  bool holds_slot_ = false;
+  IdleTimer::Id timer_id_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -178,6 +237,11 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
       Finish(ToGrpcStatus(job.status()));
       return;
     }
+    if (absl::Status slot = service->TakeWatchSlot(request.job_id()); !slot.ok()) {
+      Finish(ToGrpcStatus(slot));
+      return;
+    }
+    holds_slot_ = true;
     job_ = *std::move(job);
     job_->AddObserver(relay_);
     relay_->OnJobChanged();
@@ -201,6 +265,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
       absl::MutexLock lock(&relay_->mutex);
       relay_->reactor = nullptr;
     }
+    if (holds_slot_) service_->ReleaseWatchSlot(job_->spec().id);
     delete this;
   }
 
@@ -283,6 +348,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
   const bool skip_results_;
   std::shared_ptr<Relay> relay_;
   std::shared_ptr<Job> job_;
+  bool holds_slot_ = false;
   // Guarded by relay_->mutex (after construction):
   v1::WatchResponse message_;
   bool writing_ = false;
@@ -302,7 +368,46 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
 
 SegrelServiceImpl::SegrelServiceImpl(const ModelRepository* models, JobManager* jobs, Metrics* metrics,
                                      ServiceOptions options)
-    : models_(models), jobs_(jobs), metrics_(metrics), options_(std::move(options)) {}
+    : models_(models),
+      jobs_(jobs),
+      metrics_(metrics),
+      options_(std::move(options)),
+      upload_timer_(options_.streams.upload_idle_timeout) {}
+
+absl::Status SegrelServiceImpl::TakeUploadSlot() {
+  absl::MutexLock lock(&slots_mutex_);
+  if (uploads_ >= options_.streams.max_uploads) {
+    return RetryLater(absl::ResourceExhaustedError(
+        absl::StrCat("this server takes ", options_.streams.max_uploads, " uploads at once; retry later")));
+  }
+  ++uploads_;
+  return absl::OkStatus();
+}
+
+void SegrelServiceImpl::ReleaseUploadSlot() {
+  absl::MutexLock lock(&slots_mutex_);
+  --uploads_;
+}
+
+absl::Status SegrelServiceImpl::TakeWatchSlot(const std::string& job_id) {
+  absl::MutexLock lock(&slots_mutex_);
+  size_t& on_job = watches_per_job_[job_id];
+  if (watches_ >= options_.streams.max_watches || on_job >= options_.streams.max_watches_per_job) {
+    if (on_job == 0) watches_per_job_.erase(job_id);
+    return RetryLater(absl::ResourceExhaustedError(
+        absl::StrCat("too many Watch calls at once (", options_.streams.max_watches, " in all, ",
+                     options_.streams.max_watches_per_job, " per job); retry later")));
+  }
+  ++on_job;
+  ++watches_;
+  return absl::OkStatus();
+}
+
+void SegrelServiceImpl::ReleaseWatchSlot(const std::string& job_id) {
+  absl::MutexLock lock(&slots_mutex_);
+  --watches_;
+  if (--watches_per_job_[job_id] == 0) watches_per_job_.erase(job_id);
+}
 
 grpc::ServerReadReactor<v1::SubmitRequest>* SegrelServiceImpl::Submit(grpc::CallbackServerContext* context,
                                                                       v1::SubmitResponse* response) {

@@ -6,9 +6,13 @@
 #include <optional>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "segrel/v1/segrel.grpc.pb.h"
 #include "server/access.h"
+#include "server/idle_timer.h"
 #include "server/job.h"
 #include "server/job_manager.h"
 #include "server/metrics.h"
@@ -17,8 +21,19 @@
 
 namespace segrel::server {
 
+// Limits on calls, against clients that hold the server's resources (connections, files, memory) without using them.
+struct StreamLimits {
+  size_t max_uploads = 32;                                // Submit streams at once; beyond: RESOURCE_EXHAUSTED
+  absl::Duration upload_idle_timeout = absl::Minutes(1);  // a Submit stream that sends nothing this long is ended
+                                                          // (DEADLINE_EXCEEDED) and its partial files removed
+  size_t max_watches = 1000;                              // Watch streams at once
+  size_t max_watches_per_job = 64;                        // Watch streams at once on one job
+  size_t max_metadata_bytes = size_t{2} << 20;            // a JobMetadata message (10,000 DICOM files fit)
+};
+
 struct ServiceOptions {
   UploadLimits limits;
+  StreamLimits streams;
   AccessControl access;                          // default: open (no tokens)
   absl::Duration retry_hint = absl::Seconds(5);  // suggested wait after RESOURCE_EXHAUSTED for a full queue
 };
@@ -53,11 +68,21 @@ class SegrelServiceImpl final : public v1::Segrel::CallbackService {
   // MayAccess; NotFound for an unknown job.
   absl::StatusOr<std::shared_ptr<Job>> FindForCaller(const grpc::ServerContextBase& context,
                                                      const std::string& id) const;
+  // A place among the streams allowed at once. Errors: ResourceExhausted (RetryLater) when none is free.
+  absl::Status TakeUploadSlot();
+  void ReleaseUploadSlot();
+  absl::Status TakeWatchSlot(const std::string& job_id);
+  void ReleaseWatchSlot(const std::string& job_id);
 
   const ModelRepository* const models_;
   JobManager* const jobs_;
   Metrics* const metrics_;
   const ServiceOptions options_;
+  IdleTimer upload_timer_;
+  absl::Mutex slots_mutex_;
+  size_t uploads_ ABSL_GUARDED_BY(slots_mutex_) = 0;
+  size_t watches_ ABSL_GUARDED_BY(slots_mutex_) = 0;
+  absl::flat_hash_map<std::string, size_t> watches_per_job_ ABSL_GUARDED_BY(slots_mutex_);
 };
 
 }  // namespace segrel::server

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <filesystem>
 #include <set>
 
@@ -13,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "core/common/files.h"
 #include "core/lrp/composite.h"
+#include "server/job_queue.h"
 
 namespace segrel::server {
 namespace {
@@ -236,16 +238,25 @@ absl::Status Upload::OpenCurrent(const std::string& first_bytes) {
     file.path = file.stem + (gzipped ? ".nii.gz" : ".nii");
   }
   file_ = std::fopen(file.path.c_str(), "wb");
-  if (file_ == nullptr) return absl::InternalError(absl::StrCat(file.label, ": cannot spool"));
+  if (file_ == nullptr) return SpoolError(file.label);
   hash_ = std::make_unique<proto::Sha256>();
   return absl::OkStatus();
+}
+
+absl::Status Upload::SpoolError(const std::string& label) {
+  // errno is the failed call's. A full disk empties with time (jobs end, results expire): the client may retry.
+  if (errno == ENOSPC || errno == EDQUOT) {
+    return RetryLater(absl::ResourceExhaustedError(
+        "the server's storage filled up during the upload; the upload was removed, retry later"));
+  }
+  return absl::InternalError(absl::StrCat(label, ": the server cannot store the upload"));
 }
 
 absl::Status Upload::CloseCurrent() {
   File& file = files_[current_];
   const bool closed = std::fclose(file_) == 0;
   file_ = nullptr;
-  if (!closed) return absl::InternalError(absl::StrCat(file.label, ": cannot spool"));
+  if (!closed) return SpoolError(file.label);
   if (hash_->HexDigest() != file.sha256) {
     return absl::DataLossError(absl::StrCat(file.label, ": SHA-256 does not match the bytes received"));
   }
@@ -279,9 +290,7 @@ absl::Status Upload::Append(const v1::Chunk& chunk) {
   if (file_ == nullptr) {
     if (absl::Status status = OpenCurrent(data); !status.ok()) return status;
   }
-  if (std::fwrite(data.data(), 1, data.size(), file_) != data.size()) {
-    return absl::InternalError(absl::StrCat(file.label, ": cannot spool"));
-  }
+  if (std::fwrite(data.data(), 1, data.size(), file_) != data.size()) return SpoolError(file.label);
   hash_->Update(data);
   file.received += data.size();
   spec_.bytes += data.size();

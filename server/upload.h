@@ -52,7 +52,8 @@ class Upload {
 
   // Appends one chunk. Errors: InvalidArgument for a chunk out of order (other file, other offset), too large, or
   // past the declared size; DataLoss when its CRC-32 or, on a file's last chunk, the file's SHA-256 does not match;
-  // Internal when the file cannot be written. After an error the upload is unusable.
+  // ResourceExhausted (RetryLater) when the disk is full; Internal when the file cannot be written otherwise. After
+  // an error the upload is unusable (and removes its folder when destroyed).
   absl::Status Append(const v1::Chunk& chunk);
 
   // Ends the upload and describes the job. Errors: InvalidArgument when a file has fewer bytes than declared.
@@ -73,6 +74,7 @@ class Upload {
   Upload(JobSpec spec, std::vector<File> files) : spec_(std::move(spec)), files_(std::move(files)) {}
   absl::Status OpenCurrent(const std::string& first_bytes);
   absl::Status CloseCurrent();
+  static absl::Status SpoolError(const std::string& label);
   void SkipEmpty();
 
   JobSpec spec_;

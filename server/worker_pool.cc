@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "core/pipeline/pipeline.h"
 
 namespace segrel::server {
@@ -56,6 +57,19 @@ pipeline::AnalysisRequest RequestFor(Job& job, model::ModelReplicas* replicas, a
   return request;
 }
 
+// How a failed analysis is shown to the job's clients: the job's spool folder is the server's business (its paths
+// name the upload counter and the server's layout), so paths are given relative to the job's inputs; and a file the
+// pipeline cannot find there is a study it cannot read (the client's mistake), not an unknown model or job, which
+// NOT_FOUND means in this API.
+absl::Status ForClients(const absl::Status& status, const JobSpec& spec) {
+  if (status.ok()) return status;
+  const std::string message = absl::StrReplaceAll(
+      status.message(), {{spec.InputDirectory() + "/", ""}, {spec.directory + "/", ""}, {spec.directory, "the job"}});
+  const absl::StatusCode code =
+      status.code() == absl::StatusCode::kNotFound ? absl::StatusCode::kInvalidArgument : status.code();
+  return absl::Status(code, message);
+}
+
 }  // namespace
 
 absl::StatusOr<JobResults> RunJob(Job& job, model::ModelReplicas* replicas, at::Device device) {
@@ -65,13 +79,13 @@ absl::StatusOr<JobResults> RunJob(Job& job, model::ModelReplicas* replicas, at::
   }
   if (absl::Status stop = job.stop_reason(); !stop.ok()) return stop;
   absl::StatusOr<pipeline::AnalysisResult> result = pipeline::RunAnalysis(RequestFor(job, replicas, device));
-  if (!result.ok()) return result.status();
+  if (!result.ok()) return ForClients(result.status(), spec);
   if (absl::Status stop = job.stop_reason(); !stop.ok()) return stop;
   job.SetStage(std::string(analysis::StageName(Stage::kWrite)), OverallProgress(Stage::kWrite, 0, 1));
   JobResults results;
   absl::StatusOr<std::vector<std::string>> files =
       pipeline::WriteAnalysis(*result, spec.OutputDirectory(), spec.maps, spec.pictures, &results.summary);
-  if (!files.ok()) return files.status();
+  if (!files.ok()) return ForClients(files.status(), spec);
   results.files = *std::move(files);
   return results;
 }

@@ -87,7 +87,7 @@ class ServerProcess:
 
     def __init__(self, binary, repository, spool, *flags, grpc_module=None, stubs=None):
         defaults = ["--address=127.0.0.1:0", "--metrics-address=127.0.0.1:0", f"--model-repository={repository}",
-                    f"--spool-dir={spool}", "--workers=1", "--queue-capacity=4"]
+                    f"--spool-dir={spool}", "--workers=1", "--queue-capacity=4", "--min-free-mb=0"]
         given = {flag.split("=")[0] for flag in flags}
         self.process = subprocess.Popen(
             [binary, *[flag for flag in defaults if flag.split("=")[0] not in given], *flags],

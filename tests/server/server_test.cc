@@ -101,6 +101,8 @@ class ServerTest : public ::testing::Test {
     options.workers = workers;
     options.queue_capacity = queue_capacity;
     options.limits = limits;
+    options.min_free_bytes = 0;  // the test machine's disk may be nearly full; the watermark has its own test
+    options.streams = streams_;
     absl::StatusOr<std::unique_ptr<SegrelServer>> server = SegrelServer::Create(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
@@ -159,6 +161,7 @@ class ServerTest : public ::testing::Test {
   }
 
   std::string temp_;
+  StreamLimits streams_;
   std::unique_ptr<SegrelServer> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<SegrelClient> client_;
@@ -675,6 +678,72 @@ TEST_F(ServerTest, ARestartedServerRunsTheJobsAnEarlierOneLeftAndReusesNoFolder)
   EXPECT_TRUE(client_->Delete("left").ok());
   EXPECT_FALSE(fs::exists(folder));
   EXPECT_EQ(client_->Watch("left", "").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ServerTest, StalledUploadsAreEndedAndTheUploadLimitRefusesMore) {
+  streams_.max_uploads = 2;
+  streams_.upload_idle_timeout = absl::Milliseconds(500);
+  StartServer();
+  // Two uploads send their metadata and stall: they hold both upload slots.
+  std::vector<v1::SubmitRequest> study = StudyMessages("stalled-0");
+  auto stub = v1::Segrel::NewStub(channel_);
+  grpc::ClientContext contexts[2];
+  v1::SubmitResponse responses[2];
+  std::unique_ptr<grpc::ClientWriter<v1::SubmitRequest>> writers[2];
+  for (int i = 0; i < 2; ++i) {
+    v1::SubmitRequest metadata = study[0];
+    metadata.mutable_metadata()->set_job_id(absl::StrCat("stalled-", i));
+    writers[i] = stub->Submit(&contexts[i], &responses[i]);
+    ASSERT_TRUE(writers[i]->Write(metadata));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const grpc::Status third = RawSubmit(StudyMessages("third"));
+  EXPECT_EQ(third.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << third.error_message();
+  EXPECT_NE(third.error_message().find("uploads at once"), std::string::npos);
+  for (int i = 0; i < 2; ++i) {
+    const grpc::Status ended = writers[i]->Finish();  // the server ends them after the idle timeout
+    EXPECT_EQ(ended.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << ended.error_message();
+  }
+  size_t entries = 0;
+  for (const auto& entry : fs::directory_iterator(temp_ + "/spool")) entries += entry.is_directory();
+  EXPECT_EQ(entries, 0u) << "a stalled upload's partial files are removed";
+  EXPECT_TRUE(RawSubmit(StudyMessages("after")).ok()) << "the slots are free again";
+}
+
+TEST_F(ServerTest, BelowTheStorageWatermarkUploadsAreRefusedBeforeTheyAreReceived) {
+  StartServer();
+  server_.reset();
+  ServerOptions options;
+  options.address = "127.0.0.1:0";
+  options.metrics_address = "";
+  options.model_repository = FixturePath("");
+  options.spool_dir = temp_ + "/spool";
+  options.min_free_bytes = uint64_t{1} << 62;  // more than any disk has
+  absl::StatusOr<std::unique_ptr<SegrelServer>> server = SegrelServer::Create(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  server_ = *std::move(server);
+  channel_ = SegrelClient::Connect(absl::StrCat("127.0.0.1:", server_->port()));
+  grpc::ClientContext context;
+  v1::SubmitResponse response;
+  auto writer = v1::Segrel::NewStub(channel_)->Submit(&context, &response);
+  ASSERT_TRUE(writer->Write(StudyMessages("full")[0]));
+  writer->WritesDone();
+  const grpc::Status status = writer->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_NE(status.error_message().find("storage is nearly full"), std::string::npos) << status.error_message();
+  bool hinted = false;
+  for (const auto& [key, value] : context.GetServerTrailingMetadata()) hinted |= key == "segrel-retry-after-ms";
+  EXPECT_TRUE(hinted) << "space frees up with time: the client may retry";
+  EXPECT_TRUE(fs::is_empty(temp_ + "/spool"));
+}
+
+TEST_F(ServerTest, AHugeClientStringGetsItsOwnErrorNotAnOversizedMessage) {
+  StartServer();
+  std::vector<v1::SubmitRequest> study = StudyMessages("huge-model");
+  study[0].mutable_metadata()->set_model(std::string(1 << 20, 'm'));
+  const grpc::Status status = RawSubmit(study);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << status.error_message().substr(0, 200);
+  EXPECT_LT(status.error_message().size(), 1024u);
 }
 
 // The in-process pipeline's outputs for `request` (no pictures, as the server jobs below ask), in `out`.
