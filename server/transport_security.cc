@@ -1,5 +1,6 @@
 #include "server/transport_security.h"
 
+#include <arpa/inet.h>
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_credentials_options.h>
 
@@ -61,7 +62,9 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFor(co
 bool IsLoopback(const std::string& address) {
   const size_t colon = address.rfind(':');
   const std::string host = colon == std::string::npos ? address : address.substr(0, colon);
-  return absl::StartsWith(host, "127.") || host == "[::1]" || host == "localhost";
+  in_addr ipv4{};
+  if (inet_pton(AF_INET, host.c_str(), &ipv4) == 1) return (ntohl(ipv4.s_addr) >> 24) == 127;  // 127.0.0.0/8
+  return host == "[::1]" || host == "localhost";
 }
 
 }  // namespace segrel::server

@@ -252,13 +252,6 @@ class SecurityTest(unittest.TestCase):
             self.assertIn(expected, run.stderr, flags)
             self.assertNotIn(TOKENS["bob"], run.stderr)
 
-    def test_plaintext_beyond_loopback_is_warned_about(self):
-        server = self.start("--address=0.0.0.0:0")
-        start = "".join(server.start_lines)
-        self.assertIn("warning: listening beyond loopback in plaintext", start)
-        self.assertIn("warning: listening beyond loopback without tokens", start)
-        server.stop()
-
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
