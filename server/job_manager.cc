@@ -159,10 +159,7 @@ void JobManager::Recover(JobRecord record, absl::Time now) {
 
 absl::Status JobManager::CheckAdmission(uint64_t incoming_bytes) const {
   if (shutting_down()) return absl::UnavailableError("the server is shutting down");
-  if (queue_.size() >= queue_.capacity()) {
-    return RetryLater(absl::ResourceExhaustedError(
-        absl::StrCat("the job queue is full (", queue_.capacity(), " jobs); retry when a job has finished")));
-  }
+  if (absl::Status room = queue_.CheckRoom(); !room.ok()) return room;
   struct statvfs disk;
   if (statvfs(options_.spool_dir.c_str(), &disk) == 0) {
     const uint64_t free_bytes = static_cast<uint64_t>(disk.f_bavail) * disk.f_frsize;

@@ -24,15 +24,22 @@ absl::Status JobQueue::Enqueue(std::shared_ptr<Job> job) { return Insert(std::mo
 
 absl::Status JobQueue::Restore(std::shared_ptr<Job> job) { return Insert(std::move(job), false); }
 
+absl::Status JobQueue::FullError() const {
+  return RetryLater(absl::ResourceExhaustedError(
+      absl::StrCat("the job queue is full (", capacity_, " jobs); retry when a job has finished")));
+}
+
+absl::Status JobQueue::CheckRoom() const {
+  absl::MutexLock lock(&mutex_);
+  return entries_.size() >= capacity_ ? FullError() : absl::OkStatus();
+}
+
 absl::Status JobQueue::Insert(std::shared_ptr<Job> job, bool within_capacity) {
   std::vector<std::shared_ptr<Job>> moved;
   {
     absl::MutexLock lock(&mutex_);
     if (closed_) return absl::UnavailableError("the server is shutting down and accepts no jobs");
-    if (within_capacity && entries_.size() >= capacity_) {
-      return RetryLater(absl::ResourceExhaustedError(
-          absl::StrCat("the job queue is full (", capacity_, " jobs); retry when a job has finished")));
-    }
+    if (within_capacity && entries_.size() >= capacity_) return FullError();
     // After the last entry of equal or higher priority: priorities first, then arrival order.
     const int priority = job->spec().priority;
     auto at = std::find_if(entries_.begin(), entries_.end(),

@@ -54,6 +54,9 @@ class JobQueue {
   std::optional<size_t> Position(const Job& job) const;
   size_t size() const;
   size_t capacity() const { return capacity_; }
+  // Whether Enqueue would find room now (asked before an upload starts). Errors: the ResourceExhausted Enqueue
+  // answers for a full queue.
+  absl::Status CheckRoom() const;
 
   // Refuses further jobs, wakes the workers waiting in Pop, and returns the jobs still queued (for the caller to
   // hand back to their clients).
@@ -68,6 +71,7 @@ class JobQueue {
     std::shared_ptr<Job> job;
   };
   absl::Status Insert(std::shared_ptr<Job> job, bool within_capacity);
+  absl::Status FullError() const;
   // Notifies the jobs still queued that their positions moved.
   void Changed(std::vector<std::shared_ptr<Job>> moved);
   void ReportLength() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
