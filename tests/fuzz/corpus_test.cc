@@ -1,6 +1,7 @@
-// The fuzz targets' committed corpora as a regression test: every file of fuzz/corpus/nifti and fuzz/corpus/dicom
-// runs through the same entry function the libFuzzer programs call (fuzz/fuzz_entries.h), which aborts on a broken
-// promise, so an input that once crashed a reader (kept in the corpus as crash-*) fails CI if it crashes again.
+// The fuzz targets' committed corpora as a regression test: every file of fuzz/corpus/nifti, fuzz/corpus/dicom and
+// fuzz/corpus/upload runs through the same entry function the libFuzzer programs call (fuzz/fuzz_entries.h,
+// fuzz/upload_entry.h), which aborts on a broken promise, so an input that once crashed a reader or the upload
+// (kept in the corpus as crash-*) fails CI if it crashes again.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,6 +13,9 @@
 #include <vector>
 
 #include "fuzz/fuzz_entries.h"
+#ifdef SEGREL_FUZZ_MODEL_REPOSITORY  // built with the server (tests/CMakeLists.txt)
+#include "fuzz/upload_entry.h"
+#endif
 
 namespace segrel::fuzz {
 namespace {
@@ -48,6 +52,10 @@ void RunCorpus(const std::string& name, Entry entry) {
 TEST(FuzzCorpus, NiftiInputsDoNotBreakTheReader) { RunCorpus("nifti", FuzzNifti); }
 
 TEST(FuzzCorpus, DicomInputsDoNotBreakTheFolderReader) { RunCorpus("dicom", FuzzDicomFolder); }
+
+#ifdef SEGREL_FUZZ_MODEL_REPOSITORY
+TEST(FuzzCorpus, UploadInputsDoNotBreakTheUploadPromises) { RunCorpus("upload", FuzzUpload); }
+#endif
 
 }  // namespace
 }  // namespace segrel::fuzz
