@@ -65,14 +65,15 @@ absl::Status CheckResubmission(const Job& job, const std::string& fingerprint) {
       absl::StrCat("job ", job.spec().id, " was submitted before with another model, study or options"));
 }
 
-absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(JobManagerOptions options, Metrics* metrics) {
+absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(JobManagerOptions options, Metrics* metrics,
+                                                               AuditLog* audit) {
   if (options.spool_dir.empty()) return absl::InvalidArgumentError("a spool folder is required");
   if (options.queue_capacity < 1) return absl::InvalidArgumentError("the queue capacity must be at least 1");
   std::error_code error;
   fs::create_directories(options.spool_dir, error);
   if (error) return absl::InternalError(absl::StrCat(options.spool_dir, ": cannot create: ", error.message()));
   if (options.retention <= absl::ZeroDuration()) return absl::InvalidArgumentError("the retention must be positive");
-  std::unique_ptr<JobManager> manager(new JobManager(std::move(options), metrics));
+  std::unique_ptr<JobManager> manager(new JobManager(std::move(options), metrics, audit));
   if (absl::Status status = manager->RecoverSpool(); !status.ok()) return status;
   manager->sweeper_ = std::thread([manager = manager.get()] { manager->SweepUntilDestroyed(); });
   return manager;
@@ -86,9 +87,10 @@ JobManager::~JobManager() {
   if (sweeper_.joinable()) sweeper_.join();
 }
 
-JobManager::JobManager(JobManagerOptions options, Metrics* metrics)
+JobManager::JobManager(JobManagerOptions options, Metrics* metrics, AuditLog* audit)
     : options_(std::move(options)),
       metrics_(metrics),
+      audit_(audit),
       queue_(options_.queue_capacity),
       folder_token_(absl::StrFormat("%x", absl::ToUnixMicros(absl::Now()))) {
   queue_.SetLengthListener([metrics](size_t length) { metrics->queue_length.Set({}, length); });
@@ -135,6 +137,7 @@ void JobManager::Recover(JobRecord record, absl::Time now) {
   if (record.ending.has_value() && record.ending->ended + options_.retention < now) {
     RemoveTree(folder).IgnoreError();
     ++recovery_.expired;
+    Audit(audit_, AuditEvent::kExpired, Job(std::move(record.spec)));
     return;
   }
   auto job = std::make_shared<Job>(std::move(record.spec));
@@ -155,6 +158,7 @@ void JobManager::Recover(JobRecord record, absl::Time now) {
     queue_.Restore(job).IgnoreError();                        // the queue is open: nothing has closed it yet
     ++recovery_.queued;
   }
+  Audit(audit_, AuditEvent::kRecovered, *job);
 }
 
 absl::Status JobManager::CheckAdmission(uint64_t incoming_bytes) const {
@@ -209,13 +213,14 @@ absl::StatusOr<JobManager::Accepted> JobManager::Accept(JobSpec spec) {
       return absl::InternalError("cannot record the job in the spool");  // the path stays in the server's log
     }
   }
-  std::vector<std::string> forgotten;
+  std::vector<std::shared_ptr<Job>> forgotten;
   absl::StatusOr<Accepted> accepted = Register(std::move(spec), forgotten);
-  RemoveFolders(forgotten);
+  Remove(forgotten);
+  if (accepted.ok() && !accepted->already_submitted) Audit(audit_, AuditEvent::kSubmitted, *accepted->job);
   return accepted;
 }
 
-absl::StatusOr<JobManager::Accepted> JobManager::Register(JobSpec spec, std::vector<std::string>& forgotten) {
+absl::StatusOr<JobManager::Accepted> JobManager::Register(JobSpec spec, std::vector<std::shared_ptr<Job>>& forgotten) {
   absl::MutexLock lock(&mutex_);
   absl::Status refused;
   if (shutting_down_) {
@@ -276,7 +281,9 @@ std::optional<size_t> JobManager::QueuePosition(const Job& job) const { return q
 
 std::shared_ptr<Job> JobManager::NextJob() {
   std::shared_ptr<Job> job = queue_.Pop();
-  if (job != nullptr) metrics_->queue_time.Observe({}, absl::ToDoubleSeconds(absl::Now() - job->spec().received));
+  if (job == nullptr) return nullptr;
+  metrics_->queue_time.Observe({}, absl::ToDoubleSeconds(absl::Now() - job->spec().received));
+  Audit(audit_, AuditEvent::kStarted, *job);
   return job;
 }
 
@@ -286,6 +293,7 @@ void JobManager::Finish(Job& job, const absl::Status& status, JobResults results
   const JobSpec& spec = job.spec();
   if (options_.durable && absl::IsUnavailable(status) && shutting_down()) {
     job.End(status);  // its inputs and queued record stay: the next process on this spool runs it
+    Audit(audit_, AuditEvent::kInterrupted, job);
     return;
   }
   // The inputs are needed no more; DICOM files in particular carry patient data: keep them no longer than needed.
@@ -302,6 +310,9 @@ void JobManager::Finish(Job& job, const absl::Status& status, JobResults results
   } else {
     metrics_->jobs_failed.Add({spec.model_name, CodeName(status.code())});
   }
+  AuditDetails how;
+  how.code = status.code();
+  Audit(audit_, AuditEvent::kEnded, job, how);
   job.End(status, std::move(results.files), ended);
 }
 
@@ -321,9 +332,9 @@ absl::Status JobManager::Interrupted() const {
                        : "the server stopped before the job ended; submit it again");
 }
 
-std::vector<std::string> JobManager::ForgetOldJobs(absl::Time now) {
+std::vector<std::shared_ptr<Job>> JobManager::ForgetOldJobs(absl::Time now) {
   // The oldest ended jobs go first; jobs still queued or running are never forgotten.
-  std::vector<std::string> folders;
+  std::vector<std::shared_ptr<Job>> forgotten;
   for (auto it = job_order_.begin(); it != job_order_.end();) {
     const auto job = jobs_.find(*it);
     const Job::Snapshot snapshot = job->second->Get();
@@ -332,28 +343,31 @@ std::vector<std::string> JobManager::ForgetOldJobs(absl::Time now) {
       ++it;
       continue;
     }
-    folders.push_back(job->second->spec().directory);
+    forgotten.push_back(job->second);
     jobs_.erase(job);
     it = job_order_.erase(it);
   }
-  return folders;
+  return forgotten;
 }
 
-void JobManager::RemoveFolders(const std::vector<std::string>& folders) {
-  for (const std::string& folder : folders) RemoveTree(folder).IgnoreError();  // a leftover folder only takes space
+void JobManager::Remove(const std::vector<std::shared_ptr<Job>>& forgotten) {
+  for (const std::shared_ptr<Job>& job : forgotten) {
+    RemoveTree(job->spec().directory).IgnoreError();  // a leftover folder only takes space
+    Audit(audit_, AuditEvent::kExpired, *job);
+  }
 }
 
 void JobManager::SweepUntilDestroyed() {
   const absl::Duration period = SweepPeriod(options_.retention);
   while (true) {
-    std::vector<std::string> forgotten;
+    std::vector<std::shared_ptr<Job>> forgotten;
     {
       absl::MutexLock lock(&mutex_);
       mutex_.AwaitWithTimeout(absl::Condition(&destroying_), period);
       if (destroying_) return;
       forgotten = ForgetOldJobs(absl::Now());
     }
-    RemoveFolders(forgotten);
+    Remove(forgotten);
   }
 }
 

@@ -31,6 +31,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/report/summary.h"
+#include "server/audit_log.h"
 #include "server/job.h"
 #include "server/job_queue.h"
 #include "server/job_record.h"
@@ -72,9 +73,11 @@ struct SpoolRecovery {
 class JobManager {
  public:
   // Makes the spool folder, or recovers the one an earlier process left (the file comment; not durable: its job
-  // folders are removed). Entries that are not job folders are left alone. `metrics` must outlive the manager.
+  // folders are removed). Entries that are not job folders are left alone. `metrics` and `audit` (may be null: no
+  // audit trail) must outlive the manager; it records the lifecycle events of server/audit_log.h on `audit`.
   // Errors: InvalidArgument for options out of range; Internal when the spool cannot be made or read.
-  static absl::StatusOr<std::unique_ptr<JobManager>> Create(JobManagerOptions options, Metrics* metrics);
+  static absl::StatusOr<std::unique_ptr<JobManager>> Create(JobManagerOptions options, Metrics* metrics,
+                                                            AuditLog* audit);
   ~JobManager();
   JobManager(const JobManager&) = delete;
   JobManager& operator=(const JobManager&) = delete;
@@ -135,21 +138,23 @@ class JobManager {
   absl::Status Interrupted() const;
 
  private:
-  JobManager(JobManagerOptions options, Metrics* metrics);
+  JobManager(JobManagerOptions options, Metrics* metrics, AuditLog* audit);
   // Recovers (durable) or removes the job folders an earlier process left; counts what it found.
   absl::Status RecoverSpool();
   // Takes the recovered job in `folder` back: ended, queued again, or failed when its inputs are gone.
   void Recover(JobRecord record, absl::Time now);
-  // Forgets the oldest ended jobs beyond max_jobs_kept and those past the retention time; returns their folders
-  // (for the caller to delete outside the lock).
-  std::vector<std::string> ForgetOldJobs(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Forgets the oldest ended jobs beyond max_jobs_kept and those past the retention time; returns them (for the
+  // caller to Remove outside the lock).
+  std::vector<std::shared_ptr<Job>> ForgetOldJobs(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // Accept's part under the lock.
-  absl::StatusOr<Accepted> Register(JobSpec spec, std::vector<std::string>& forgotten);
-  void RemoveFolders(const std::vector<std::string>& folders);
+  absl::StatusOr<Accepted> Register(JobSpec spec, std::vector<std::shared_ptr<Job>>& forgotten);
+  // Deletes the folders of forgotten jobs (the expired event).
+  void Remove(const std::vector<std::shared_ptr<Job>>& forgotten);
   void SweepUntilDestroyed();  // the sweeper thread: ForgetOldJobs now and then
 
   const JobManagerOptions options_;
   Metrics* const metrics_;
+  AuditLog* const audit_;
   JobQueue queue_;
   // Part of every folder name this process makes: folders stay unique when an earlier process's were kept.
   const std::string folder_token_;

@@ -32,6 +32,9 @@ const std::vector<Option>& ServerFlags() {
       {"tokens-file", "FILE",
        "bearer tokens, one client per line: NAME RIGHTS TOKEN, RIGHTS from submit, own-jobs, "
        "all-jobs, list-models or all (default: no tokens, every caller may do everything)"},
+      {"audit-log", "FILE",
+       "audit trail, one line per job event (who, which job, what, result; never file names or "
+       "patient data), appended to FILE; '-': standard error; empty: none (default -)"},
       {"spool-dir", "DIR", "folder for uploads and results (default /tmp/segrel-server)"},
       {"workers", "N", "CPU workers: jobs run at once on the CPU, one model replica each (default 1)"},
       {"cuda-workers", "N", "workers on CUDA devices, one per device; -1: every device LibTorch sees (default -1)"},
@@ -41,6 +44,9 @@ const std::vector<Option>& ServerFlags() {
       {"max-files", "N", "most files per job; a DICOM study has one per slice (default 10000)"},
       {"max-uploads", "N", "Submit streams at once; beyond: RESOURCE_EXHAUSTED with a retry hint (default 32)"},
       {"upload-idle-timeout", "DURATION", "a Submit stream that sends nothing this long is ended (default 1m)"},
+      {"min-upload-rate-kb", "KB",
+       "after its first --upload-idle-timeout, a Submit stream averaging fewer KiB/s is ended; "
+       "0: none (default 16)"},
       {"max-watches", "N", "Watch streams at once, in all (default 1000)"},
       {"max-watches-per-job", "N", "Watch streams at once on one job (default 64)"},
       {"min-free-mb", "MB",
@@ -84,6 +90,7 @@ absl::StatusOr<Settings> ParseSettings(const std::vector<std::string>& arguments
   options.metrics_address = "127.0.0.1:9464";
   options.model_repository = "models";
   options.spool_dir = "/tmp/segrel-server";
+  options.audit_log = "-";
   const std::pair<const char*, std::string*> texts[] = {{"address", &options.address},
                                                         {"metrics-address", &options.metrics_address},
                                                         {"model-repository", &options.model_repository},
@@ -92,7 +99,8 @@ absl::StatusOr<Settings> ParseSettings(const std::vector<std::string>& arguments
                                                         {"tls-cert", &options.tls.cert_file},
                                                         {"tls-key", &options.tls.key_file},
                                                         {"tls-client-ca", &options.tls.client_ca_file},
-                                                        {"tokens-file", &options.tokens_file}};
+                                                        {"tokens-file", &options.tokens_file},
+                                                        {"audit-log", &options.audit_log}};
   for (const auto& [name, target] : texts) {
     SEGREL_ASSIGN_OR_RETURN(const std::optional<std::string> value, flags.Single(name));
     if (value.has_value()) *target = *value;
@@ -106,6 +114,9 @@ absl::StatusOr<Settings> ParseSettings(const std::vector<std::string>& arguments
   options.limits.max_study_bytes = static_cast<uint64_t>(max_study_mb) << 20;
   SEGREL_RETURN_IF_ERROR(SetInteger(flags, "max-files", 1, options.limits.max_files));
   SEGREL_RETURN_IF_ERROR(SetInteger(flags, "max-uploads", 1, options.streams.max_uploads));
+  int64_t min_upload_rate_kb = 16;
+  SEGREL_RETURN_IF_ERROR(SetInteger(flags, "min-upload-rate-kb", 0, min_upload_rate_kb));
+  options.streams.min_upload_bytes_per_second = static_cast<uint64_t>(min_upload_rate_kb) << 10;
   SEGREL_RETURN_IF_ERROR(SetInteger(flags, "max-watches", 1, options.streams.max_watches));
   SEGREL_RETURN_IF_ERROR(SetInteger(flags, "max-watches-per-job", 1, options.streams.max_watches_per_job));
   int64_t min_free_mb = 1024;

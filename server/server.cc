@@ -33,6 +33,11 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
     if (!access.ok()) return access.status();
     server->access_ = *std::move(access);
   }
+  if (!options.audit_log.empty()) {
+    absl::StatusOr<std::unique_ptr<AuditLog>> audit = AuditLog::Open(options.audit_log);
+    if (!audit.ok()) return audit.status();
+    server->audit_ = *std::move(audit);
+  }
   JobManagerOptions job_options;
   job_options.spool_dir = options.spool_dir;
   job_options.queue_capacity = options.queue_capacity;
@@ -40,7 +45,8 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
   job_options.retention = options.retention;
   job_options.min_free_bytes = options.min_free_bytes;
   job_options.durable = options.durable;
-  absl::StatusOr<std::unique_ptr<JobManager>> jobs = JobManager::Create(std::move(job_options), &server->metrics_);
+  absl::StatusOr<std::unique_ptr<JobManager>> jobs =
+      JobManager::Create(std::move(job_options), &server->metrics_, server->audit_.get());
   if (!jobs.ok()) return jobs.status();
   server->jobs_ = *std::move(jobs);
   absl::StatusOr<std::unique_ptr<ModelRepository>> models = ModelRepository::Create(options.model_repository);
@@ -68,6 +74,7 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
   service_options.limits.sync_files = options.durable;
   service_options.access = server->access_;
   service_options.streams = options.streams;
+  service_options.audit = server->audit_.get();
   server->service_ = std::make_unique<SegrelServiceImpl>(server->models_.get(), server->jobs_.get(), metrics,
                                                          std::move(service_options));
 

@@ -30,6 +30,7 @@ struct ServerOptions {
   std::string health_address;
   TlsOptions tls;                // of the gRPC port; default: plaintext
   std::string tokens_file;       // bearer tokens and rights (server/access.h); empty: every caller may do everything
+  std::string audit_log = "-";   // the audit trail (server/audit_log.h): "-" standard error, a file, or empty: none
   std::string model_repository;  // folder of bundles (server/model_repository.h); required
   std::string spool_dir;         // uploads and results; required
   int workers = 1;               // CPU workers: jobs run at once on the CPU, one model replica each
@@ -50,8 +51,8 @@ class SegrelServer {
  public:
   // Loads the models, recovers the spool (JobManager::Create), starts workers, metrics endpoint and the gRPC server.
   // Errors: InvalidArgument for options out of range; NotFound for a missing model repository; those of
-  // ModelRepository::Create, ServerCredentialsFor and AccessControl::FromTokensFile; Unavailable when a port cannot
-  // be opened; Internal when the spool folder cannot be made or read.
+  // ModelRepository::Create, ServerCredentialsFor, AccessControl::FromTokensFile and AuditLog::Open; Unavailable when a
+  // port cannot be opened; Internal when the spool folder cannot be made or read.
   static absl::StatusOr<std::unique_ptr<SegrelServer>> Create(const ServerOptions& options);
   ~SegrelServer();  // Shutdown(now) if not shut down
   SegrelServer(const SegrelServer&) = delete;
@@ -77,6 +78,7 @@ class SegrelServer {
   SegrelServer() = default;
 
   Metrics metrics_;
+  std::unique_ptr<AuditLog> audit_;  // before the job manager and the service, which record on it
   std::unique_ptr<ModelRepository> models_;
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<WorkerPool> workers_;

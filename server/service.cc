@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "server/grpc_status.h"
 
 namespace segrel::server {
@@ -74,6 +75,7 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
     }
     holds_slot_ = true;
     timer_id_ = service_->upload_timer_.Add(guard_);
+    started_ = absl::Now();
     StartRead(&request_);
   }
 
@@ -129,7 +131,22 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
     }
     if (!request_.has_chunk()) return absl::InvalidArgumentError("only the first message may be the job metadata");
     service_->metrics_->bytes_received.Add({}, static_cast<double>(request_.chunk().data().size()));
+    received_ += request_.chunk().data().size();
+    if (absl::Status fast_enough = CheckRate(); !fast_enough.ok()) return fast_enough;
     return upload_->Append(request_.chunk());
+  }
+
+  // The idle timer catches a stream that stalls; this one catches a stream that trickles.
+  absl::Status CheckRate() const {
+    const StreamLimits& limits = service_->options_.streams;
+    const absl::Duration elapsed = absl::Now() - started_;
+    if (limits.min_upload_bytes_per_second == 0 || elapsed <= limits.upload_idle_timeout) return absl::OkStatus();
+    const double rate = static_cast<double>(received_) / absl::ToDoubleSeconds(elapsed);
+    if (rate >= static_cast<double>(limits.min_upload_bytes_per_second)) return absl::OkStatus();
+    return absl::DeadlineExceededError(absl::StrFormat(
+        "the upload averaged %.0f bytes/s, below this server's minimum of %d; it was ended and its partial files "
+        "removed, submit again",
+        rate, limits.min_upload_bytes_per_second));
   }
 
   absl::Status Begin(const v1::JobMetadata& metadata) {
@@ -143,10 +160,6 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
     if (std::shared_ptr<Job> existing = service_->jobs_->Find(metadata.job_id())) {
       return AnswerExisting(*existing, OwnedFingerprint(Fingerprint(metadata)));
     }
-    // Before a byte of the study is received: a full queue or spool refuses it now, not after 4 GiB.
-    if (absl::Status admitted = service_->jobs_->CheckAdmission(DeclaredBytes(metadata)); !admitted.ok()) {
-      return admitted;
-    }
     if (!IsValidJobId(metadata.job_id())) {
       return absl::InvalidArgumentError("job_id: 1 to 64 letters, digits, '.', '_' or '-'");
     }
@@ -155,6 +168,11 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
     absl::StatusOr<std::unique_ptr<Upload>> upload =
         Upload::Start(metadata, *service_->models_, service_->options_.limits, *directory);
     if (!upload.ok()) return upload.status();
+    // Before a byte of the study is received: a full queue or spool refuses it now, not after 4 GiB. After the
+    // metadata's checks, so that a study no retry can help is told so rather than to retry later.
+    if (absl::Status admitted = service_->jobs_->CheckAdmission(DeclaredBytes(metadata)); !admitted.ok()) {
+      return admitted;  // the upload goes with its folder
+    }
     upload_ = *std::move(upload);
     return absl::OkStatus();
   }
@@ -215,6 +233,8 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
   v1::SubmitRequest request_;
   // Guarded by guard_->mutex once constructed:
   std::unique_ptr<Upload> upload_;
+  absl::Time started_;
+  uint64_t received_ = 0;  // chunk bytes
   std::string owner_;
   bool answered_ = false;
   const std::shared_ptr<Guard> guard_;
@@ -232,9 +252,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
  public:
   WatchReactor(SegrelServiceImpl* service, const grpc::CallbackServerContext& context, const v1::WatchRequest& request)
       : service_(service), skip_results_(request.skip_results()), relay_(std::make_shared<Relay>(this)) {
-    absl::StatusOr<std::shared_ptr<Job>> job = service->FindForCaller(context, request.job_id());
-    if (!job.ok()) {
-      Finish(ToGrpcStatus(job.status()));
+    absl::StatusOr<SegrelServiceImpl::CallersJob> found = service->FindForCaller(context, request.job_id());
+    if (!found.ok()) {
+      Finish(ToGrpcStatus(found.status()));
       return;
     }
     if (absl::Status slot = service->TakeWatchSlot(request.job_id()); !slot.ok()) {
@@ -242,7 +262,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
       return;
     }
     holds_slot_ = true;
-    job_ = *std::move(job);
+    caller_ = std::move(found->caller);
+    job_ = std::move(found->job);
     job_->AddObserver(relay_);
     relay_->OnJobChanged();
   }
@@ -304,6 +325,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
       Finish(ToGrpcStatus(status));
       return;
     }
+    if (!results_.empty()) service_->AuditRequest(AuditEvent::kDelivered, caller_, *job_, bytes_sent_);
     finishing_ = true;
     Finish(grpc::Status::OK);
   }
@@ -329,6 +351,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
     chunk->set_offset(offset_);
     chunk->set_total_size(file_size_);
     offset_ += data.size();
+    bytes_sent_ += data.size();
     chunk->set_last(offset_ == file_size_);
     chunk->set_data(std::move(data));
     if (chunk->last()) {
@@ -347,6 +370,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
   SegrelServiceImpl* const service_;
   const bool skip_results_;
   std::shared_ptr<Relay> relay_;
+  Caller caller_;
   std::shared_ptr<Job> job_;
   bool holds_slot_ = false;
   // Guarded by relay_->mutex (after construction):
@@ -362,6 +386,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
   std::ifstream file_;
   uint64_t file_size_ = 0;
   uint64_t offset_ = 0;
+  uint64_t bytes_sent_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -422,12 +447,13 @@ grpc::ServerWriteReactor<v1::WatchResponse>* SegrelServiceImpl::Watch(grpc::Call
 grpc::ServerUnaryReactor* SegrelServiceImpl::Cancel(grpc::CallbackServerContext* context,
                                                     const v1::CancelRequest* request, v1::CancelResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<std::shared_ptr<Job>> job = FindForCaller(*context, request->job_id());
-  if (job.ok()) job = jobs_->Cancel(request->job_id());
+  absl::StatusOr<CallersJob> found = FindForCaller(*context, request->job_id());
+  absl::StatusOr<std::shared_ptr<Job>> job = found.ok() ? jobs_->Cancel(request->job_id()) : found.status();
   if (!job.ok()) {
     reactor->Finish(ToGrpcStatus(job.status()));
     return reactor;
   }
+  AuditRequest(AuditEvent::kCancelled, found->caller, **job);
   *response->mutable_status() = StatusOf(**job);
   reactor->Finish(grpc::Status::OK);
   return reactor;
@@ -436,8 +462,10 @@ grpc::ServerUnaryReactor* SegrelServiceImpl::Cancel(grpc::CallbackServerContext*
 grpc::ServerUnaryReactor* SegrelServiceImpl::Delete(grpc::CallbackServerContext* context,
                                                     const v1::DeleteRequest* request, v1::DeleteResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<std::shared_ptr<Job>> job = FindForCaller(*context, request->job_id());
-  reactor->Finish(ToGrpcStatus(job.ok() ? jobs_->Delete(request->job_id()) : job.status()));
+  absl::StatusOr<CallersJob> found = FindForCaller(*context, request->job_id());
+  const absl::Status deleted = found.ok() ? jobs_->Delete(request->job_id()) : found.status();
+  if (deleted.ok()) AuditRequest(AuditEvent::kDeleted, found->caller, *found->job);
+  reactor->Finish(ToGrpcStatus(deleted));
   return reactor;
 }
 
@@ -468,14 +496,22 @@ grpc::ServerUnaryReactor* SegrelServiceImpl::ListModels(grpc::CallbackServerCont
   return reactor;
 }
 
-absl::StatusOr<std::shared_ptr<Job>> SegrelServiceImpl::FindForCaller(const grpc::ServerContextBase& context,
-                                                                      const std::string& id) const {
+absl::StatusOr<SegrelServiceImpl::CallersJob> SegrelServiceImpl::FindForCaller(const grpc::ServerContextBase& context,
+                                                                               const std::string& id) const {
   absl::StatusOr<Caller> caller = options_.access.Admit(context, Right::kOwnJobs);
   if (!caller.ok()) return caller.status();
   std::shared_ptr<Job> job = jobs_->Find(id);
   if (job == nullptr) return absl::NotFoundError(absl::StrCat("unknown job '", id, "'"));
   if (absl::Status allowed = AccessControl::MayAccess(*caller, *job); !allowed.ok()) return allowed;
-  return job;
+  return CallersJob{*std::move(caller), std::move(job)};
+}
+
+void SegrelServiceImpl::AuditRequest(AuditEvent event, const Caller& caller, const Job& job,
+                                     std::optional<uint64_t> bytes_out) {
+  AuditDetails details;
+  details.by = caller.name;
+  details.bytes_out = bytes_out;
+  Audit(options_.audit, event, job, details);
 }
 
 v1::JobStatus SegrelServiceImpl::StatusOf(const Job& job) const {

@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "segrel/v1/segrel.grpc.pb.h"
 #include "server/access.h"
+#include "server/audit_log.h"
 #include "server/idle_timer.h"
 #include "server/job.h"
 #include "server/job_manager.h"
@@ -26,15 +27,19 @@ struct StreamLimits {
   size_t max_uploads = 32;                                // Submit streams at once; beyond: RESOURCE_EXHAUSTED
   absl::Duration upload_idle_timeout = absl::Minutes(1);  // a Submit stream that sends nothing this long is ended
                                                           // (DEADLINE_EXCEEDED) and its partial files removed
-  size_t max_watches = 1000;                              // Watch streams at once
-  size_t max_watches_per_job = 64;                        // Watch streams at once on one job
-  size_t max_metadata_bytes = size_t{2} << 20;            // a JobMetadata message (10,000 DICOM files fit)
+  // After its first upload_idle_timeout, a Submit stream that has averaged fewer bytes per second is ended
+  // (DEADLINE_EXCEEDED) and its partial files removed: a client trickling bytes cannot hold an upload slot. 0: none.
+  uint64_t min_upload_bytes_per_second = uint64_t{16} << 10;
+  size_t max_watches = 1000;                    // Watch streams at once
+  size_t max_watches_per_job = 64;              // Watch streams at once on one job
+  size_t max_metadata_bytes = size_t{2} << 20;  // a JobMetadata message (10,000 DICOM files fit)
 };
 
 struct ServiceOptions {
   UploadLimits limits;
   StreamLimits streams;
-  AccessControl access;                          // default: open (no tokens)
+  AccessControl access;       // default: open (no tokens)
+  AuditLog* audit = nullptr;  // where the clients' cancel, delete and delivery are recorded (not owned); null: none
   absl::Duration retry_hint = absl::Seconds(5);  // suggested wait after RESOURCE_EXHAUSTED for a full queue
 };
 
@@ -64,10 +69,15 @@ class SegrelServiceImpl final : public v1::Segrel::CallbackService {
   friend class WatchReactor;
 
   v1::JobStatus StatusOf(const Job& job) const;
+  struct CallersJob {
+    Caller caller;
+    std::shared_ptr<Job> job;
+  };
   // Job `id` when the caller of `context` may watch, cancel or delete it. Errors: those of AccessControl::Admit and
   // MayAccess; NotFound for an unknown job.
-  absl::StatusOr<std::shared_ptr<Job>> FindForCaller(const grpc::ServerContextBase& context,
-                                                     const std::string& id) const;
+  absl::StatusOr<CallersJob> FindForCaller(const grpc::ServerContextBase& context, const std::string& id) const;
+  // Records a client's request on the audit trail.
+  void AuditRequest(AuditEvent event, const Caller& caller, const Job& job, std::optional<uint64_t> bytes_out = {});
   // A place among the streams allowed at once. Errors: ResourceExhausted (RetryLater) when none is free.
   absl::Status TakeUploadSlot();
   void ReleaseUploadSlot();

@@ -2,19 +2,22 @@
 """Fault tests: the real segrel-server as a child process, killed with SIGKILL while a job runs, jobs wait in the
 queue and an upload is half-way; restarted on the same spool, every accepted job completes, Watch returns its
 results, the interrupted upload is gone and can be submitted again, nothing is duplicated. Also SIGTERM with an
-upload in flight.
+upload in flight, and a spool on a small tmpfs that an upload fills.
 
 Usage (ctest runs it): fault_test.py SEGREL_SERVER PROTO_DIR FIXTURE_DIR WORK_DIR
 """
+import hashlib
 import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import unittest
+import zlib
 
 import segrel_harness as harness
 
@@ -55,6 +58,11 @@ class StalledUpload:
         self.thread.join(timeout=60)
 
 
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def report_of(files):
     report = json.loads(bytes(files["relevance.json"]))
     report.pop("seconds")
@@ -67,12 +75,14 @@ class FaultTest(unittest.TestCase):
         self.temp = tempfile.mkdtemp(dir=WORK)
         self.spool = os.path.join(self.temp, "spool")
         self.servers = []
+        self.mounts = []
 
     def tearDown(self):
         for server in self.servers:
             if server.process.poll() is None:
-                server.process.kill()
-                server.process.wait()
+                server.kill()
+        for mount in self.mounts:
+            subprocess.run(["umount", mount], check=False)
         shutil.rmtree(self.temp, ignore_errors=True)
 
     def start(self, *flags):
@@ -136,10 +146,9 @@ class FaultTest(unittest.TestCase):
         server = self.start("--shutdown-grace=2s")
         upload = StalledUpload(server.stub, "in-flight")
         server.process.send_signal(signal.SIGTERM)
-        code = server.process.wait(timeout=60)
+        code = server.wait()
         upload.end()
-        self.assertEqual(code, 0, server.process.stderr.read())
-        server.process.stderr.close()
+        self.assertEqual(code, 0, server.rest())
         self.assertIsNotNone(upload.error)
         self.assertIn(upload.error.code(), (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED))
         self.assertEqual(os.listdir(self.spool), [], "the unfinished upload's files are gone")
@@ -149,6 +158,50 @@ class FaultTest(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as error:
             list(server.stub.Watch(pb.WatchRequest(job_id="in-flight")))
         self.assertEqual(error.exception.code(), grpc.StatusCode.NOT_FOUND)
+        code, rest = server.stop()
+        self.assertEqual(code, 0, rest)
+
+    def test_a_spool_on_a_full_tmpfs_refuses_the_upload_whole_and_keeps_serving(self):
+        if os.geteuid() != 0:
+            self.skipTest("mounting a small tmpfs needs root (CI runs as root)")
+        spool = os.path.join(self.temp, "tmpfs")
+        os.makedirs(spool)
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", spool],
+                                 capture_output=True, text=True)
+        if mounted.returncode != 0:
+            self.skipTest(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+        self.mounts.append(spool)
+        # No watermark: the upload itself runs into the full disk, half-way through its 6 MiB.
+        self.spool = spool
+        server = self.start("--min-free-mb=0")
+        big = os.urandom(6 << 20)
+        metadata = pb.JobMetadata(job_id="too-big", model=harness.MODEL, options=pb.AnalysisOptions(no_pictures=True))
+        blobs = [big] + [read(harness.study_file(FIXTURES, name)) for name in harness.SEQUENCES[1:]]
+        for name, data in zip(harness.SEQUENCES, blobs):
+            metadata.files.add(role=pb.SEQUENCE, name=name, format=pb.NIFTI, size_bytes=len(data),
+                               sha256=hashlib.sha256(data).hexdigest())
+
+        def messages():
+            yield pb.SubmitRequest(metadata=metadata)
+            for index, data in enumerate(blobs):
+                for offset in range(0, len(data), 1 << 20):
+                    piece = data[offset:offset + (1 << 20)]
+                    yield pb.SubmitRequest(chunk=pb.Chunk(file_index=index, offset=offset, data=piece,
+                                                          crc32=zlib.crc32(piece)))
+
+        with self.assertRaises(grpc.RpcError) as error:
+            server.stub.Submit(messages())
+        self.assertEqual(error.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED, error.exception.details())
+        self.assertIn("storage", error.exception.details())
+        trailers = dict(error.exception.trailing_metadata() or ())
+        self.assertIn("segrel-retry-after-ms", trailers, "space comes back: the client may retry")
+        self.assertEqual(os.listdir(spool), [], "the partial upload is removed whole")
+
+        # The server goes on: the small study fits and runs.
+        server.stub.ListModels(pb.ListModelsRequest())
+        server.stub.Submit(harness.submit_messages(pb, FIXTURES, "fits"))
+        states, _ = harness.watch(pb, server.stub, "fits", os.path.join(self.temp, "fits"))
+        self.assertEqual(states[-1].state, pb.DONE, states[-1].message)
         code, rest = server.stop()
         self.assertEqual(code, 0, rest)
 

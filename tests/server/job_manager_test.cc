@@ -13,6 +13,8 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "tests/test_util.h"
 
 namespace segrel::server {
@@ -24,7 +26,11 @@ using segrel::testing::TestTempDir;
 
 class JobManagerTest : public ::testing::Test {
  protected:
-  void SetUp() override { spool_ = TestTempDir() + "/spool"; }
+  void SetUp() override {
+    spool_ = TestTempDir() + "/spool";
+    audit_path_ = TestTempDir() + "/audit.log";
+    audit_ = AuditLog::Open(audit_path_).value();
+  }
 
   std::unique_ptr<JobManager> Create(size_t queue_capacity = 8, size_t max_jobs_kept = 1000) {
     JobManagerOptions options;
@@ -33,7 +39,7 @@ class JobManagerTest : public ::testing::Test {
     options.max_jobs_kept = max_jobs_kept;
     options.durable = durable_;
     options.retention = retention_;
-    absl::StatusOr<std::unique_ptr<JobManager>> manager = JobManager::Create(options, &metrics_);
+    absl::StatusOr<std::unique_ptr<JobManager>> manager = JobManager::Create(options, &metrics_, audit_.get());
     EXPECT_TRUE(manager.ok()) << manager.status();
     return manager.ok() ? *std::move(manager) : nullptr;
   }
@@ -42,7 +48,10 @@ class JobManagerTest : public ::testing::Test {
   JobSpec Uploaded(JobManager& manager, const std::string& id, const std::string& fingerprint = "f") {
     JobSpec spec;
     spec.id = id;
+    spec.owner = "alice";
     spec.model_name = "m";
+    spec.model_version = "2";
+    spec.bytes = 12;
     spec.fingerprint = fingerprint;
     spec.received = absl::Now();
     spec.directory = manager.NewJobDirectory(id).value();
@@ -65,7 +74,20 @@ class JobManagerTest : public ::testing::Test {
     manager.Finish(job, absl::OkStatus(), JobResults{{"segmentation.nii.gz"}, {}});
   }
 
+  // The audit lines so far, without their time stamps.
+  std::vector<std::string> AuditLines() const {
+    std::vector<std::string> lines;
+    for (absl::string_view line : absl::StrSplit(segrel::testing::ReadFile(audit_path_), '\n', absl::SkipEmpty())) {
+      const size_t space = line.find(' ');
+      EXPECT_NE(space, absl::string_view::npos) << line;
+      lines.emplace_back(line.substr(space + 1));
+    }
+    return lines;
+  }
+
   Metrics metrics_;
+  std::string audit_path_;
+  std::unique_ptr<AuditLog> audit_;
   std::string spool_;
   bool durable_ = true;
   absl::Duration retention_ = absl::Hours(1);
@@ -352,6 +374,53 @@ TEST_F(JobManagerTest, DeleteRemovesAnEndedJobAndRefusesOneThatHasNot) {
   EXPECT_FALSE(fs::exists(job->spec().directory));
   manager = Create();
   EXPECT_EQ(manager->recovery().ended + manager->recovery().removed, 0u) << "nothing of it is left to recover";
+}
+
+TEST_F(JobManagerTest, TheAuditTrailHasALinePerLifecycleEventAndNothingOfTheStudy) {
+  std::string job_folder;
+  {
+    std::unique_ptr<JobManager> earlier = Create();
+    Accept(*earlier, "done");
+    FinishDone(*earlier, *earlier->NextJob());
+    Accept(*earlier, "cancelled");
+    ASSERT_TRUE(earlier->Cancel("cancelled").ok());
+    Accept(*earlier, "failed");
+    earlier->Finish(*earlier->NextJob(), absl::NotFoundError("series 'AX T2 Doe^Jane' not found in input/dicom"));
+    Accept(*earlier, "left-queued");
+    job_folder = earlier->Find("done")->spec().directory;
+  }
+  Create();  // recovers all four
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  retention_ = absl::Milliseconds(10);
+  Create();  // the three ended ones are past their retention time now
+
+  const std::string job = " client=alice model=m@2";
+  EXPECT_EQ(AuditLines(), (std::vector<std::string>{
+                              "segrel-audit event=submitted job=done" + job + " bytes_in=12",
+                              "segrel-audit event=started job=done" + job,
+                              "segrel-audit event=ended job=done" + job + " code=OK",
+                              "segrel-audit event=submitted job=cancelled" + job + " bytes_in=12",
+                              "segrel-audit event=ended job=cancelled" + job + " code=CANCELLED",
+                              "segrel-audit event=submitted job=failed" + job + " bytes_in=12",
+                              "segrel-audit event=started job=failed" + job,
+                              "segrel-audit event=ended job=failed" + job + " code=NOT_FOUND",
+                              "segrel-audit event=submitted job=left-queued" + job + " bytes_in=12",
+                              // The next process, in the order the jobs arrived:
+                              "segrel-audit event=recovered job=done" + job,
+                              "segrel-audit event=recovered job=cancelled" + job,
+                              "segrel-audit event=recovered job=failed" + job,
+                              "segrel-audit event=recovered job=left-queued" + job,
+                              // And the one after it:
+                              "segrel-audit event=expired job=done" + job,
+                              "segrel-audit event=expired job=cancelled" + job,
+                              "segrel-audit event=expired job=failed" + job,
+                              "segrel-audit event=recovered job=left-queued" + job,
+                          }));
+  const std::string all = segrel::testing::ReadFile(audit_path_);
+  for (const std::string& secret : {std::string("Doe"), std::string("series"), std::string("dicom"), spool_, job_folder,
+                                    std::string("patient data")}) {
+    EXPECT_EQ(all.find(secret), std::string::npos) << "the audit trail names " << secret;
+  }
 }
 
 TEST_F(JobManagerTest, CancellingAnUnknownJobIsNotFound) {

@@ -10,7 +10,6 @@ Usage (ctest runs it): python_client_test.py SEGREL_SERVER SEGREL SEGREL_CLIENT 
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -75,12 +74,10 @@ class ServerFlagsTest(unittest.TestCase):
                 file.write(f"# as a ConfigMap would hold them\n--address=127.0.0.1:0\n--metrics-address=\n"
                            f"--model-repository={FIXTURES}\n--spool-dir={os.path.join(temp, 'spool')}\n"
                            "--queue-capacity 2\n--shutdown-grace=5s\n")
-            process = subprocess.Popen([SERVER, "--flagfile", flags], stderr=subprocess.PIPE, text=True)
-            line = process.stderr.readline()
-            self.assertRegex(line, r"1 models, 1 CPU workers, 0 CUDA workers, listening on port \d+$")
-            process.send_signal(signal.SIGTERM)
-            rest = process.stderr.read()
-            self.assertEqual(process.wait(timeout=60), 0, rest)
+            server = harness.ServerProcess(SERVER, FIXTURES, "", "--flagfile", flags, defaults=False)
+            self.assertRegex(server.start_lines[-1], r"1 models, 1 CPU workers, 0 CUDA workers, listening on port \d+$")
+            code, rest = server.stop()
+            self.assertEqual(code, 0, rest)
             self.assertIn("running jobs get 5s", rest)
         finally:
             shutil.rmtree(temp, ignore_errors=True)

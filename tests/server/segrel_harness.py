@@ -1,5 +1,6 @@
 """What the Python server tests share: stubs generated from proto/segrel/v1/segrel.proto with Debian's grpc_tools,
 the fixture study as Submit messages, Watch into a folder, and the real segrel-server binary as a child process."""
+import atexit
 import hashlib
 import os
 import re
@@ -8,6 +9,8 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import zlib
 
 MODEL = "unet-bn-test"
@@ -15,10 +18,10 @@ SEQUENCES = ["T1", "T2", "FLAIR"]
 
 
 def load_stubs(proto_dir, work):
-    """Generates the stubs into WORK/python_stubs and returns the modules (grpc, segrel_pb2, segrel_pb2_grpc)."""
-    out = os.path.join(work, "python_stubs")
-    shutil.rmtree(out, ignore_errors=True)
-    os.makedirs(out)
+    """Generates the stubs into a fresh folder under WORK and returns the modules (grpc, segrel_pb2,
+    segrel_pb2_grpc). The folder is the calling test's own: ctest runs the Python tests side by side in one WORK."""
+    out = tempfile.mkdtemp(prefix="python_stubs.", dir=work)
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
     from grpc_tools import protoc
     proto = os.path.join(proto_dir, "segrel", "v1", "segrel.proto")
     if protoc.main(["protoc", f"-I{proto_dir}", f"--python_out={out}", f"--grpc_python_out={out}", proto]) != 0:
@@ -83,42 +86,84 @@ def watch(pb, stub, job_id, out_dir):
 
 
 class ServerProcess:
-    """segrel-server on a free loopback port, its stderr read line by line."""
+    """segrel-server on a free loopback port. A thread drains its stderr (a server must never block on a full pipe:
+    the audit trail goes there) into `lines` and, when ctest sets SEGREL_TEST_LOG_DIR, into a file there that the
+    log privacy test searches for patient data."""
 
-    def __init__(self, binary, repository, spool, *flags, grpc_module=None, stubs=None):
-        defaults = ["--address=127.0.0.1:0", "--metrics-address=127.0.0.1:0", f"--model-repository={repository}",
-                    f"--spool-dir={spool}", "--workers=1", "--queue-capacity=4", "--min-free-mb=0"]
+    started = 0  # servers this test process started: each gets its own log file
+
+    def __init__(self, binary, repository, spool, *flags, grpc_module=None, stubs=None, defaults=True):
+        default_flags = ["--address=127.0.0.1:0", "--metrics-address=127.0.0.1:0", f"--model-repository={repository}",
+                         f"--spool-dir={spool}", "--workers=1", "--queue-capacity=4", "--min-free-mb=0"]
         given = {flag.split("=")[0] for flag in flags}
-        self.process = subprocess.Popen(
-            [binary, *[flag for flag in defaults if flag.split("=")[0] not in given], *flags],
-            stderr=subprocess.PIPE, text=True)
-        self.start_lines = []
-        while True:
+        chosen = [flag for flag in default_flags if flag.split("=")[0] not in given] if defaults else []
+        self.process = subprocess.Popen([binary, *chosen, *flags], stderr=subprocess.PIPE, text=True,
+                                        errors="replace")
+        self.log = self._open_log()
+        self.lines = []
+        match = None
+        while not match:
             line = self.process.stderr.readline()
-            self.start_lines.append(line)
-            match = re.search(r"listening on port (\d+), metrics on port (\d+)", line)
-            if match or not line:
+            if not line:
                 break
+            self._keep(line)
+            match = re.search(r"listening on port (\d+)(?:, metrics on port (\d+))?", line)
+        self.start_lines = list(self.lines)
         if not match:
             self.process.kill()
-            raise RuntimeError(f"segrel-server did not start: {''.join(self.start_lines)}{self.process.stderr.read()}")
-        self.port, self.metrics_port = int(match.group(1)), int(match.group(2))
+            self.process.wait(timeout=60)
+            raise RuntimeError(f"segrel-server did not start: {''.join(self.lines)}{self.process.stderr.read()}")
+        self.port = int(match.group(1))
+        self.metrics_port = int(match.group(2)) if match.group(2) else 0
+        self.drain = threading.Thread(target=self._drain, daemon=True)
+        self.drain.start()
         self.channel = grpc_module.insecure_channel(f"127.0.0.1:{self.port}") if grpc_module else None
         self.stub = stubs.SegrelStub(self.channel) if stubs else None
 
+    @staticmethod
+    def _open_log():
+        log_dir = os.environ.get("SEGREL_TEST_LOG_DIR")
+        if not log_dir:
+            return None
+        os.makedirs(log_dir, exist_ok=True)
+        ServerProcess.started += 1
+        name = f"{os.path.basename(sys.argv[0])}.{os.getpid()}.{ServerProcess.started}.log"
+        return open(os.path.join(log_dir, name), "w")
+
+    def _keep(self, line):
+        self.lines.append(line)
+        if self.log:
+            self.log.write(line)
+            self.log.flush()
+
+    def _drain(self):
+        for line in self.process.stderr:
+            self._keep(line)
+
+    def wait(self, timeout=60):
+        """Waits for the process to end; returns its exit code once all of its stderr is read."""
+        code = self.process.wait(timeout=timeout)
+        self.drain.join(timeout=timeout)
+        self.process.stderr.close()
+        if self.log:
+            self.log.close()
+        return code
+
+    def rest(self):
+        """What the server wrote after its start-up lines."""
+        return "".join(self.lines[len(self.start_lines):])
+
     def stop(self):
-        """SIGTERM; returns (exit code, the rest of stderr)."""
+        """SIGTERM; returns (exit code, what the server wrote after its start-up lines)."""
         if self.channel:
             self.channel.close()
         self.process.send_signal(signal.SIGTERM)
-        rest = self.process.stderr.read()
-        self.process.stderr.close()
-        return self.process.wait(timeout=60), rest
+        code = self.wait()
+        return code, self.rest()
 
     def kill(self):
         """SIGKILL, as a crash or an OOM kill would end it."""
         if self.channel:
             self.channel.close()
         self.process.kill()
-        self.process.wait(timeout=60)
-        self.process.stderr.close()
+        self.wait()

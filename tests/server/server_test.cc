@@ -92,7 +92,10 @@ class ServerTest : public ::testing::Test {
  protected:
   void StartServer(size_t queue_capacity = 4, int workers = 1, UploadLimits limits = {},
                    const std::string& model_repository = FixturePath("")) {
-    if (temp_.empty()) temp_ = TestTempDir();
+    if (temp_.empty()) {
+      temp_ = TestTempDir();
+      fs::remove(AuditLogPath());  // an earlier run's
+    }
     ServerOptions options;
     options.address = "127.0.0.1:0";
     options.metrics_address = "127.0.0.1:0";
@@ -103,11 +106,33 @@ class ServerTest : public ::testing::Test {
     options.limits = limits;
     options.min_free_bytes = 0;  // the test machine's disk may be nearly full; the watermark has its own test
     options.streams = streams_;
+    options.audit_log = AuditLogPath();
     absl::StatusOr<std::unique_ptr<SegrelServer>> server = SegrelServer::Create(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
     channel_ = SegrelClient::Connect(absl::StrCat("127.0.0.1:", server_->port()));
     client_ = std::make_unique<SegrelClient>(channel_);
+  }
+
+  // Where the server's audit trail goes: into $SEGREL_TEST_LOG_DIR (ctest sets it), whose files the log privacy test
+  // searches for the fixtures' patient data, else the test's folder.
+  std::string AuditLogPath() const {
+    const char* log_dir = std::getenv("SEGREL_TEST_LOG_DIR");
+    if (log_dir == nullptr) return temp_ + "/audit.log";
+    const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
+    fs::create_directories(log_dir);
+    return absl::StrCat(log_dir, "/server_tests.", test->name(), ".audit.log");
+  }
+
+  // The audit lines whose event is `event`, without their time stamps.
+  std::vector<std::string> AuditLines(const std::string& event) const {
+    std::vector<std::string> lines;
+    std::istringstream log(ReadFile(AuditLogPath()));
+    for (std::string line; std::getline(log, line);) {
+      const size_t fields = line.find(" segrel-audit event=" + event + " ");
+      if (fields != std::string::npos) lines.push_back(line.substr(fields + 1));
+    }
+    return lines;
   }
 
   // Submits the fixture study and follows it into `out`; returns the final status.
@@ -214,6 +239,12 @@ TEST_F(ServerTest, RoundTripEqualsTheInProcessPipelineBitForBit) {
   served.erase("seconds");
   local.erase("seconds");
   EXPECT_EQ(served, local);
+
+  uint64_t bytes_out = 0;
+  for (const std::string& name : *written) bytes_out += fs::file_size(out + "/" + name);
+  EXPECT_EQ(AuditLines("delivered"),
+            std::vector<std::string>{absl::StrCat("segrel-audit event=delivered job=round-trip client=- model=", kModel,
+                                                  "@0.0.1 by=- bytes_out=", bytes_out)});
 }
 
 TEST_F(ServerTest, CorruptOrMalformedUploadsGetTheirCodeAndTheServerGoesOn) {
@@ -291,6 +322,160 @@ TEST_F(ServerTest, CorruptOrMalformedUploadsGetTheirCodeAndTheServerGoesOn) {
   EXPECT_EQ(SeriesValue(exposition, "segrel_jobs_received_total"), 0);
   EXPECT_TRUE(fs::is_empty(temp_ + "/spool"));
   EXPECT_EQ(SubmitAndWatch(StudyOptions("bad"), temp_ + "/out").state(), v1::DONE);
+}
+
+TEST_F(ServerTest, HostileMetadataGetsItsCodeLeavesNothingAndPrioritiesMayBeExtreme) {
+  StartServer();
+  struct Case {
+    std::string what;
+    std::function<void(v1::JobMetadata&)> change;
+    grpc::StatusCode code;
+  };
+  const auto job_id = [](std::string id) { return [id](v1::JobMetadata& m) { m.set_job_id(id); }; };
+  const auto sequence_name = [](std::string name) {
+    return [name](v1::JobMetadata& m) { m.mutable_files(0)->set_name(name); };
+  };
+  const auto region_of = [](int32_t class_index) {
+    return [class_index](v1::JobMetadata& m) {
+      v1::UploadFile* region = m.add_files();
+      *region = m.files(0);
+      region->set_role(v1::REGION);
+      region->set_class_index(class_index);
+    };
+  };
+  const std::vector<Case> cases = {
+      {"id with a separator", job_id("a/b"), grpc::StatusCode::INVALID_ARGUMENT},
+      {"id ..", job_id(".."), grpc::StatusCode::INVALID_ARGUMENT},
+      {"id with NUL", job_id(std::string("a\0b", 3)), grpc::StatusCode::INVALID_ARGUMENT},
+      {"non-ASCII id",
+       job_id("j\xC3\xB6"
+              "b"),
+       grpc::StatusCode::INVALID_ARGUMENT},
+      {"id of 65 characters", job_id(std::string(65, 'a')), grpc::StatusCode::INVALID_ARGUMENT},
+      {"empty id", job_id(""), grpc::StatusCode::INVALID_ARGUMENT},
+      {"name climbing out", sequence_name("../T1"), grpc::StatusCode::INVALID_ARGUMENT},
+      {"name with a separator", sequence_name("T1/x"), grpc::StatusCode::INVALID_ARGUMENT},
+      {"name with NUL", sequence_name(std::string("T1\0", 3)), grpc::StatusCode::INVALID_ARGUMENT},
+      {"non-ASCII name", sequence_name("T1\xE2\x80\xAE"), grpc::StatusCode::INVALID_ARGUMENT},
+      {"unknown format", [](auto& m) { m.mutable_files(0)->set_format(static_cast<v1::Format>(77)); },
+       grpc::StatusCode::INVALID_ARGUMENT},
+      {"unknown role", [](auto& m) { m.mutable_files(0)->set_role(static_cast<v1::FileRole>(77)); },
+       grpc::StatusCode::INVALID_ARGUMENT},
+      {"negative class", region_of(-1), grpc::StatusCode::INVALID_ARGUMENT},
+      {"largest class", region_of(std::numeric_limits<int32_t>::max()), grpc::StatusCode::INVALID_ARGUMENT},
+      {"size 2^63", [](auto& m) { m.mutable_files(0)->set_size_bytes(uint64_t{1} << 63); },
+       grpc::StatusCode::RESOURCE_EXHAUSTED},
+      {"sizes summing past 2^64",
+       [](auto& m) {
+         for (v1::UploadFile& file : *m.mutable_files()) file.set_size_bytes(UINT64_MAX / 2);
+       },
+       grpc::StatusCode::RESOURCE_EXHAUSTED},
+      {"checksum not hex", [](auto& m) { m.mutable_files(0)->set_sha256(std::string(64, 'z')); },
+       grpc::StatusCode::INVALID_ARGUMENT},
+      {"model climbing out", [](auto& m) { m.set_model("../bundle"); }, grpc::StatusCode::NOT_FOUND},
+  };
+  for (const Case& c : cases) {
+    std::vector<v1::SubmitRequest> messages = StudyMessages("hostile");
+    c.change(*messages[0].mutable_metadata());
+    const grpc::Status status = RawSubmit(messages);
+    EXPECT_EQ(status.error_code(), c.code) << c.what << ": " << status.error_message();
+    EXPECT_FALSE(status.error_message().empty()) << c.what;
+    EXPECT_TRUE(fs::is_empty(temp_ + "/spool")) << c.what << " left files";
+    ExpectStillServing();
+  }
+
+  // The extremes of the priority are ordinary priorities: highest first.
+  server_->HoldQueue(true);
+  std::vector<SubmitOptions> jobs;
+  for (const auto& [id, priority] :
+       std::vector<std::pair<std::string, int32_t>>{{"lowest", std::numeric_limits<int32_t>::min()},
+                                                    {"usual", 5},
+                                                    {"highest", std::numeric_limits<int32_t>::max()}}) {
+    jobs.push_back(StudyOptions(id));
+    jobs.back().priority = priority;
+    ASSERT_TRUE(client_->Submit(jobs.back()).ok()) << id;
+  }
+  std::vector<std::string> order;  // a resubmission answers with the job's place in the queue
+  for (const SubmitOptions& job : jobs) {
+    order.push_back(absl::StrCat(job.job_id, "@", client_->Submit(job).value().status().queue_position()));
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"lowest@2", "usual@1", "highest@0"}));
+  server_->HoldQueue(false);
+}
+
+TEST_F(ServerTest, TwoHundredWatchesOnOneJobGetASlotOrAClearRefusal) {
+  StartServer();  // 64 Watch streams per job
+  server_->HoldQueue(true);
+  ASSERT_TRUE(client_->Submit(StudyOptions("popular")).ok());
+  std::atomic<int> done{0};
+  std::atomic<int> refused{0};
+  std::atomic<int> other{0};
+  std::vector<std::thread> watchers;
+  for (int w = 0; w < 200; ++w) {
+    watchers.emplace_back([&] {
+      absl::StatusOr<v1::JobStatus> status = client_->Watch("popular", "");
+      if (status.ok() && status->state() == v1::DONE) {
+        ++done;
+      } else if (absl::IsResourceExhausted(status.status()) &&
+                 status.status().message().find("too many Watch calls") != absl::string_view::npos) {
+        ++refused;
+      } else {
+        ++other;
+      }
+    });
+  }
+  for (int i = 0; i < 400 && refused + other < 136; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  EXPECT_EQ(refused.load(), 136) << "the 64 admitted are still waiting for the job";
+  ExpectStillServing();
+  server_->HoldQueue(false);
+  for (std::thread& watcher : watchers) watcher.join();
+  EXPECT_EQ(done.load(), 64);
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(client_->Watch("popular", temp_ + "/popular").value().state(), v1::DONE) << "every slot came back";
+}
+
+TEST_F(ServerTest, TricklingUploadsAtTheLimitAreEndedWhileOtherClientsAreServed) {
+  streams_.max_uploads = 2;
+  streams_.upload_idle_timeout = absl::Milliseconds(400);
+  streams_.min_upload_bytes_per_second = 4096;
+  StartServer();
+  ASSERT_EQ(SubmitAndWatch(StudyOptions("before"), temp_ + "/before").state(), v1::DONE);
+  // Two clients send a byte every 50 ms: never idle, far below the minimum rate. They hold both upload slots.
+  grpc::Status trickled[2];
+  std::vector<std::thread> tricklers;
+  for (int t = 0; t < 2; ++t) {
+    tricklers.emplace_back([&, t] {
+      auto stub = v1::Segrel::NewStub(channel_);
+      grpc::ClientContext context;
+      v1::SubmitResponse response;
+      std::vector<v1::SubmitRequest> study = StudyMessages(absl::StrCat("trickle-", t));
+      auto writer = stub->Submit(&context, &response);
+      bool writing = writer->Write(study[0]);
+      const std::string& bytes = study[1].chunk().data();
+      for (uint64_t offset = 0; writing && offset < 100; ++offset) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        v1::SubmitRequest request;
+        request.mutable_chunk()->set_offset(offset);
+        request.mutable_chunk()->set_data(bytes.substr(offset, 1));
+        request.mutable_chunk()->set_crc32(proto::Crc32(bytes.substr(offset, 1)));
+        writing = writer->Write(request);
+      }
+      trickled[t] = writer->Finish();
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const grpc::Status third = RawSubmit(StudyMessages("third"));
+  EXPECT_EQ(third.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << third.error_message();
+  ExpectStillServing();
+  EXPECT_EQ(client_->Watch("before", temp_ + "/again").value().state(), v1::DONE) << "Watch is served meanwhile";
+  for (std::thread& trickler : tricklers) trickler.join();
+  for (const grpc::Status& status : trickled) {
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << status.error_message();
+    EXPECT_NE(status.error_message().find("bytes/s"), std::string::npos) << status.error_message();
+  }
+  EXPECT_EQ(SubmitAndWatch(StudyOptions("after"), temp_ + "/after").state(), v1::DONE) << "the slots came back";
+  EXPECT_EQ(std::distance(fs::directory_iterator(temp_ + "/spool"), fs::directory_iterator()), 2)
+      << "the trickled uploads left nothing";
 }
 
 TEST_F(ServerTest, FullQueueIsResourceExhaustedWithARetryHint) {
@@ -400,6 +585,11 @@ TEST_F(ServerTest, CancelAQueuedJob) {
   EXPECT_EQ(SeriesValue(Scrape(server_->metrics_port()),
                         absl::StrCat("segrel_jobs_failed_total{model=\"", kModel, "\",reason=\"CANCELLED\"}")),
             1);
+  EXPECT_EQ(AuditLines("cancelled"),
+            std::vector<std::string>{absl::StrCat("segrel-audit event=cancelled job=a client=- "
+                                                  "model=",
+                                                  kModel, "@0.0.1 by=-")});
+  EXPECT_EQ(AuditLines("delivered").size(), 1u) << "b's results; a cancelled job delivers nothing";
 }
 
 TEST_F(ServerTest, WatchReportsQueuePositionThenStagesThenDone) {
@@ -678,6 +868,10 @@ TEST_F(ServerTest, ARestartedServerRunsTheJobsAnEarlierOneLeftAndReusesNoFolder)
   EXPECT_TRUE(client_->Delete("left").ok());
   EXPECT_FALSE(fs::exists(folder));
   EXPECT_EQ(client_->Watch("left", "").status().code(), absl::StatusCode::kNotFound);
+  const std::string left_job = absl::StrCat("job=left client=- model=", kModel, "@0.0.1");
+  EXPECT_EQ(AuditLines("interrupted"), std::vector<std::string>{"segrel-audit event=interrupted " + left_job});
+  EXPECT_EQ(AuditLines("recovered").size(), 2u);  // "done" and "left"
+  EXPECT_EQ(AuditLines("deleted"), std::vector<std::string>{"segrel-audit event=deleted " + left_job + " by=-"});
 }
 
 TEST_F(ServerTest, StalledUploadsAreEndedAndTheUploadLimitRefusesMore) {
