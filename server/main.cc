@@ -2,6 +2,7 @@
 // (models, job manager, workers, metrics, service) → wait for SIGTERM/SIGINT → graceful stop with a deadline.
 #include <pthread.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <iostream>
@@ -15,6 +16,11 @@
 namespace {
 
 using segrel::cli::CommandLine;
+
+// The listener watchdog (server/listener_watchdog.h) wakes the main thread with this signal; the process then exits
+// with this code, for its supervisor to restart it.
+constexpr int kListenerStuckSignal = SIGUSR1;
+constexpr int kListenerStuckExitCode = 3;
 using segrel::cli::Option;
 
 const std::vector<Option>& ServerFlags() {
@@ -58,6 +64,10 @@ const std::vector<Option>& ServerFlags() {
        "keep jobs in memory only: a crash or restart loses them (default: jobs are recorded in "
        "the spool and recovered at start-up)"},
       {"shutdown-grace", "DURATION", "on SIGTERM, time running jobs get to finish (default 2m)"},
+      {"listener-watchdog", "DURATION",
+       "a connection left unaccepted this long means gRPC stopped accepting (after running out of "
+       "file descriptors): the server stops with exit code 3 for its supervisor to restart it; 0: off "
+       "(default 30s)"},
   };
   return *options;
 }
@@ -135,6 +145,8 @@ absl::StatusOr<Settings> ParseSettings(const std::vector<std::string>& arguments
   options.retention = retention.value_or(absl::Hours(24));
   if (options.retention <= absl::ZeroDuration()) return absl::InvalidArgumentError("--retention must be positive");
   options.durable = !flags.Flag("no-job-records");
+  SEGREL_ASSIGN_OR_RETURN(const std::optional<absl::Duration> watchdog, flags.Duration("listener-watchdog"));
+  options.listener_stuck_after = watchdog.value_or(absl::Seconds(30));
   SEGREL_ASSIGN_OR_RETURN(const std::optional<absl::Duration> grace, flags.Duration("shutdown-grace"));
   settings.shutdown_grace = grace.value_or(absl::Minutes(2));
   return settings;
@@ -198,17 +210,25 @@ int main(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, kListenerStuckSignal);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   const std::vector<std::string> arguments(argv + 1, argv + argc);
   if (segrel::cli::AsksForHelp(arguments)) {
     std::cout << kUsage << segrel::cli::OptionsHelp(ServerFlags());
     return 0;
   }
-  const absl::StatusOr<Settings> settings = ParseSettings(arguments);
+  absl::StatusOr<Settings> settings = ParseSettings(arguments);
   if (!settings.ok()) {
     std::cerr << "segrel-server: error: " << settings.status().message() << " (see segrel-server --help)\n";
     return 2;
   }
+  settings->server.on_listener_stuck = [](int port) {
+    std::cerr << "segrel-server: error: the gRPC port " << port
+              << " stopped accepting connections (gRPC does not recover once it ran out of file descriptors); "
+                 "stopping so that the supervisor restarts the server, accepted jobs run again then"
+              << std::endl;
+    kill(getpid(), kListenerStuckSignal);
+  };
   absl::StatusOr<std::unique_ptr<segrel::server::SegrelServer>> server =
       segrel::server::SegrelServer::Create(settings->server);
   if (!server.ok()) {
@@ -219,6 +239,11 @@ int main(int argc, char** argv) {
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
+  if (signal_number == kListenerStuckSignal) {  // running jobs stop at once and run again in the next process
+    (*server)->Shutdown(absl::Now());
+    std::cerr << "segrel-server: stopped" << std::endl;
+    return kListenerStuckExitCode;
+  }
   std::cerr << "segrel-server: stopping (running jobs get " << absl::FormatDuration(settings->shutdown_grace) << ")"
             << std::endl;
   (*server)->Shutdown(absl::Now() + settings->shutdown_grace);

@@ -87,6 +87,8 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
   // idle or hoarding clients cannot pile up file descriptors (see RaiseOpenFileLimit in main.cc).
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 5 * 60 * 1000);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 256);
+  // A connection that never completes its HTTP/2 (or TLS) handshake is closed after 10 s, not gRPC's 120 s.
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 10 * 1000);
   builder.RegisterService(server->service_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
@@ -101,6 +103,10 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
       return absl::UnavailableError(absl::StrCat("cannot listen on ", options.health_address));
     }
   }
+  if (options.on_listener_stuck && options.listener_stuck_after > absl::ZeroDuration()) {
+    server->watchdog_ = std::make_unique<ListenerWatchdog>(std::vector<int>{server->port_, server->health_port_},
+                                                           options.listener_stuck_after, options.on_listener_stuck);
+  }
   return server;
 }
 
@@ -110,6 +116,7 @@ void SegrelServer::Shutdown(absl::Time deadline) {
   absl::MutexLock lock(&shutdown_mutex_);
   if (shut_down_) return;
   shut_down_ = true;
+  watchdog_.reset();  // a port closing is no reason to call
   if (server_ != nullptr) server_->GetHealthCheckService()->Shutdown();
   if (health_server_ != nullptr) health_server_->GetHealthCheckService()->Shutdown();
   if (jobs_ != nullptr) jobs_->Shutdown();

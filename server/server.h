@@ -6,6 +6,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -13,6 +14,7 @@
 #include "absl/time/time.h"
 #include "server/access.h"
 #include "server/job_manager.h"
+#include "server/listener_watchdog.h"
 #include "server/metrics.h"
 #include "server/model_repository.h"
 #include "server/service.h"
@@ -44,6 +46,10 @@ struct ServerOptions {
   size_t max_jobs_kept = 1000;                  // ended jobs kept for Watch
   absl::Duration retention = absl::Hours(24);   // an ended job's results are deleted this long after it ended
   bool durable = true;  // jobs survive a crash or restart on the same spool (JobManager); off: memory only
+  // A connection left unaccepted this long on a gRPC port means gRPC stopped accepting (server/listener_watchdog.h);
+  // then on_listener_stuck is called once, on the watchdog's thread. No callback: not watched.
+  absl::Duration listener_stuck_after = absl::Seconds(30);
+  std::function<void(int port)> on_listener_stuck;
 };
 
 // Thread-safe.
@@ -87,6 +93,7 @@ class SegrelServer {
   AccessControl access_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<grpc::Server> health_server_;
+  std::unique_ptr<ListenerWatchdog> watchdog_;
   int port_ = 0;
   int health_port_ = 0;
   int cuda_workers_ = 0;

@@ -39,6 +39,19 @@ uint64_t DeclaredBytes(const v1::JobMetadata& metadata) {
   return total;
 }
 
+// The service parses its requests itself: gRPC's own parsing answers a request that does not parse with
+// UNIMPLEMENTED and no message, which tells a client nothing.
+template <typename Request>
+absl::StatusOr<Request> ParseRequest(const grpc::ByteBuffer& bytes) {
+  grpc::ByteBuffer copy(bytes);  // deserialising consumes the buffer; a copy shares its slices
+  Request request;
+  if (!grpc::SerializationTraits<Request>::Deserialize(&copy, &request).ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the request is not a valid ", Request::descriptor()->full_name(), " message"));
+  }
+  return request;
+}
+
 }  // namespace
 
 v1::JobStatus ToJobStatus(const Job& job, const Job::Snapshot& snapshot, std::optional<size_t> queue_position) {
@@ -64,10 +77,10 @@ v1::JobStatus ToJobStatus(const Job& job, const Job::Snapshot& snapshot, std::op
 // The idle timer may end the call from its own thread: every step of the reactor runs under its Guard's mutex, and
 // the guard forgets the reactor once gRPC is done with it (as Watch's Relay does).
 
-class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
+class SubmitReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
-  SubmitReactor(SegrelServiceImpl* service, grpc::CallbackServerContext* context, v1::SubmitResponse* response)
-      : service_(service), context_(context), response_(response), guard_(std::make_shared<Guard>(this)) {
+  SubmitReactor(SegrelServiceImpl* service, grpc::CallbackServerContext* context, grpc::ByteBuffer* response)
+      : service_(service), context_(context), raw_response_(response), guard_(std::make_shared<Guard>(this)) {
     absl::MutexLock lock(&guard_->mutex);
     if (absl::Status slot = service_->TakeUploadSlot(); !slot.ok()) {
       Reject(slot);
@@ -76,7 +89,7 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
     holds_slot_ = true;
     timer_id_ = service_->upload_timer_.Add(guard_);
     started_ = absl::Now();
-    StartRead(&request_);
+    StartRead(&raw_request_);
   }
 
   void OnReadDone(bool ok) override {
@@ -91,7 +104,7 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
       Reject(status);
       return;
     }
-    if (!answered_) StartRead(&request_);
+    if (!answered_) StartRead(&raw_request_);
   }
 
   void OnDone() override {
@@ -125,6 +138,9 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
   }
 
   absl::Status Handle() {
+    absl::StatusOr<v1::SubmitRequest> parsed = ParseRequest<v1::SubmitRequest>(raw_request_);
+    if (!parsed.ok()) return parsed.status();
+    request_ = *std::move(parsed);
     if (upload_ == nullptr) {
       if (!request_.has_metadata()) return absl::InvalidArgumentError("the first message must be the job metadata");
       return Begin(request_.metadata());
@@ -180,11 +196,7 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
   // Idempotent resubmission: answer with the job accepted earlier, without reading the chunks.
   absl::Status AnswerExisting(const Job& job, const std::string& fingerprint) {
     if (absl::Status same = CheckResubmission(job, fingerprint); !same.ok()) return same;
-    response_->set_job_id(job.spec().id);
-    *response_->mutable_status() = service_->StatusOf(job);
-    response_->set_already_submitted(true);
-    answered_ = true;
-    Finish(grpc::Status::OK);
+    Answer(job, /*already_submitted=*/true);
     return absl::OkStatus();
   }
 
@@ -206,9 +218,16 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
       Reject(accepted.status());
       return;
     }
-    response_->set_job_id(accepted->job->spec().id);
-    *response_->mutable_status() = service_->StatusOf(*accepted->job);
-    response_->set_already_submitted(accepted->already_submitted);
+    Answer(*accepted->job, accepted->already_submitted);
+  }
+
+  void Answer(const Job& job, bool already_submitted) {
+    v1::SubmitResponse response;
+    response.set_job_id(job.spec().id);
+    *response.mutable_status() = service_->StatusOf(job);
+    response.set_already_submitted(already_submitted);
+    bool own_buffer = false;
+    grpc::SerializationTraits<v1::SubmitResponse>::Serialize(response, raw_response_, &own_buffer);
     answered_ = true;
     Finish(grpc::Status::OK);
   }
@@ -229,8 +248,9 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
 
   SegrelServiceImpl* const service_;
   grpc::CallbackServerContext* const context_;
-  v1::SubmitResponse* const response_;
-  v1::SubmitRequest request_;
+  grpc::ByteBuffer* const raw_response_;
+  grpc::ByteBuffer raw_request_;
+  v1::SubmitRequest request_;  // raw_request_, parsed
   // Guarded by guard_->mutex once constructed:
   std::unique_ptr<Upload> upload_;
   absl::Time started_;
@@ -248,16 +268,23 @@ class SubmitReactor final : public grpc::ServerReadReactor<v1::SubmitRequest> {
 // The job notifies a Relay (held weakly by the job); the relay serialises every step of the reactor under its mutex,
 // and forgets the reactor once gRPC is done with it, so a late notification never touches a deleted reactor.
 
-class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
+class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  WatchReactor(SegrelServiceImpl* service, const grpc::CallbackServerContext& context, const v1::WatchRequest& request)
-      : service_(service), skip_results_(request.skip_results()), relay_(std::make_shared<Relay>(this)) {
-    absl::StatusOr<SegrelServiceImpl::CallersJob> found = service->FindForCaller(context, request.job_id());
+  WatchReactor(SegrelServiceImpl* service, const grpc::CallbackServerContext& context,
+               const absl::StatusOr<v1::WatchRequest>& request)
+      : service_(service),
+        skip_results_(request.ok() && request->skip_results()),
+        relay_(std::make_shared<Relay>(this)) {
+    if (!request.ok()) {
+      Finish(ToGrpcStatus(request.status()));
+      return;
+    }
+    absl::StatusOr<SegrelServiceImpl::CallersJob> found = service->FindForCaller(context, request->job_id());
     if (!found.ok()) {
       Finish(ToGrpcStatus(found.status()));
       return;
     }
-    if (absl::Status slot = service->TakeWatchSlot(request.job_id()); !slot.ok()) {
+    if (absl::Status slot = service->TakeWatchSlot(request->job_id()); !slot.ok()) {
       Finish(ToGrpcStatus(slot));
       return;
     }
@@ -364,7 +391,10 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
 
   void Write() {
     writing_ = true;
-    StartWrite(&message_);
+    bool own_buffer = false;
+    buffer_.Clear();  // the last message's, written
+    grpc::SerializationTraits<v1::WatchResponse>::Serialize(message_, &buffer_, &own_buffer);
+    StartWrite(&buffer_);
   }
 
   SegrelServiceImpl* const service_;
@@ -375,6 +405,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchResponse> {
   bool holds_slot_ = false;
   // Guarded by relay_->mutex (after construction):
   v1::WatchResponse message_;
+  grpc::ByteBuffer buffer_;  // message_, serialised
   bool writing_ = false;
   bool finishing_ = false;
   bool sent_status_ = false;
@@ -434,51 +465,78 @@ void SegrelServiceImpl::ReleaseWatchSlot(const std::string& job_id) {
   if (--watches_per_job_[job_id] == 0) watches_per_job_.erase(job_id);
 }
 
-grpc::ServerReadReactor<v1::SubmitRequest>* SegrelServiceImpl::Submit(grpc::CallbackServerContext* context,
-                                                                      v1::SubmitResponse* response) {
+grpc::ServerReadReactor<grpc::ByteBuffer>* SegrelServiceImpl::Submit(grpc::CallbackServerContext* context,
+                                                                     grpc::ByteBuffer* response) {
   return new SubmitReactor(this, context, response);
 }
 
-grpc::ServerWriteReactor<v1::WatchResponse>* SegrelServiceImpl::Watch(grpc::CallbackServerContext* context,
-                                                                      const v1::WatchRequest* request) {
-  return new WatchReactor(this, *context, *request);
+grpc::ServerWriteReactor<grpc::ByteBuffer>* SegrelServiceImpl::Watch(grpc::CallbackServerContext* context,
+                                                                     const grpc::ByteBuffer* request) {
+  return new WatchReactor(this, *context, ParseRequest<v1::WatchRequest>(*request));
 }
 
 grpc::ServerUnaryReactor* SegrelServiceImpl::Cancel(grpc::CallbackServerContext* context,
-                                                    const v1::CancelRequest* request, v1::CancelResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<CallersJob> found = FindForCaller(*context, request->job_id());
-  absl::StatusOr<std::shared_ptr<Job>> job = found.ok() ? jobs_->Cancel(request->job_id()) : found.status();
-  if (!job.ok()) {
-    reactor->Finish(ToGrpcStatus(job.status()));
-    return reactor;
-  }
-  AuditRequest(AuditEvent::kCancelled, found->caller, **job);
-  *response->mutable_status() = StatusOf(**job);
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+                                                    const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
+  return ServeUnary<v1::CancelRequest, v1::CancelResponse>(*context, *request, *response,
+                                                           &SegrelServiceImpl::CancelJob);
 }
 
 grpc::ServerUnaryReactor* SegrelServiceImpl::Delete(grpc::CallbackServerContext* context,
-                                                    const v1::DeleteRequest* request, v1::DeleteResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<CallersJob> found = FindForCaller(*context, request->job_id());
-  const absl::Status deleted = found.ok() ? jobs_->Delete(request->job_id()) : found.status();
-  if (deleted.ok()) AuditRequest(AuditEvent::kDeleted, found->caller, *found->job);
-  reactor->Finish(ToGrpcStatus(deleted));
-  return reactor;
+                                                    const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
+  return ServeUnary<v1::DeleteRequest, v1::DeleteResponse>(*context, *request, *response,
+                                                           &SegrelServiceImpl::DeleteJob);
 }
 
 grpc::ServerUnaryReactor* SegrelServiceImpl::ListModels(grpc::CallbackServerContext* context,
-                                                        const v1::ListModelsRequest* request,
-                                                        v1::ListModelsResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (absl::StatusOr<Caller> caller = options_.access.Admit(*context, Right::kListModels); !caller.ok()) {
-    reactor->Finish(ToGrpcStatus(caller.status()));
-    return reactor;
+                                                        const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
+  return ServeUnary<v1::ListModelsRequest, v1::ListModelsResponse>(*context, *request, *response,
+                                                                   &SegrelServiceImpl::ListBundles);
+}
+
+template <typename Request, typename Response>
+grpc::ServerUnaryReactor* SegrelServiceImpl::ServeUnary(
+    grpc::CallbackServerContext& context, const grpc::ByteBuffer& raw_request, grpc::ByteBuffer& raw_response,
+    absl::Status (SegrelServiceImpl::*handle)(const grpc::ServerContextBase&, const Request&, Response&)) {
+  grpc::ServerUnaryReactor* reactor = context.DefaultReactor();
+  absl::StatusOr<Request> request = ParseRequest<Request>(raw_request);
+  Response response;
+  absl::Status status = request.ok() ? (this->*handle)(context, *request, response) : request.status();
+  bool own_buffer = false;
+  if (status.ok() && !grpc::SerializationTraits<Response>::Serialize(response, &raw_response, &own_buffer).ok()) {
+    status = absl::InternalError("the response cannot be serialised");
+  }
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+absl::Status SegrelServiceImpl::CancelJob(const grpc::ServerContextBase& context, const v1::CancelRequest& request,
+                                          v1::CancelResponse& response) {
+  absl::StatusOr<CallersJob> found = FindForCaller(context, request.job_id());
+  if (!found.ok()) return found.status();
+  absl::StatusOr<std::shared_ptr<Job>> job = jobs_->Cancel(request.job_id());
+  if (!job.ok()) return job.status();
+  AuditRequest(AuditEvent::kCancelled, found->caller, **job);
+  *response.mutable_status() = StatusOf(**job);
+  return absl::OkStatus();
+}
+
+absl::Status SegrelServiceImpl::DeleteJob(const grpc::ServerContextBase& context, const v1::DeleteRequest& request,
+                                          v1::DeleteResponse& /*response*/) {
+  absl::StatusOr<CallersJob> found = FindForCaller(context, request.job_id());
+  if (!found.ok()) return found.status();
+  if (absl::Status deleted = jobs_->Delete(request.job_id()); !deleted.ok()) return deleted;
+  AuditRequest(AuditEvent::kDeleted, found->caller, *found->job);
+  return absl::OkStatus();
+}
+
+absl::Status SegrelServiceImpl::ListBundles(const grpc::ServerContextBase& context,
+                                            const v1::ListModelsRequest& /*request*/,
+                                            v1::ListModelsResponse& response) {
+  if (absl::StatusOr<Caller> caller = options_.access.Admit(context, Right::kListModels); !caller.ok()) {
+    return caller.status();
   }
   for (const model::Bundle& bundle : models_->models()) {
-    v1::ModelInfo* info = response->add_models();
+    v1::ModelInfo* info = response.add_models();
     info->set_name(bundle.name);
     info->set_version(bundle.version);
     info->set_description(bundle.description);
@@ -492,8 +550,7 @@ grpc::ServerUnaryReactor* SegrelServiceImpl::ListModels(grpc::CallbackServerCont
     info->set_license(bundle.license);
     info->set_reads_dicom(bundle.series_rules.has_value());
   }
-  reactor->Finish(grpc::Status::OK);
-  return reactor;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<SegrelServiceImpl::CallersJob> SegrelServiceImpl::FindForCaller(const grpc::ServerContextBase& context,

@@ -46,27 +46,46 @@ struct ServiceOptions {
 // The JobStatus message for `job` as it is now.
 v1::JobStatus ToJobStatus(const Job& job, const Job::Snapshot& snapshot, std::optional<size_t> queue_position);
 
+// Every method takes its requests as bytes and parses them itself (service.cc, ParseRequest), so that a request
+// that does not parse is INVALID_ARGUMENT rather than gRPC's bare UNIMPLEMENTED (or, in a stream, a silent end).
+using SegrelServiceBase = v1::Segrel::WithRawCallbackMethod_Submit<
+    v1::Segrel::WithRawCallbackMethod_Watch<v1::Segrel::WithRawCallbackMethod_Cancel<
+        v1::Segrel::WithRawCallbackMethod_Delete<v1::Segrel::WithRawCallbackMethod_ListModels<v1::Segrel::Service>>>>>;
+
 // Thread-safe. `models`, `jobs` and `metrics` must outlive it.
-class SegrelServiceImpl final : public v1::Segrel::CallbackService {
+class SegrelServiceImpl final : public SegrelServiceBase {
  public:
   SegrelServiceImpl(const ModelRepository* models, JobManager* jobs, Metrics* metrics, ServiceOptions options);
   SegrelServiceImpl(const SegrelServiceImpl&) = delete;
   SegrelServiceImpl& operator=(const SegrelServiceImpl&) = delete;
 
-  grpc::ServerReadReactor<v1::SubmitRequest>* Submit(grpc::CallbackServerContext* context,
-                                                     v1::SubmitResponse* response) override;
-  grpc::ServerWriteReactor<v1::WatchResponse>* Watch(grpc::CallbackServerContext* context,
-                                                     const v1::WatchRequest* request) override;
-  grpc::ServerUnaryReactor* Cancel(grpc::CallbackServerContext* context, const v1::CancelRequest* request,
-                                   v1::CancelResponse* response) override;
-  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* context, const v1::DeleteRequest* request,
-                                   v1::DeleteResponse* response) override;
-  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context, const v1::ListModelsRequest* request,
-                                       v1::ListModelsResponse* response) override;
+  grpc::ServerReadReactor<grpc::ByteBuffer>* Submit(grpc::CallbackServerContext* context,
+                                                    grpc::ByteBuffer* response) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Watch(grpc::CallbackServerContext* context,
+                                                    const grpc::ByteBuffer* request) override;
+  grpc::ServerUnaryReactor* Cancel(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
 
  private:
   friend class SubmitReactor;
   friend class WatchReactor;
+
+  // A unary call: parses the request, runs `handle`, serialises its response.
+  template <typename Request, typename Response>
+  grpc::ServerUnaryReactor* ServeUnary(grpc::CallbackServerContext& context, const grpc::ByteBuffer& raw_request,
+                                       grpc::ByteBuffer& raw_response,
+                                       absl::Status (SegrelServiceImpl::*handle)(const grpc::ServerContextBase&,
+                                                                                 const Request&, Response&));
+  absl::Status CancelJob(const grpc::ServerContextBase& context, const v1::CancelRequest& request,
+                         v1::CancelResponse& response);
+  absl::Status DeleteJob(const grpc::ServerContextBase& context, const v1::DeleteRequest& request,
+                         v1::DeleteResponse& response);
+  absl::Status ListBundles(const grpc::ServerContextBase& context, const v1::ListModelsRequest& request,
+                           v1::ListModelsResponse& response);
 
   v1::JobStatus StatusOf(const Job& job) const;
   struct CallersJob {

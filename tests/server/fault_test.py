@@ -2,15 +2,19 @@
 """Fault tests: the real segrel-server as a child process, killed with SIGKILL while a job runs, jobs wait in the
 queue and an upload is half-way; restarted on the same spool, every accepted job completes, Watch returns its
 results, the interrupted upload is gone and can be submitted again, nothing is duplicated. Also SIGTERM with an
-upload in flight, and a spool on a small tmpfs that an upload fills.
+upload in flight, a spool on a small tmpfs that an upload fills, and a gRPC port that stopped accepting
+connections after the server ran out of file descriptors.
 
 Usage (ctest runs it): fault_test.py SEGREL_SERVER PROTO_DIR FIXTURE_DIR WORK_DIR
 """
 import hashlib
 import json
 import os
+import re
+import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -85,8 +89,9 @@ class FaultTest(unittest.TestCase):
             subprocess.run(["umount", mount], check=False)
         shutil.rmtree(self.temp, ignore_errors=True)
 
-    def start(self, *flags):
-        server = harness.ServerProcess(SERVER, FIXTURES, self.spool, *flags, grpc_module=grpc, stubs=pb_grpc)
+    def start(self, *flags, preexec_fn=None):
+        server = harness.ServerProcess(SERVER, FIXTURES, self.spool, *flags, grpc_module=grpc, stubs=pb_grpc,
+                                       preexec_fn=preexec_fn)
         self.servers.append(server)
         return server
 
@@ -158,6 +163,33 @@ class FaultTest(unittest.TestCase):
         with self.assertRaises(grpc.RpcError) as error:
             list(server.stub.Watch(pb.WatchRequest(job_id="in-flight")))
         self.assertEqual(error.exception.code(), grpc.StatusCode.NOT_FOUND)
+        code, rest = server.stop()
+        self.assertEqual(code, 0, rest)
+
+    def test_a_port_that_stopped_accepting_stops_the_server_and_the_restart_runs_its_jobs(self):
+        # 64 descriptors in all (hard limit: the server cannot raise it); a flood of idle connections uses them up,
+        # gRPC's listener fails accept4 with EMFILE and never accepts again, even once the flood has gone.
+        server = self.start("--listener-watchdog=2s",
+                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)))
+        jobs = ["accepted-1", "accepted-2", "accepted-3"]  # queued, running or done when the server stops
+        for job_id in jobs:
+            server.stub.Submit(harness.submit_messages(pb, FIXTURES, job_id, options=SLOW))
+        flood = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(100)]
+        time.sleep(1)
+        for connection in flood:
+            connection.close()
+        code = server.wait(timeout=60)
+        self.assertEqual(code, 3, server.rest())
+        self.assertIn(f"the gRPC port {server.port} stopped accepting connections", server.rest())
+
+        # Restarted by its supervisor (here: the test) on the same spool, the server runs the accepted job.
+        server = self.start()
+        recovered = re.search(r"recovered the spool: (\d+) jobs queued again, (\d+) ended", "".join(server.start_lines))
+        self.assertIsNotNone(recovered, server.start_lines)
+        self.assertEqual(int(recovered.group(1)) + int(recovered.group(2)), len(jobs), server.start_lines)
+        for job_id in jobs:
+            states, _ = harness.watch(pb, server.stub, job_id, os.path.join(self.temp, job_id))
+            self.assertEqual(states[-1].state, pb.DONE, f"{job_id}: {states[-1].message}")
         code, rest = server.stop()
         self.assertEqual(code, 0, rest)
 

@@ -1,18 +1,21 @@
 #!/usr/bin/python3
 """Security of the real segrel-server: TLS (wrong CA, plaintext to a TLS port), mutual TLS (no client certificate),
-the plaintext health port beside an mTLS port, certificate rotation without a restart, and bearer tokens (missing,
-wrong, another client's job, a right not granted). CAs and certificates are made with openssl for each run.
+the plaintext health port beside an mTLS port, certificate rotation without a restart, bearer tokens (missing,
+wrong, another client's job, a right not granted), requests that do not parse, and half-open connections to
+/metrics. CAs and certificates are made with openssl for each run.
 
 Usage (ctest runs it): security_test.py SEGREL_SERVER SEGREL_CLIENT PROTO_DIR FIXTURE_DIR WORK_DIR
 """
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
+import urllib.request
 
 import segrel_harness as harness
 from segrel_harness import MODEL
@@ -251,6 +254,49 @@ class SecurityTest(unittest.TestCase):
             self.assertNotEqual(run.returncode, 0, flags)
             self.assertIn(expected, run.stderr, flags)
             self.assertNotIn(TOKENS["bob"], run.stderr)
+
+    def test_requests_that_do_not_parse_are_invalid_argument_and_the_server_goes_on(self):
+        server = self.start()
+        channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+        garbage = b"\xff\xff\xff"  # a field tag that no protobuf parser accepts
+        calls = {"Watch": lambda call: list(call(garbage)), "Cancel": lambda call: call(garbage),
+                 "Delete": lambda call: call(garbage), "ListModels": lambda call: call(garbage),
+                 "Submit": lambda call: call(iter([garbage]))}
+        kinds = {"Watch": channel.unary_stream, "Submit": channel.stream_unary}
+        for method, invoke in calls.items():
+            call = kinds.get(method, channel.unary_unary)(f"/segrel.v1.Segrel/{method}",
+                                                          request_serializer=bytes, response_deserializer=bytes)
+            with self.assertRaises(grpc.RpcError, msg=method) as error:
+                invoke(call)
+            self.assertEqual(error.exception.code(), grpc.StatusCode.INVALID_ARGUMENT, method)
+            self.assertIn(f"not a valid segrel.v1.{method}Request message", error.exception.details(), method)
+        self.assertEqual(len(pb_grpc.SegrelStub(channel).ListModels(pb.ListModelsRequest()).models), 1)
+        channel.close()
+        code, rest = server.stop()
+        self.assertEqual(code, 0, rest)
+
+    def test_half_open_connections_do_not_stop_the_metrics_endpoint(self):
+        server = self.start()
+        url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+
+        def half_open(count):  # a request line and a header, never the blank line that ends the request
+            connections = []
+            for _ in range(count):
+                connection = socket.create_connection(("127.0.0.1", server.metrics_port))
+                connection.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+                connections.append(connection)
+            return connections
+
+        stalled = half_open(2)  # two were enough to block /metrics for 30 s
+        with urllib.request.urlopen(url, timeout=3) as response:
+            self.assertIn(b"segrel_queue_length", response.read())
+        stalled += half_open(20)  # more than the endpoint's threads: they are freed after the 5 s request timeout
+        with urllib.request.urlopen(url, timeout=15) as response:
+            self.assertIn(b"segrel_queue_length", response.read())
+        for connection in stalled:
+            connection.close()
+        code, rest = server.stop()
+        self.assertEqual(code, 0, rest)
 
 
 if __name__ == "__main__":

@@ -92,13 +92,14 @@ class ServerProcess:
 
     started = 0  # servers this test process started: each gets its own log file
 
-    def __init__(self, binary, repository, spool, *flags, grpc_module=None, stubs=None, defaults=True):
+    def __init__(self, binary, repository, spool, *flags, grpc_module=None, stubs=None, defaults=True,
+                 preexec_fn=None):
         default_flags = ["--address=127.0.0.1:0", "--metrics-address=127.0.0.1:0", f"--model-repository={repository}",
                          f"--spool-dir={spool}", "--workers=1", "--queue-capacity=4", "--min-free-mb=0"]
         given = {flag.split("=")[0] for flag in flags}
         chosen = [flag for flag in default_flags if flag.split("=")[0] not in given] if defaults else []
         self.process = subprocess.Popen([binary, *chosen, *flags], stderr=subprocess.PIPE, text=True,
-                                        errors="replace")
+                                        errors="replace", preexec_fn=preexec_fn)
         self.log = self._open_log()
         self.lines = []
         match = None
