@@ -2,19 +2,25 @@
 // 182×218×182 float32 voxels (uncompressed NIfTI-sized files of random bytes, 4 × 28.9 MB; the queue is held, so
 // only the upload is measured), and the end-to-end time of a small job through the server (submit, run, fetch)
 // divided by the same analysis in process (RunAnalysis + WriteAnalysis), and jobs per second with 16 concurrent
-// clients against 1 and 2 workers.
+// clients against 1 and 2 workers. Issue 10: the cost of the job journal, TLS and mutual TLS with a token (jobs per
+// second, 16 clients), and the start-up recovery of a spool with 1,000 finished and 16 queued jobs.
 //
 //   server_bench [--repeats 5] [--e2e-model-repository tests/fixtures/data] [--e2e-study tests/fixtures/data/study]
-//                [--e2e-model NAME] [--parts upload,e2e,concurrency] [--work out/server_bench]
+//                [--e2e-model NAME] [--parts upload,e2e,concurrency,security,recovery] [--work out/server_bench]
 // Full size, end to end only: --e2e-model-repository models --e2e-model ms-flair4
 //                             --e2e-study data/ms-lesjak/patient19 --parts e2e --repeats 1
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -26,6 +32,7 @@
 #include "client/client.h"
 #include "core/common/allocator.h"
 #include "core/pipeline/pipeline.h"
+#include "server/job_record.h"
 #include "server/server.h"
 
 namespace {
@@ -180,13 +187,207 @@ void Concurrency(const std::string& work, const std::string& repository, const s
   }
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// The cost of durability and transport security (issue 10): jobs per second with `clients` clients submitting and
+// watching at once, for each configuration, in interleaved rounds (so drift of the machine hits every one alike).
+
+struct Configuration {
+  const char* name;
+  bool durable;
+  bool tls;
+  bool mutual_tls_and_token;
+};
+
+void RunOrDie(const std::string& command) {
+  if (std::system((command + " > /dev/null 2>&1").c_str()) != 0) Die("failed: " + command);
+}
+
+std::string ReadWhole(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(file), std::istreambuf_iterator<char>());
+}
+
+// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl in `folder`.
+void MakeCertificates(const std::string& folder) {
+  fs::create_directories(folder);
+  const std::string f = folder + "/";
+  RunOrDie("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench-CA -keyout " + f + "ca.key -out " + f +
+           "ca.pem");
+  for (const std::string name : {"server", "client"}) {
+    RunOrDie("openssl req -newkey rsa:2048 -nodes -subj /CN=" + name + " -keyout " + f + name + ".key -out " + f +
+             name + ".csr");
+    std::ofstream(f + name + ".ext") << (name == "server" ? "subjectAltName=IP:127.0.0.1\n"
+                                                          : "extendedKeyUsage=clientAuth\n");
+    RunOrDie("openssl x509 -req -in " + f + name + ".csr -CA " + f + "ca.pem -CAkey " + f +
+             "ca.key -CAcreateserial -days 2 -extfile " + f + name + ".ext -out " + f + name + ".pem");
+  }
+  std::ofstream(f + "tokens") << "bench all bench-token-0123456789abcdef\n";
+}
+
+// Each client submits and watches this many jobs one after the other (one connection, one TLS handshake).
+constexpr int kJobsPerClient = 4;
+
+double JobsPerSecond(const Configuration& configuration, const std::string& work, const std::string& repository,
+                     const std::string& study, int clients, int round) {
+  const std::string certificates = work + "/certificates/";
+  segrel::server::ServerOptions options;
+  options.workers = 1;
+  options.queue_capacity = 64;
+  options.address = "127.0.0.1:0";
+  options.metrics_address = "";
+  options.audit_log = "";
+  options.min_free_bytes = 0;
+  options.model_repository = repository;
+  options.spool_dir = absl::StrCat(work, "/spool_", configuration.name, "_", round);
+  options.durable = configuration.durable;
+  segrel::client::ChannelSecurity security;
+  std::string token;
+  if (configuration.tls) {
+    options.tls.cert_file = certificates + "server.pem";
+    options.tls.key_file = certificates + "server.key";
+    security.ca_pem = ReadWhole(certificates + "ca.pem");
+  }
+  if (configuration.mutual_tls_and_token) {
+    options.tls.client_ca_file = certificates + "ca.pem";
+    options.tokens_file = certificates + "tokens";
+    security.cert_pem = ReadWhole(certificates + "client.pem");
+    security.key_pem = ReadWhole(certificates + "client.key");
+    token = "bench-token-0123456789abcdef";
+  }
+  absl::StatusOr<std::unique_ptr<segrel::server::SegrelServer>> server = segrel::server::SegrelServer::Create(options);
+  if (!server.ok()) Die(std::string(server.status().message()));
+  const std::string address = absl::StrCat("127.0.0.1:", (*server)->port());
+  const segrel::model::Bundle& bundle = (*server)->models().models().front();
+  std::atomic<int> failed{0};
+  const auto start = Clock::now();
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {  // each client its own channel: its own connection and TLS handshake
+      segrel::client::SegrelClient client(segrel::client::SegrelClient::Connect(address, security), token);
+      segrel::client::SubmitOptions submit;
+      submit.model = bundle.name;
+      submit.analysis.set_no_pictures(true);
+      for (const segrel::model::SequenceSpec& sequence : bundle.sequences) {
+        submit.inputs.push_back({sequence.name, absl::StrCat(study, "/", sequence.name, ".nii.gz")});
+      }
+      for (int j = 0; j < kJobsPerClient; ++j) {
+        submit.job_id = absl::StrCat("c", c, "-", j);
+        absl::StatusOr<segrel::v1::SubmitResponse> submitted = client.Submit(submit);
+        absl::StatusOr<segrel::v1::JobStatus> status =
+            submitted.ok() ? client.Watch(submit.job_id, absl::StrCat(options.spool_dir, "-out/", submit.job_id))
+                           : absl::StatusOr<segrel::v1::JobStatus>(submitted.status());
+        if (!status.ok() || status->state() != segrel::v1::DONE) {
+          std::fprintf(stderr, "server_bench: %s: %s\n", configuration.name,
+                       status.ok() ? status->message().c_str() : std::string(status.status().message()).c_str());
+          ++failed;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  const double seconds = SecondsSince(start);
+  if (failed > 0) Die(absl::StrCat(failed.load(), " jobs failed"));
+  server->reset();
+  fs::remove_all(options.spool_dir);
+  fs::remove_all(options.spool_dir + "-out");
+  return clients * kJobsPerClient / seconds;
+}
+
+void SecurityCost(const std::string& work, const std::string& repository, const std::string& study, int clients,
+                  int repeats) {
+  MakeCertificates(work + "/certificates");
+  const std::vector<Configuration> configurations = {{"plaintext, no journal", false, false, false},
+                                                     {"plaintext, journal", true, false, false},
+                                                     {"TLS, journal", true, true, false},
+                                                     {"mTLS + token, journal", true, true, true}};
+  std::vector<std::vector<double>> rates(configurations.size());
+  for (int round = 0; round < repeats; ++round) {
+    for (size_t c = 0; c < configurations.size(); ++c) {
+      rates[c].push_back(JobsPerSecond(configurations[c], work, repository, study, clients, round));
+    }
+  }
+  std::printf(
+      "security and durability: %d clients x %d jobs, 1 worker, fixture study, medians of %d interleaved rounds\n",
+      clients, kJobsPerClient, repeats);
+  const double journal_off = Median(rates[0]);
+  const double journal_on = Median(rates[1]);
+  for (size_t c = 0; c < configurations.size(); ++c) {
+    const double rate = Median(rates[c]);
+    std::printf("  %-24s %6.2f jobs/s  (%+.1f %% vs plaintext with journal, %+.1f %% vs no journal)\n",
+                configurations[c].name, rate, 100 * (rate / journal_on - 1), 100 * (rate / journal_off - 1));
+  }
+}
+
+// Start-up recovery: a spool with `ended` finished jobs (record, results) and `queued` queued ones (record, inputs),
+// recovered by JobManager::Create; the median and the slowest of `repeats` start-ups.
+void Recovery(const std::string& work, const std::string& study, int ended, int queued, int repeats) {
+  const std::string spool = work + "/spool_recovery";
+  fs::create_directories(spool);
+  const absl::Time now = absl::Now();
+  for (int j = 0; j < ended + queued; ++j) {
+    segrel::server::JobSpec spec;
+    spec.id = absl::StrCat(j < ended ? "ended-" : "queued-", j);
+    spec.owner = "bench";
+    spec.model_name = "unet-bn-test";
+    spec.model_version = "0.0.1";
+    spec.directory = absl::StrCat(spool, "/", spec.id, ".bench.", j);
+    spec.received = now - absl::Minutes(10) + absl::Milliseconds(j);
+    spec.fingerprint = absl::StrCat("bench\n", j);
+    fs::create_directories(spec.directory);
+    std::optional<segrel::server::JobEnding> ending;
+    if (j < ended) {
+      fs::create_directories(spec.OutputDirectory());
+      std::ofstream(spec.OutputDirectory() + "/relevance.json") << "{}";
+      std::ofstream(spec.OutputDirectory() + "/segmentation.nii.gz") << "segmentation";
+      ending = segrel::server::JobEnding{absl::OkStatus(), {"relevance.json", "segmentation.nii.gz"}, now};
+    } else {
+      fs::create_directories(spec.InputDirectory());
+      for (const char* name : {"T1", "T2", "FLAIR"}) {
+        const std::string input = absl::StrCat(spec.InputDirectory(), "/", name, ".nii.gz");
+        fs::copy_file(absl::StrCat(study, "/", name, ".nii.gz"), input);
+        spec.sequences.push_back(name);
+        spec.input_files.push_back(input);
+      }
+    }
+    if (absl::Status written = segrel::server::WriteJobRecord({spec, ending}); !written.ok()) {
+      Die(std::string(written.message()));
+    }
+  }
+  // A node that restarts starts with a cold page cache: as root, the cache is dropped before every start-up.
+  bool cold = true;
+  std::vector<double> seconds;
+  for (int r = 0; r < repeats; ++r) {
+    sync();
+    cold = cold && std::ofstream("/proc/sys/vm/drop_caches") << "3\n" << std::flush;
+    segrel::server::Metrics metrics;
+    segrel::server::JobManagerOptions options;
+    options.spool_dir = spool;
+    options.queue_capacity = queued;
+    options.max_jobs_kept = ended + queued;
+    const auto start = Clock::now();
+    absl::StatusOr<std::unique_ptr<segrel::server::JobManager>> manager =
+        segrel::server::JobManager::Create(options, &metrics, nullptr);
+    seconds.push_back(SecondsSince(start));
+    if (!manager.ok()) Die(std::string(manager.status().message()));
+    const segrel::server::SpoolRecovery& found = (*manager)->recovery();
+    if (found.ended != static_cast<size_t>(ended) || found.queued != static_cast<size_t>(queued)) {
+      Die(absl::StrCat("recovered ", found.ended, " ended and ", found.queued, " queued jobs"));
+    }
+  }
+  std::printf(
+      "recovery: %d finished + %d queued jobs in the spool: start-up %.3f s (median of %d, slowest %.3f s; %s)\n",
+      ended, queued, Median(seconds), repeats, *std::max_element(seconds.begin(), seconds.end()),
+      cold ? "page cache dropped before each" : "page cache warm: not root");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   segrel::ReuseFreedMemory();  // as segrel-server and segrel analyze do
   int repeats = 5;
   std::string repository = "tests/fixtures/data", study = "tests/fixtures/data/study", work = "out/server_bench";
-  std::string fixture_model = "tests/fixtures/data/unet_bn.pt", model, parts = "upload,e2e,concurrency";
+  std::string fixture_model = "tests/fixtures/data/unet_bn.pt", model;
+  std::string parts = "upload,e2e,concurrency,security,recovery";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string name = argv[i], value = argv[i + 1];
     if (name == "--repeats" && absl::SimpleAtoi(value, &repeats) && repeats > 0) continue;
@@ -210,6 +411,8 @@ int main(int argc, char** argv) {
   if (part("upload")) UploadThroughput(work, fixture_model, repeats);
   if (part("e2e")) EndToEnd(work, repository, model, study, repeats);
   if (part("concurrency")) Concurrency(work, repository, study, 16);
+  if (part("security")) SecurityCost(work, repository, study, 16, repeats);
+  if (part("recovery")) Recovery(work, study, 1000, 16, repeats);
   fs::remove_all(work);
   return 0;
 }
