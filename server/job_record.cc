@@ -1,10 +1,5 @@
 #include "server/job_record.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -12,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "segrel/internal/job_record.pb.h"
+#include "server/durable_file.h"
 
 namespace segrel::server {
 namespace {
@@ -105,58 +101,13 @@ JobRecord FromProto(const internal::JobRecord& proto, const std::string& dir) {
   return record;
 }
 
-absl::Status Errno(const std::string& what, const std::string& path) {
-  return absl::InternalError(absl::StrCat(path, ": cannot ", what, ": ", std::strerror(errno)));
-}
-
-// Writes `bytes` to `path` and syncs them.
-absl::Status WriteSynced(const std::string& path, const std::string& bytes) {
-  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Errno("create", path);
-  size_t written = 0;
-  while (written < bytes.size()) {
-    const ssize_t n = write(fd, bytes.data() + written, bytes.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      absl::Status status = Errno("write", path);
-      close(fd);
-      return status;
-    }
-    written += static_cast<size_t>(n);
-  }
-  absl::Status synced = SyncFile(fd, path);
-  if (close(fd) != 0 && synced.ok()) synced = Errno("close", path);
-  return synced;
-}
-
 }  // namespace
 
-absl::Status SyncFile(int fd, const std::string& path) {
-  if (fsync(fd) != 0) return Errno("sync", path);
-  return absl::OkStatus();
-}
-
 absl::Status WriteJobRecord(const JobRecord& record) {
-  const std::string& dir = record.spec.directory;
-  const std::string path = absl::StrCat(dir, "/", kJobRecordName);
-  const std::string temporary = path + ".new";
+  const std::string path = absl::StrCat(record.spec.directory, "/", kJobRecordName);
   std::string bytes;
   if (!ToProto(record).SerializeToString(&bytes)) return absl::InternalError(absl::StrCat(path, ": cannot encode"));
-  if (absl::Status status = WriteSynced(temporary, bytes); !status.ok()) {
-    unlink(temporary.c_str());
-    return status;
-  }
-  if (rename(temporary.c_str(), path.c_str()) != 0) {
-    absl::Status status = Errno("rename the new record", path);
-    unlink(temporary.c_str());
-    return status;
-  }
-  // The rename is durable only once the folder's entry is.
-  const int folder = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (folder < 0) return Errno("open", dir);
-  absl::Status synced = SyncFile(folder, dir);
-  close(folder);
-  return synced;
+  return WriteFileDurably(path, bytes);
 }
 
 absl::StatusOr<JobRecord> ReadJobRecord(const std::string& directory) {

@@ -38,9 +38,6 @@ absl::Status WriteJobRecord(const JobRecord& record);
 // Errors: NotFound when there is no record (an upload that never completed); DataLoss when it cannot be parsed.
 absl::StatusOr<JobRecord> ReadJobRecord(const std::string& directory);
 
-// Flushes `file`'s data to the disk (fsync). Errors: Internal naming `path`.
-absl::Status SyncFile(int fd, const std::string& path);
-
 }  // namespace segrel::server
 
 #endif  // SEGREL_SERVER_JOB_RECORD_H_

@@ -1,0 +1,362 @@
+// segrel's DICOM node, receiving side: the peers file, the instance store, and the receiver against DCMTK's own SCU
+// on loopback: C-ECHO, C-STORE committed before success and stored once, unknown callers and hosts rejected at
+// association, unsupported SOP classes refused, an instance that cannot be stored answered and the association
+// going on, the association limit, a full disk, and Stop.
+#include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "dcmtk/config/osconfig.h"  // first of DCMTK's headers
+#include "dcmtk/dcmdata/dcdeftag.h"
+#include "dcmtk/dcmdata/dcfilefo.h"
+#include "dcmtk/dcmdata/dcuid.h"
+#include "dcmtk/dcmnet/scu.h"
+#include "server/dicom_peers.h"
+#include "server/dicom_receiver.h"
+#include "server/instance_store.h"
+#include "tests/dicom_writer.h"
+#include "tests/test_util.h"
+
+namespace segrel::server {
+namespace {
+
+namespace fs = std::filesystem;
+using segrel::testing::StatusIs;
+using segrel::testing::TestTempDir;
+using ::testing::HasSubstr;
+
+std::string WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(DicomPeers, ReadsPeersAndNamesTheLineOfAMistake) {
+  const std::string dir = TestTempDir();
+  absl::StatusOr<DicomPeers> peers = DicomPeers::FromFile(
+      WriteFile(dir + "/peers", "# the hospital's PACS\nORTHANC 127.0.0.1 4242\n  MODALITY  localhost 104 # CT\n"));
+  ASSERT_TRUE(peers.ok()) << peers.status();
+  ASSERT_EQ(peers->peers().size(), 2u);
+  EXPECT_EQ(peers->peers()[1].port, 104);
+  EXPECT_NE(peers->Find("ORTHANC", "127.0.0.1"), nullptr);
+  EXPECT_NE(peers->Find("ORTHANC ", "::ffff:127.0.0.1"), nullptr) << "padded AE title, IPv4 on an IPv6 socket";
+  EXPECT_EQ(peers->Find("ORTHANC", "10.0.0.7"), nullptr) << "another host";
+  EXPECT_EQ(peers->Find("STRANGER", "127.0.0.1"), nullptr);
+  EXPECT_NE(peers->Find("MODALITY", "127.0.0.1"), nullptr) << "localhost resolved";
+
+  const std::vector<std::pair<std::string, std::string>> mistakes = {
+      {"A 127.0.0.1\n", ":1: expected AE_TITLE HOST PORT"},
+      {"A 127.0.0.1 0\n", ":1: the port"},
+      {"# ok\nTHIS_TITLE_IS_TOO_LONG 127.0.0.1 104\n", ":2: an AE title"},
+      {"A\\B 127.0.0.1 104\n", ":1: an AE title"},
+      {"A 127.0.0.1 104\nA 127.0.0.1 105\n", ":2: AE title A is listed twice"},
+      {"A no-such-host.invalid 104\n", ":1: host 'no-such-host.invalid' does not resolve"},
+  };
+  for (const auto& [text, expected] : mistakes) {
+    EXPECT_THAT(DicomPeers::FromFile(WriteFile(dir + "/bad", text)),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(expected)))
+        << text;
+  }
+  EXPECT_THAT(DicomPeers::FromFile(dir + "/missing"), StatusIs(absl::StatusCode::kNotFound, HasSubstr("missing")));
+}
+
+TEST(InstanceStore, CommitsOnceByUidAndRefusesWhatIsNotAUid) {
+  const std::string root = TestTempDir() + "/incoming";
+  fs::create_directories(root + "/.partial");
+  WriteFile(root + "/.partial/left-by-a-crash.dcm", "half");
+  std::unique_ptr<InstanceStore> store = InstanceStore::Create(root).value();
+  EXPECT_TRUE(fs::is_empty(root + "/.partial")) << "what a crashed process left is removed";
+  const InstanceUids uids{"1.2.3", "1.2.3.4", "1.2.3.4.5"};
+  const std::string first = store->TemporaryPath();
+  WriteFile(first, "first");
+  EXPECT_EQ(store->Commit(first, uids).value(), true);
+  const std::string again = store->TemporaryPath();
+  EXPECT_NE(again, first);
+  WriteFile(again, "second");
+  EXPECT_EQ(store->Commit(again, uids).value(), false) << "a duplicate";
+  EXPECT_EQ(segrel::testing::ReadFile(root + "/1.2.3/1.2.3.4/1.2.3.4.5.dcm"), "first") << "the first copy stays";
+  EXPECT_FALSE(fs::exists(again));
+  for (const std::string& bad : {std::string("../1.2"), std::string("1..2"), std::string(""), std::string(65, '1')}) {
+    const std::string temporary = store->TemporaryPath();
+    WriteFile(temporary, "x");
+    EXPECT_THAT(store->Commit(temporary, {bad, "1.2", "1.3"}),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("StudyInstanceUID")))
+        << bad;
+    EXPECT_FALSE(fs::exists(temporary));
+  }
+  EXPECT_TRUE(IsValidUid("1.2.840.10008.5.1.4.1.1.4"));
+}
+
+int FreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  socklen_t length = sizeof(address);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+// A DCMTK SCU calling the receiver on loopback.
+class Caller {
+ public:
+  Caller(int port, const std::string& calling_ae, const std::vector<const char*>& sop_classes,
+         const std::string& called_ae = "SEGREL") {
+    scu_.setAETitle(calling_ae.c_str());
+    scu_.setPeerAETitle(called_ae.c_str());
+    scu_.setPeerHostName("127.0.0.1");
+    scu_.setPeerPort(static_cast<Uint16>(port));
+    scu_.setACSETimeout(10);
+    scu_.setDIMSETimeout(10);
+    scu_.setDIMSEBlockingMode(DIMSE_NONBLOCKING);
+    OFList<OFString> syntaxes;
+    syntaxes.push_back(UID_LittleEndianExplicitTransferSyntax);
+    for (const char* sop_class : sop_classes) scu_.addPresentationContext(sop_class, syntaxes);
+  }
+  // Whether the association was accepted.
+  bool Associate() { return scu_.initNetwork().good() && scu_.negotiateAssociation().good(); }
+  bool Accepted(const char* sop_class) {
+    return scu_.findPresentationContextID(sop_class, UID_LittleEndianExplicitTransferSyntax) != 0;
+  }
+  bool Echo() {
+    const T_ASC_PresentationContextID context =
+        scu_.findPresentationContextID(UID_VerificationSOPClass, UID_LittleEndianExplicitTransferSyntax);
+    return context != 0 && scu_.sendECHORequest(context).good();
+  }
+  // The C-STORE status of `file` (-1 when the request failed).
+  int Store(const std::string& file) {
+    const T_ASC_PresentationContextID context =
+        scu_.findPresentationContextID(UID_MRImageStorage, UID_LittleEndianExplicitTransferSyntax);
+    Uint16 status = 0;
+    if (context == 0 || scu_.sendSTORERequest(context, file.c_str(), nullptr, status).bad()) return -1;
+    return status;
+  }
+  void Release() { scu_.releaseAssociation(); }
+
+ private:
+  DcmSCU scu_;
+};
+
+// A slice of MR Image Storage of `study`/`series`, 64 x 64 pixels.
+std::string Slice(const std::string& dir, const std::string& study, const std::string& series, int number) {
+  segrel::testing::MrSlice slice;
+  slice.study_uid = study;
+  slice.series_uid = series;
+  slice.frame_of_reference_uid = "1.2.826.0.1.3680043.8.498.1";
+  slice.series_description = "AX FLAIR";
+  slice.instance_number = number;
+  slice.position = absl::StrCat("0\\0\\", number);
+  slice.orientation = "1\\0\\0\\0\\1\\0";
+  slice.pixel_spacing = "1\\1";
+  slice.slice_thickness = "1";
+  slice.pseudonymous_patient = true;
+  slice.rows = 64;
+  slice.columns = 64;
+  slice.pixels.assign(64 * 64, static_cast<uint16_t>(number));
+  const std::string path = absl::StrCat(dir, "/slice-", series, "-", number, ".dcm");
+  segrel::testing::WriteMrSlice(slice, path);
+  return path;
+}
+
+class DicomReceiverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = TestTempDir();
+    store_root_ = dir_ + "/incoming";
+  }
+
+  void Start(int max_associations = 4) {
+    store_ = InstanceStore::Create(store_root_).value();
+    DicomReceiverOptions options;
+    options.port = FreePort();
+    options.peers =
+        DicomPeers::FromFile(WriteFile(dir_ + "/peers", "SENDER 127.0.0.1 11112\nFAR 192.0.2.1 104\n")).value();
+    options.max_associations = max_associations;
+    options.acse_timeout = absl::Seconds(5);
+    options.dimse_timeout = absl::Seconds(5);
+    absl::StatusOr<std::unique_ptr<DicomReceiver>> receiver =
+        DicomReceiver::Start(options, store_.get(), [this](const ReceivedInstance& instance) {
+          absl::MutexLock lock(&mutex_);
+          received_.push_back(instance);
+        });
+    ASSERT_TRUE(receiver.ok()) << receiver.status();
+    receiver_ = *std::move(receiver);
+  }
+
+  std::vector<ReceivedInstance> Received() {
+    absl::MutexLock lock(&mutex_);
+    return received_;
+  }
+
+  std::string dir_;
+  std::string store_root_;
+  std::unique_ptr<InstanceStore> store_;
+  std::unique_ptr<DicomReceiver> receiver_;
+  absl::Mutex mutex_;
+  std::vector<ReceivedInstance> received_ ABSL_GUARDED_BY(mutex_);
+};
+
+TEST_F(DicomReceiverTest, EchoesAndStoresEveryInstanceOnceBeforeAnsweringSuccess) {
+  Start();
+  Caller caller(receiver_->port(), "SENDER", {UID_VerificationSOPClass, UID_MRImageStorage});
+  ASSERT_TRUE(caller.Associate());
+  EXPECT_TRUE(caller.Echo());
+  const std::string study = segrel::testing::NewDicomUid();
+  const std::string series = segrel::testing::NewDicomUid();
+  std::vector<std::string> files;
+  for (int n = 1; n <= 3; ++n) files.push_back(Slice(dir_, study, series, n));
+  for (const std::string& file : files) EXPECT_EQ(caller.Store(file), STATUS_Success) << file;
+  // The success status came after the file was in place: it is there now, whole.
+  EXPECT_EQ(std::distance(fs::directory_iterator(absl::StrCat(store_root_, "/", study, "/", series)),
+                          fs::directory_iterator()),
+            3);
+  EXPECT_EQ(caller.Store(files[0]), STATUS_Success) << "a duplicate is acknowledged";
+  caller.Release();
+
+  const std::vector<ReceivedInstance> received = Received();
+  ASSERT_EQ(received.size(), 4u);
+  for (int n = 0; n < 3; ++n) {
+    EXPECT_EQ(received[n].uids.study, study);
+    EXPECT_EQ(received[n].uids.series, series);
+    EXPECT_FALSE(received[n].duplicate);
+    EXPECT_EQ(received[n].calling_ae_title, "SENDER");
+    EXPECT_EQ(received[n].called_ae_title, "SEGREL");
+    EXPECT_GT(received[n].bytes, 64u * 64u * 2u);
+  }
+  EXPECT_TRUE(received[3].duplicate);
+  EXPECT_EQ(received[3].uids.instance, received[0].uids.instance);
+  // The stored file is the instance: its pixels and UIDs read back.
+  DcmFileFormat stored;
+  ASSERT_TRUE(
+      stored
+          .loadFile(absl::StrCat(store_root_, "/", study, "/", series, "/", received[1].uids.instance, ".dcm").c_str())
+          .good());
+  OFString uid;
+  stored.getDataset()->findAndGetOFString(DCM_SOPInstanceUID, uid);
+  EXPECT_EQ(uid.c_str(), received[1].uids.instance);
+  EXPECT_TRUE(fs::is_empty(store_root_ + "/.partial"));
+}
+
+TEST_F(DicomReceiverTest, UnknownCallersOtherHostsAndOtherCalledTitlesAreRejectedAtAssociation) {
+  Start();
+  EXPECT_FALSE(Caller(receiver_->port(), "STRANGER", {UID_VerificationSOPClass}).Associate());
+  EXPECT_FALSE(Caller(receiver_->port(), "FAR", {UID_VerificationSOPClass}).Associate()) << "FAR calls from elsewhere";
+  EXPECT_FALSE(Caller(receiver_->port(), "SENDER", {UID_VerificationSOPClass}, "NOT_SEGREL").Associate());
+  Caller known(receiver_->port(), "SENDER", {UID_VerificationSOPClass});
+  ASSERT_TRUE(known.Associate()) << "the node goes on serving";
+  EXPECT_TRUE(known.Echo());
+  known.Release();
+}
+
+TEST_F(DicomReceiverTest, SopClassesItCannotAnalyseAreRefusedPerPresentationContext) {
+  Start();
+  Caller caller(receiver_->port(), "SENDER", {UID_MRImageStorage, UID_RTDoseStorage, UID_EncapsulatedPDFStorage});
+  ASSERT_TRUE(caller.Associate());
+  EXPECT_TRUE(caller.Accepted(UID_MRImageStorage));
+  EXPECT_FALSE(caller.Accepted(UID_RTDoseStorage));
+  EXPECT_FALSE(caller.Accepted(UID_EncapsulatedPDFStorage));
+  caller.Release();
+}
+
+TEST_F(DicomReceiverTest, AnInstanceThatCannotBeStoredIsAnsweredAndTheAssociationGoesOn) {
+  Start();
+  const std::string series = segrel::testing::NewDicomUid();
+  const std::string broken = Slice(dir_, "not.a..uid", series, 1);  // a StudyInstanceUID no folder may be named by
+  const std::string fine = Slice(dir_, segrel::testing::NewDicomUid(), series, 2);
+  Caller caller(receiver_->port(), "SENDER", {UID_MRImageStorage});
+  ASSERT_TRUE(caller.Associate());
+  EXPECT_EQ(caller.Store(broken), 0xC000);
+  EXPECT_EQ(caller.Store(fine), STATUS_Success);
+  caller.Release();
+  EXPECT_EQ(Received().size(), 1u);
+  EXPECT_TRUE(fs::is_empty(store_root_ + "/.partial"));
+}
+
+TEST_F(DicomReceiverTest, AssociationsBeyondTheLimitAreRejectedUntilOneEnds) {
+  Start(/*max_associations=*/1);
+  Caller first(receiver_->port(), "SENDER", {UID_VerificationSOPClass});
+  ASSERT_TRUE(first.Associate());
+  Caller second(receiver_->port(), "SENDER", {UID_VerificationSOPClass});
+  EXPECT_FALSE(second.Associate()) << "local limit exceeded";
+  first.Release();
+  bool accepted = false;
+  for (int attempt = 0; attempt < 50 && !accepted; ++attempt) {  // the worker frees itself after the release
+    Caller third(receiver_->port(), "SENDER", {UID_VerificationSOPClass});
+    accepted = third.Associate();
+    if (accepted) {
+      EXPECT_TRUE(third.Echo());
+      third.Release();
+    } else {
+      usleep(100 * 1000);
+    }
+  }
+  EXPECT_TRUE(accepted);
+}
+
+TEST_F(DicomReceiverTest, AFullDiskIsOutOfResourcesAndLeavesNoPartialFile) {
+  if (geteuid() != 0) GTEST_SKIP() << "mounting a small tmpfs needs root (CI runs as root)";
+  fs::create_directories(store_root_);
+  if (mount("tmpfs", store_root_.c_str(), "tmpfs", 0, "size=256k") != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs here: " << std::strerror(errno);
+  }
+  struct Unmount {  // also when an assertion ends the test early
+    ~Unmount() { umount2(path.c_str(), MNT_DETACH); }
+    std::string path;
+  } unmount{store_root_};
+  Start();
+  const std::string study = segrel::testing::NewDicomUid();
+  const std::string series = segrel::testing::NewDicomUid();
+  Caller caller(receiver_->port(), "SENDER", {UID_MRImageStorage});
+  ASSERT_TRUE(caller.Associate());
+  int stored = 0;
+  int status = STATUS_Success;
+  for (int n = 1; n <= 40 && status == STATUS_Success; ++n) {  // 8 KB each: the 256 KB fill up
+    status = caller.Store(Slice(dir_, study, series, n));
+    if (status == STATUS_Success) ++stored;
+  }
+  EXPECT_EQ(status, 0xA700) << "out of resources";
+  EXPECT_GT(stored, 0);
+  caller.Release();
+  EXPECT_EQ(static_cast<int>(Received().size()), stored) << "only what was stored was reported";
+  EXPECT_TRUE(fs::is_empty(store_root_ + "/.partial")) << "nothing half-written";
+  receiver_.reset();
+}
+
+TEST_F(DicomReceiverTest, StopEndsListeningAndLaterCallersFindNobody) {
+  Start();
+  const int port = receiver_->port();
+  receiver_->Stop();
+  EXPECT_FALSE(Caller(port, "SENDER", {UID_VerificationSOPClass}).Associate());
+  receiver_->Stop();  // idempotent
+}
+
+TEST(DicomReceiver, OptionsOutOfRangeAreNamed) {
+  std::unique_ptr<InstanceStore> store = InstanceStore::Create(TestTempDir() + "/incoming").value();
+  DicomReceiverOptions options;
+  options.port = 0;
+  EXPECT_THAT(DicomReceiver::Start(options, store.get(), nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("port")));
+  options.port = FreePort();
+  options.ae_title = "WAY_TOO_LONG_AE_TITLE";
+  EXPECT_THAT(DicomReceiver::Start(options, store.get(), nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("AE title")));
+}
+
+}  // namespace
+}  // namespace segrel::server
