@@ -225,7 +225,7 @@ void MakeCertificates(const std::string& folder) {
 }
 
 // Each client submits and watches this many jobs one after the other (one connection, one TLS handshake).
-constexpr int kJobsPerClient = 4;
+constexpr int kJobsPerClient = 8;
 
 double JobsPerSecond(const Configuration& configuration, const std::string& work, const std::string& repository,
                      const std::string& study, int clients, int round) {
@@ -313,8 +313,10 @@ void SecurityCost(const std::string& work, const std::string& repository, const 
   const double journal_on = Median(rates[1]);
   for (size_t c = 0; c < configurations.size(); ++c) {
     const double rate = Median(rates[c]);
-    std::printf("  %-24s %6.2f jobs/s  (%+.1f %% vs plaintext with journal, %+.1f %% vs no journal)\n",
-                configurations[c].name, rate, 100 * (rate / journal_on - 1), 100 * (rate / journal_off - 1));
+    std::printf(
+        "  %-24s %6.2f jobs/s  (%+.1f %% vs plaintext with journal, %+.1f %% vs no journal; rounds %.1f to %.1f)\n",
+        configurations[c].name, rate, 100 * (rate / journal_on - 1), 100 * (rate / journal_off - 1),
+        *std::min_element(rates[c].begin(), rates[c].end()), *std::max_element(rates[c].begin(), rates[c].end()));
   }
 }
 
