@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <thread>
@@ -72,7 +73,9 @@ class Worker final : public DcmBaseSCPPool::DcmBaseSCPWorker, private DcmThreadS
 
  private:
   OFBool checkCalledAETitleAccepted(const OFString& called) override {
-    return Trimmed(called) == shared_.options.ae_title;
+    const std::string title = Trimmed(called);
+    const std::vector<std::string>& others = shared_.options.called_ae_titles;
+    return title == shared_.options.ae_title || std::find(others.begin(), others.end(), title) != others.end();
   }
   // The calling AE title and the host it calls from must be a peer's.
   OFBool checkCallingAETitleAccepted(const OFString& calling) override {

@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -24,7 +25,8 @@ namespace segrel::server {
 
 struct DicomReceiverOptions {
   int port = 104;                                    // REQUIRES: 1 to 65535
-  std::string ae_title = "SEGREL";                   // the called AE title the node answers to
+  std::string ae_title = "SEGREL";                   // the node's own AE title
+  std::vector<std::string> called_ae_titles;         // further called AE titles it answers to (DicomNode's routes)
   DicomPeers peers;                                  // the callers accepted
   int max_associations = 25;                         // at once (MONAI Deploy Informatics Gateway's default)
   absl::Duration acse_timeout = absl::Seconds(30);   // association negotiation and release (ARTIM)

@@ -99,7 +99,9 @@ JobManager::JobManager(JobManagerOptions options, Metrics* metrics, AuditLog* au
 absl::Status JobManager::RecoverSpool() {
   std::error_code error;
   std::vector<std::string> folders;
+  const std::vector<std::string>& reserved = options_.reserved_entries;
   for (const fs::directory_entry& entry : fs::directory_iterator(options_.spool_dir, error)) {
+    if (std::find(reserved.begin(), reserved.end(), entry.path().filename().string()) != reserved.end()) continue;
     if (IsJobFolder(entry)) {
       folders.push_back(entry.path().string());
     } else {

@@ -57,6 +57,7 @@ struct JobManagerOptions {
   uint64_t min_free_bytes = uint64_t{1} << 30;  // storage watermark: uploads that would leave less free are refused
   bool durable = true;  // record accepted jobs and recover them at start-up (the file comment); off: jobs live in
                         // memory only and Create removes the job folders an earlier process left
+  std::vector<std::string> reserved_entries;  // spool entries other parts own (the DICOM node's): left alone
 };
 
 // What Create found in the spool.

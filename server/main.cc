@@ -7,6 +7,7 @@
 #include <csignal>
 #include <iostream>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "core/common/allocator.h"
 #include "core/common/status_macros.h"
@@ -64,6 +65,17 @@ const std::vector<Option>& ServerFlags() {
        "keep jobs in memory only: a crash or restart loses them (default: jobs are recorded in "
        "the spool and recovered at start-up)"},
       {"shutdown-grace", "DURATION", "on SIGTERM, time running jobs get to finish (default 2m)"},
+      {"dicom-port", "PORT",
+       "DICOM port: segrel receives studies by C-STORE (default 0: off; DCMTK binds every interface)"},
+      {"dicom-ae-title", "AE",
+       "the DICOM node's own AE title: studies go to the first model whose series rules they meet (default SEGREL)"},
+      {"dicom-peers", "FILE",
+       "the DICOM peers allowed to call, one per line: AE_TITLE HOST PORT (required with --dicom-port)"},
+      {"dicom-route", "AE=MODEL", "a called AE title whose studies go to MODEL; repeatable"},
+      {"dicom-max-associations", "N", "DICOM associations at once; beyond: rejected (default 25)"},
+      {"dicom-study-timeout", "DURATION", "a DICOM study is complete this long after its last instance (default 5s)"},
+      {"dicom-acse-timeout", "DURATION", "DICOM association negotiation and release timeout (default 30s)"},
+      {"dicom-dimse-timeout", "DURATION", "a DICOM association that sends nothing this long is aborted (default 60s)"},
       {"listener-watchdog", "DURATION",
        "a connection left unaccepted this long means gRPC stopped accepting (after running out of "
        "file descriptors): the server stops with exit code 3 for its supervisor to restart it; 0: off "
@@ -86,6 +98,36 @@ template <typename T>
 absl::Status SetInteger(const CommandLine& flags, const std::string& name, int64_t minimum, T& target) {
   SEGREL_ASSIGN_OR_RETURN(const std::optional<int64_t> value, flags.Integer(name, minimum));
   if (value.has_value()) target = static_cast<T>(*value);
+  return absl::OkStatus();
+}
+
+// The DICOM node's options: off unless --dicom-port is given.
+absl::Status ParseDicomSettings(const CommandLine& flags, segrel::server::ServerOptions& options) {
+  int port = 0;
+  SEGREL_RETURN_IF_ERROR(SetInteger(flags, "dicom-port", 0, port));
+  if (port == 0) return absl::OkStatus();
+  segrel::server::DicomNodeOptions dicom;
+  dicom.receiver.port = port;
+  SEGREL_ASSIGN_OR_RETURN(const std::optional<std::string> ae_title, flags.Single("dicom-ae-title"));
+  dicom.receiver.ae_title = ae_title.value_or("SEGREL");
+  SEGREL_ASSIGN_OR_RETURN(const std::optional<std::string> peers, flags.Single("dicom-peers"));
+  if (!peers.has_value()) return absl::InvalidArgumentError("--dicom-port needs --dicom-peers (who may call)");
+  SEGREL_ASSIGN_OR_RETURN(dicom.receiver.peers, segrel::server::DicomPeers::FromFile(*peers));
+  for (const std::string& text : flags.Values("dicom-route")) {
+    SEGREL_ASSIGN_OR_RETURN(segrel::server::DicomRoute route, segrel::server::ParseDicomRoute(text));
+    dicom.routes.push_back(std::move(route));
+  }
+  SEGREL_RETURN_IF_ERROR(SetInteger(flags, "dicom-max-associations", 1, dicom.receiver.max_associations));
+  const std::pair<const char*, absl::Duration*> durations[] = {{"dicom-study-timeout", &dicom.study_quiet},
+                                                               {"dicom-acse-timeout", &dicom.receiver.acse_timeout},
+                                                               {"dicom-dimse-timeout", &dicom.receiver.dimse_timeout}};
+  for (const auto& [name, target] : durations) {
+    SEGREL_ASSIGN_OR_RETURN(const std::optional<absl::Duration> value, flags.Duration(name));
+    if (value.has_value()) *target = *value;
+    if (*target <= absl::ZeroDuration())
+      return absl::InvalidArgumentError(absl::StrCat("--", name, " must be positive"));
+  }
+  options.dicom = std::move(dicom);
   return absl::OkStatus();
 }
 
@@ -145,6 +187,7 @@ absl::StatusOr<Settings> ParseSettings(const std::vector<std::string>& arguments
   options.retention = retention.value_or(absl::Hours(24));
   if (options.retention <= absl::ZeroDuration()) return absl::InvalidArgumentError("--retention must be positive");
   options.durable = !flags.Flag("no-job-records");
+  SEGREL_RETURN_IF_ERROR(ParseDicomSettings(flags, options));
   SEGREL_ASSIGN_OR_RETURN(const std::optional<absl::Duration> watchdog, flags.Duration("listener-watchdog"));
   options.listener_stuck_after = watchdog.value_or(absl::Seconds(30));
   SEGREL_ASSIGN_OR_RETURN(const std::optional<absl::Duration> grace, flags.Duration("shutdown-grace"));
@@ -184,6 +227,7 @@ void LogStart(const segrel::server::SegrelServer& server, const segrel::server::
             << " CPU workers, " << server.cuda_workers() << " CUDA workers, listening on port " << server.port();
   if (server.metrics_port() > 0) std::cerr << ", metrics on port " << server.metrics_port();
   if (server.health_port() > 0) std::cerr << ", health on port " << server.health_port();
+  if (server.dicom_port() > 0) std::cerr << ", DICOM on port " << server.dicom_port();
   if (options.tls.enabled()) std::cerr << (options.tls.client_ca_file.empty() ? ", TLS" : ", mutual TLS");
   if (server.access().requires_tokens()) std::cerr << ", tokens for " << server.access().clients() << " clients";
   std::cerr << std::endl;

@@ -45,6 +45,7 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
   job_options.retention = options.retention;
   job_options.min_free_bytes = options.min_free_bytes;
   job_options.durable = options.durable;
+  job_options.reserved_entries = {kDicomIncomingFolder};
   absl::StatusOr<std::unique_ptr<JobManager>> jobs =
       JobManager::Create(std::move(job_options), &server->metrics_, server->audit_.get());
   if (!jobs.ok()) return jobs.status();
@@ -68,6 +69,15 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
         MetricsExposer::Create(options.metrics_address, &server->metrics_.registry());
     if (!exposer.ok()) return exposer.status();
     server->exposer_ = *std::move(exposer);
+  }
+  if (options.dicom.has_value()) {
+    DicomNodeOptions dicom = *options.dicom;
+    dicom.limits = options.limits;
+    dicom.retention = options.retention;
+    absl::StatusOr<std::unique_ptr<DicomNode>> node =
+        DicomNode::Start(std::move(dicom), server->models_.get(), server->jobs_.get());
+    if (!node.ok()) return node.status();
+    server->dicom_ = *std::move(node);
   }
   ServiceOptions service_options;
   service_options.limits = options.limits;
@@ -116,7 +126,8 @@ void SegrelServer::Shutdown(absl::Time deadline) {
   absl::MutexLock lock(&shutdown_mutex_);
   if (shut_down_) return;
   shut_down_ = true;
-  watchdog_.reset();  // a port closing is no reason to call
+  watchdog_.reset();                      // a port closing is no reason to call
+  if (dicom_ != nullptr) dicom_->Stop();  // no new studies; received ones stay for the next process
   if (server_ != nullptr) server_->GetHealthCheckService()->Shutdown();
   if (health_server_ != nullptr) health_server_->GetHealthCheckService()->Shutdown();
   if (jobs_ != nullptr) jobs_->Shutdown();

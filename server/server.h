@@ -8,11 +8,13 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/access.h"
+#include "server/dicom_node.h"
 #include "server/job_manager.h"
 #include "server/listener_watchdog.h"
 #include "server/metrics.h"
@@ -46,6 +48,8 @@ struct ServerOptions {
   size_t max_jobs_kept = 1000;                  // ended jobs kept for Watch
   absl::Duration retention = absl::Hours(24);   // an ended job's results are deleted this long after it ended
   bool durable = true;  // jobs survive a crash or restart on the same spool (JobManager); off: memory only
+  // The DICOM node (server/dicom_node.h): on when dicom.receiver.port is set.
+  std::optional<DicomNodeOptions> dicom;
   // A connection left unaccepted this long on a gRPC port means gRPC stopped accepting (server/listener_watchdog.h);
   // then on_listener_stuck is called once, on the watchdog's thread. No callback: not watched.
   absl::Duration listener_stuck_after = absl::Seconds(30);
@@ -66,6 +70,8 @@ class SegrelServer {
 
   int port() const { return port_; }
   int health_port() const { return health_port_; }
+  int dicom_port() const { return dicom_ != nullptr ? dicom_->port() : 0; }
+  const DicomNode* dicom() const { return dicom_.get(); }
   const AccessControl& access() const { return access_; }
   int metrics_port() const { return exposer_ ? exposer_->port() : 0; }
   int cuda_workers() const { return cuda_workers_; }
@@ -88,6 +94,7 @@ class SegrelServer {
   std::unique_ptr<ModelRepository> models_;
   std::unique_ptr<JobManager> jobs_;
   std::unique_ptr<WorkerPool> workers_;
+  std::unique_ptr<DicomNode> dicom_;
   std::unique_ptr<SegrelServiceImpl> service_;
   std::unique_ptr<MetricsExposer> exposer_;
   AccessControl access_;

@@ -110,7 +110,8 @@ absl::Status CheckFiles(const v1::JobMetadata& metadata, const model::Bundle& bu
   return bundle.CheckSequences(std::vector<std::string>(nifti_sequences.begin(), nifti_sequences.end()));
 }
 
-// The job a valid upload describes, before its files are received.
+}  // namespace
+
 JobSpec SpecFor(const v1::JobMetadata& metadata, const model::Bundle& bundle, const UploadLimits& limits,
                 const std::string& directory) {
   const v1::AnalysisOptions& options = metadata.options();
@@ -133,8 +134,6 @@ JobSpec SpecFor(const v1::JobMetadata& metadata, const model::Bundle& bundle, co
   spec.deadline = absl::Now() + wait;
   return spec;
 }
-
-}  // namespace
 
 bool IsValidJobId(const std::string& id) { return IsValidName(id) && id != "." && id != ".."; }
 

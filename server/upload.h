@@ -27,6 +27,11 @@ struct UploadLimits {
   bool sync_files = true;                            // Finish syncs the files to the disk (durable jobs)
 };
 
+// The job that valid `metadata` for `bundle` describes, in job folder `directory`, before its files are received
+// (no input files yet, no received time). The DICOM node makes its jobs so too.
+JobSpec SpecFor(const v1::JobMetadata& metadata, const model::Bundle& bundle, const UploadLimits& limits,
+                const std::string& directory);
+
 // Whether `id` is a valid job id: 1 to 64 characters from [A-Za-z0-9._-].
 bool IsValidJobId(const std::string& id);
 

@@ -10,27 +10,35 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "client/client.h"
+#include "core/pipeline/pipeline.h"
 #include "dcmtk/config/osconfig.h"  // first of DCMTK's headers
 #include "dcmtk/dcmdata/dcdeftag.h"
 #include "dcmtk/dcmdata/dcfilefo.h"
 #include "dcmtk/dcmdata/dcuid.h"
 #include "dcmtk/dcmnet/scu.h"
+#include "proto/checksums.h"
 #include "server/dicom_peers.h"
 #include "server/dicom_receiver.h"
 #include "server/instance_store.h"
+#include "server/server.h"
 #include "tests/dicom_writer.h"
 #include "tests/test_util.h"
+#include "tests/tools/dicom_study_writer.h"
 
 namespace segrel::server {
 namespace {
@@ -344,6 +352,179 @@ TEST_F(DicomReceiverTest, StopEndsListeningAndLaterCallersFindNobody) {
   receiver_->Stop();
   EXPECT_FALSE(Caller(port, "SENDER", {UID_VerificationSOPClass}).Associate());
   receiver_->Stop();  // idempotent
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The whole node in segrel-server: studies sent by C-STORE become jobs, routed by series rules or called AE title.
+
+std::vector<std::string> FilesUnder(const std::string& dir) {
+  std::vector<std::string> files;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (entry.is_regular_file()) files.push_back(entry.path().string());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+std::string StudyUidOf(const std::string& file) {
+  DcmFileFormat dicom;
+  EXPECT_TRUE(dicom.loadFile(file.c_str()).good()) << file;
+  OFString uid;
+  dicom.getDataset()->findAndGetOFString(DCM_StudyInstanceUID, uid);
+  return uid.c_str();
+}
+
+// The job id the node documents (server/dicom_node.h), computed here from its definition.
+std::string ExpectedJobId(const std::string& study_uid, size_t instances) {
+  proto::Sha256 hash;
+  hash.Update(study_uid);
+  return absl::StrCat("dicom-", hash.HexDigest().substr(0, 16), "-", instances);
+}
+
+nlohmann::json RelevanceWithoutSeconds(const std::string& dir) {
+  nlohmann::json report = nlohmann::json::parse(segrel::testing::ReadFile(dir + "/relevance.json"));
+  report.erase("seconds");
+  report.erase("threads");
+  return report;
+}
+
+class DicomNodeTest : public ::testing::Test {
+ protected:
+  void StartServer(std::vector<DicomRoute> routes = {}, size_t queue_capacity = 4) {
+    temp_ = TestTempDir();
+    bundle_ = segrel::testing::BundleWithRules(temp_ + "/repository/unet");
+    ServerOptions options;
+    options.address = "127.0.0.1:0";
+    options.metrics_address = "";
+    options.model_repository = temp_ + "/repository";
+    options.spool_dir = temp_ + "/spool";
+    options.min_free_bytes = 0;
+    options.queue_capacity = queue_capacity;
+    // The audit trail where the log privacy test searches it (ctest sets SEGREL_TEST_LOG_DIR), else the test's folder.
+    const char* log_dir = std::getenv("SEGREL_TEST_LOG_DIR");
+    if (log_dir != nullptr) fs::create_directories(log_dir);
+    audit_path_ = log_dir == nullptr
+                      ? temp_ + "/audit.log"
+                      : absl::StrCat(log_dir, "/dicom_node_tests.",
+                                     ::testing::UnitTest::GetInstance()->current_test_info()->name(), ".audit.log");
+    fs::remove(audit_path_);
+    options.audit_log = audit_path_;
+    DicomNodeOptions dicom;
+    dicom.receiver.port = FreePort();
+    dicom.receiver.peers = DicomPeers::FromFile(WriteFile(temp_ + "/peers", "SENDER 127.0.0.1 11112\n")).value();
+    dicom.routes = std::move(routes);
+    dicom.study_quiet = absl::Milliseconds(300);
+    dicom.retry = absl::Milliseconds(200);
+    options.dicom = dicom;
+    absl::StatusOr<std::unique_ptr<SegrelServer>> server = SegrelServer::Create(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    client_ = std::make_unique<client::SegrelClient>(
+        client::SegrelClient::Connect(absl::StrCat("127.0.0.1:", server_->port())));
+  }
+
+  // Sends `files` in one association to `called`; every C-STORE must succeed.
+  void Send(const std::vector<std::string>& files, const std::string& called = "SEGREL") {
+    Caller caller(server_->dicom_port(), "SENDER", {UID_MRImageStorage}, called);
+    ASSERT_TRUE(caller.Associate());
+    for (const std::string& file : files) ASSERT_EQ(caller.Store(file), STATUS_Success) << file;
+    caller.Release();
+  }
+
+  // Follows job `id` once it exists (the node makes it after the study's quiet time) into `out`.
+  v1::JobStatus WatchWhenThere(const std::string& id, const std::string& out) {
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      absl::StatusOr<v1::JobStatus> status = client_->Watch(id, out);
+      if (status.ok()) return *status;
+      EXPECT_TRUE(absl::IsNotFound(status.status())) << status.status();
+      usleep(50 * 1000);
+    }
+    ADD_FAILURE() << "job " << id << " never appeared";
+    return {};
+  }
+
+  std::string temp_;
+  std::string bundle_;
+  std::string audit_path_;
+  std::unique_ptr<SegrelServer> server_;
+  std::unique_ptr<client::SegrelClient> client_;
+};
+
+TEST_F(DicomNodeTest, AStudySentByCStoreBecomesAJobThatGivesWhatSegrelAnalyzeGives) {
+  StartServer();
+  segrel::testing::WriteStudy(temp_ + "/study", /*t1_on_other_grid=*/true);
+  const std::vector<std::string> files = FilesUnder(temp_ + "/study");
+  Send(files);
+  const std::string id = ExpectedJobId(StudyUidOf(files[0]), files.size());
+  const v1::JobStatus status = WatchWhenThere(id, temp_ + "/served");
+  ASSERT_EQ(status.state(), v1::DONE) << status.message();
+
+  pipeline::AnalysisRequest request;
+  request.model = bundle_;
+  request.study_dir = temp_ + "/study";
+  absl::StatusOr<pipeline::AnalysisResult> expected = pipeline::RunAnalysis(request);
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  ASSERT_TRUE(pipeline::WriteAnalysis(*expected, temp_ + "/in_process", /*pictures=*/true, /*maps=*/false).ok());
+  EXPECT_EQ(segrel::testing::ReadFile(temp_ + "/served/segmentation.nii.gz"),
+            segrel::testing::ReadFile(temp_ + "/in_process/segmentation.nii.gz"));
+  EXPECT_EQ(RelevanceWithoutSeconds(temp_ + "/served"), RelevanceWithoutSeconds(temp_ + "/in_process"));
+  EXPECT_TRUE(fs::exists(temp_ + "/served/segmentation.dcm"));
+
+  const DicomNodeCounts counts = server_->dicom()->counts();
+  EXPECT_EQ(counts.studies_completed, 1u);
+  EXPECT_EQ(counts.studies_dispatched, 1u);
+  // The job's inputs are gone with the job; the audit trail names the calling AE, not the study.
+  for (const auto& entry : fs::directory_iterator(temp_ + "/spool")) {
+    EXPECT_FALSE(fs::exists(entry.path() / "input")) << entry.path();
+  }
+  const std::string audit = segrel::testing::ReadFile(audit_path_);
+  EXPECT_THAT(audit, HasSubstr(absl::StrCat("event=submitted job=", id, " client=dicom:SENDER model=unet-bn-test")));
+  EXPECT_EQ(audit.find(StudyUidOf(files[0])), std::string::npos) << "the audit trail shows no Study Instance UID";
+  // Sent again unchanged: the same study, the same job.
+  Send(files);
+  usleep(800 * 1000);
+  EXPECT_EQ(server_->dicom()->counts().studies_completed, 2u);
+  EXPECT_EQ(client_->Watch(id, "").value().state(), v1::DONE);
+}
+
+TEST_F(DicomNodeTest, AStudyNoModelTakesIsNotAnalysedAndARoutedStudyMissingASeriesFails) {
+  StartServer({{"SEGREL_UNET", "unet-bn-test"}});
+  segrel::testing::WriteStudy(temp_ + "/study", /*t1_on_other_grid=*/false);
+  std::vector<std::string> two_series;
+  for (const std::string& file : FilesUnder(temp_ + "/study")) {
+    if (file.find("/study/3/") == std::string::npos) two_series.push_back(file);  // without FLAIR (series 3)
+  }
+  ASSERT_FALSE(two_series.empty());
+  Send(two_series);  // to the node's own AE title: no model's series rules are met
+  for (int wait = 0; wait < 100 && server_->dicom()->counts().studies_completed < 1; ++wait) usleep(50 * 1000);
+  EXPECT_EQ(server_->dicom()->counts().studies_unrouted, 1u);
+  EXPECT_EQ(server_->dicom()->counts().studies_dispatched, 0u);
+
+  Send(two_series, "SEGREL_UNET");  // routed by its AE title: the job runs and says what is missing
+  const v1::JobStatus status = WatchWhenThere(ExpectedJobId(StudyUidOf(two_series[0]), two_series.size()), "");
+  EXPECT_EQ(status.state(), v1::FAILED);
+  EXPECT_EQ(status.code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_THAT(status.message(), HasSubstr("FLAIR"));
+}
+
+TEST_F(DicomNodeTest, AStudyTheQueueCannotTakeWaitsAndRunsOnceThereIsRoom) {
+  StartServer({}, /*queue_capacity=*/1);
+  server_->HoldQueue(true);
+  client::SubmitOptions filler;
+  filler.job_id = "filler";
+  filler.model = "unet-bn-test";
+  for (const char* name : {"T1", "T2", "FLAIR"}) {
+    filler.inputs.push_back({name, segrel::testing::FixturePath(absl::StrCat("study/", name, ".nii.gz"))});
+  }
+  ASSERT_TRUE(client_->Submit(filler).ok());
+  segrel::testing::WriteStudy(temp_ + "/study", /*t1_on_other_grid=*/false);
+  const std::vector<std::string> files = FilesUnder(temp_ + "/study");
+  Send(files);  // acknowledged: the node keeps it although the queue is full
+  for (int wait = 0; wait < 100 && server_->dicom()->counts().studies_waiting < 1; ++wait) usleep(50 * 1000);
+  EXPECT_EQ(server_->dicom()->counts().studies_waiting, 1u);
+  server_->HoldQueue(false);
+  EXPECT_EQ(WatchWhenThere(ExpectedJobId(StudyUidOf(files[0]), files.size()), "").state(), v1::DONE);
+  EXPECT_EQ(server_->dicom()->counts().studies_waiting, 0u);
 }
 
 TEST(DicomReceiver, OptionsOutOfRangeAreNamed) {
