@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -17,11 +18,15 @@
 #include "core/io/series_rules.h"
 #include "proto/checksums.h"
 #include "segrel/v1/segrel.pb.h"
+#include "server/durable_file.h"
 
 namespace segrel::server {
 namespace {
 
 namespace fs = std::filesystem;
+
+// In a received study's folder: "CALLED CALLING", the AE titles of the association that brought its first instance.
+constexpr char kOriginFile[] = ".origin";
 
 std::string Sha256Hex(absl::string_view text) {
   proto::Sha256 hash;
@@ -104,7 +109,7 @@ absl::StatusOr<DicomRoute> ParseDicomRoute(const std::string& text) {
 }
 
 absl::StatusOr<std::unique_ptr<DicomNode>> DicomNode::Start(DicomNodeOptions options, const ModelRepository* models,
-                                                            JobManager* jobs) {
+                                                            JobManager* jobs, Metrics* metrics) {
   std::vector<std::string> called = {options.receiver.ae_title};
   for (const DicomRoute& route : options.routes) {
     if (std::find(called.begin(), called.end(), route.ae_title) != called.end()) {
@@ -124,22 +129,27 @@ absl::StatusOr<std::unique_ptr<DicomNode>> DicomNode::Start(DicomNodeOptions opt
   absl::StatusOr<std::unique_ptr<InstanceStore>> store =
       InstanceStore::Create(absl::StrCat(jobs->spool_dir(), "/", kDicomIncomingFolder));
   if (!store.ok()) return store.status();
-  std::unique_ptr<DicomNode> node(new DicomNode(std::move(options), models, jobs, *std::move(store)));
+  std::unique_ptr<DicomNode> node(new DicomNode(std::move(options), models, jobs, metrics, *std::move(store)));
   DicomNode* const self = node.get();
   node->collector_ = std::make_unique<StudyCollector>(node->options_.study_quiet,
                                                       [self](const CollectedStudy& study) { self->OnComplete(study); });
-  absl::StatusOr<std::unique_ptr<DicomReceiver>> receiver =
-      DicomReceiver::Start(node->options_.receiver, node->store_.get(),
-                           [self](const ReceivedInstance& instance) { self->collector_->Add(instance); });
+  absl::StatusOr<std::unique_ptr<DicomReceiver>> receiver = DicomReceiver::Start(
+      node->options_.receiver, node->store_.get(),
+      [self](const ReceivedInstance& instance) {
+        self->RememberOrigin(instance);
+        self->collector_->Add(instance);
+      },
+      metrics);
   if (!receiver.ok()) return receiver.status();
   node->receiver_ = *std::move(receiver);
+  node->RecoverIncoming();
   node->sweeper_ = std::thread([self] { self->SweepUntilStopped(); });
   return node;
 }
 
-DicomNode::DicomNode(DicomNodeOptions options, const ModelRepository* models, JobManager* jobs,
+DicomNode::DicomNode(DicomNodeOptions options, const ModelRepository* models, JobManager* jobs, Metrics* metrics,
                      std::unique_ptr<InstanceStore> store)
-    : options_(std::move(options)), models_(models), jobs_(jobs), store_(std::move(store)) {}
+    : options_(std::move(options)), models_(models), jobs_(jobs), metrics_(metrics), store_(std::move(store)) {}
 
 DicomNode::~DicomNode() { Stop(); }
 
@@ -159,6 +169,32 @@ DicomNodeCounts DicomNode::counts() const {
   DicomNodeCounts counts = counts_;
   counts.studies_waiting = waiting_.size();
   return counts;
+}
+
+void DicomNode::RememberOrigin(const ReceivedInstance& instance) {
+  const std::string path = absl::StrCat(store_->StudyFolder(instance.uids.study), "/", kOriginFile);
+  absl::MutexLock lock(&origin_mutex_);
+  if (access(path.c_str(), F_OK) == 0) return;
+  // Durable before the C-STORE is answered: a restarted node must know whose study it is.
+  WriteFileDurably(path, absl::StrCat(instance.called_ae_title, " ", instance.calling_ae_title, "\n")).IgnoreError();
+}
+
+void DicomNode::RecoverIncoming() {
+  std::error_code error;
+  for (const fs::directory_entry& entry : fs::directory_iterator(store_->root(), error)) {
+    const std::string study_uid = entry.path().filename().string();
+    if (!IsValidUid(study_uid)) continue;
+    std::ifstream origin(entry.path() / kOriginFile);
+    CollectedStudy study;
+    if (!(origin >> study.called_ae_title >> study.calling_ae_title)) continue;  // it waits for its retention time
+    study.study_uid = study_uid;
+    for (const fs::path& file : StudyFiles(entry.path().string())) {
+      ++study.instances;
+      study.bytes += fs::file_size(file, error);
+    }
+    study.first = study.last = LastChange(entry.path().string());
+    OnComplete(study);  // a study that is a job already is found so and left alone
+  }
 }
 
 std::optional<model::Bundle> DicomNode::Route(const CollectedStudy& study) const {
@@ -183,11 +219,13 @@ void DicomNode::OnComplete(const CollectedStudy& study) {
   }
   const std::optional<model::Bundle> bundle = Route(study);
   if (!bundle.has_value()) {
+    metrics_->dicom_studies.Add({"unrouted"});
     absl::MutexLock lock(&mutex_);
     ++counts_.studies_unrouted;
     return;
   }
   const absl::Status dispatched = Dispatch(study, *bundle);
+  metrics_->dicom_studies.Add({dispatched.ok() ? "job" : "waiting"});
   absl::MutexLock lock(&mutex_);
   if (dispatched.ok()) {
     ++counts_.studies_dispatched;
@@ -251,6 +289,7 @@ void DicomNode::SweepUntilStopped() {
       const absl::Status dispatched = Dispatch(study, bundle);
       absl::MutexLock lock(&mutex_);
       if (dispatched.ok()) {
+        metrics_->dicom_studies.Add({"job"});
         ++counts_.studies_dispatched;
       } else {
         waiting_.emplace_back(std::move(study), std::move(bundle));

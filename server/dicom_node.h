@@ -12,6 +12,8 @@
 // input folder, so the job deletes its inputs as any job does while the received study stays for instances that
 // arrive later; received studies are deleted `retention` after their last instance. A study the job manager cannot
 // take now (queue full, storage watermark) waits and is offered again: an instance acknowledged is never dropped.
+// A study received but not yet a job when the process stopped (or crashed) becomes one when the next process starts
+// (the AE titles that sent it are kept with it).
 #ifndef SEGREL_SERVER_DICOM_NODE_H_
 #define SEGREL_SERVER_DICOM_NODE_H_
 
@@ -64,11 +66,11 @@ struct DicomNodeCounts {
 // Thread-safe.
 class DicomNode {
  public:
-  // Starts receiving. `models` and `jobs` must outlive the node. Errors: InvalidArgument for a route to an unknown
-  // model or one without series rules, or an AE title routed twice; those of InstanceStore::Create and
+  // Starts receiving. `models`, `jobs` and `metrics` must outlive the node. Errors: InvalidArgument for a route to an
+  // unknown model or one without series rules, or an AE title routed twice; those of InstanceStore::Create and
   // DicomReceiver::Start.
   static absl::StatusOr<std::unique_ptr<DicomNode>> Start(DicomNodeOptions options, const ModelRepository* models,
-                                                          JobManager* jobs);
+                                                          JobManager* jobs, Metrics* metrics);
   ~DicomNode();  // Stop()
   DicomNode(const DicomNode&) = delete;
   DicomNode& operator=(const DicomNode&) = delete;
@@ -79,7 +81,7 @@ class DicomNode {
   void Stop();
 
  private:
-  DicomNode(DicomNodeOptions options, const ModelRepository* models, JobManager* jobs,
+  DicomNode(DicomNodeOptions options, const ModelRepository* models, JobManager* jobs, Metrics* metrics,
             std::unique_ptr<InstanceStore> store);
   void OnComplete(const CollectedStudy& study);
   // The model for `study`, or nothing. Errors: none; an unreadable study takes no model.
@@ -87,13 +89,19 @@ class DicomNode {
   // Makes the job of `study` for `bundle`. Errors: those of JobManager::Accept (the study waits then).
   absl::Status Dispatch(const CollectedStudy& study, const model::Bundle& bundle);
   void SweepUntilStopped();  // waiting studies offered again; received studies past retention removed
+  // Notes which AE titles brought the study's first instance (kept in its folder, synced).
+  void RememberOrigin(const ReceivedInstance& instance);
+  // At start: the received studies an earlier process did not make jobs of are taken as complete now.
+  void RecoverIncoming();
 
   const DicomNodeOptions options_;
   const ModelRepository* const models_;
   JobManager* const jobs_;
+  Metrics* const metrics_;
   std::unique_ptr<InstanceStore> store_;
   std::unique_ptr<StudyCollector> collector_;
   std::unique_ptr<DicomReceiver> receiver_;
+  absl::Mutex origin_mutex_;  // one writer of a study's origin at a time
   mutable absl::Mutex mutex_;
   DicomNodeCounts counts_ ABSL_GUARDED_BY(mutex_);
   std::vector<std::pair<CollectedStudy, model::Bundle>> waiting_ ABSL_GUARDED_BY(mutex_);

@@ -48,6 +48,7 @@ struct Shared {
   DicomReceiverOptions options;
   InstanceStore* store;
   InstanceListener on_instance;
+  Metrics* metrics;
 };
 
 std::string Trimmed(const OFString& text) { return std::string(absl::StripAsciiWhitespace(text.c_str())); }
@@ -75,12 +76,18 @@ class Worker final : public DcmBaseSCPPool::DcmBaseSCPWorker, private DcmThreadS
   OFBool checkCalledAETitleAccepted(const OFString& called) override {
     const std::string title = Trimmed(called);
     const std::vector<std::string>& others = shared_.options.called_ae_titles;
-    return title == shared_.options.ae_title || std::find(others.begin(), others.end(), title) != others.end();
+    const bool known =
+        title == shared_.options.ae_title || std::find(others.begin(), others.end(), title) != others.end();
+    if (!known) shared_.metrics->dicom_associations.Add({"unknown_called_ae"});
+    return known;
   }
   // The calling AE title and the host it calls from must be a peer's.
   OFBool checkCallingAETitleAccepted(const OFString& calling) override {
-    return shared_.options.peers.Find(calling.c_str(), getPeerIP().c_str()) != nullptr;
+    const bool known = shared_.options.peers.Find(calling.c_str(), getPeerIP().c_str()) != nullptr;
+    if (!known) shared_.metrics->dicom_associations.Add({"unknown_caller"});
+    return known;
   }
+  void notifyAssociationAcknowledge() override { shared_.metrics->dicom_associations.Add({"accepted"}); }
 
   OFCondition handleIncomingCommand(T_DIMSE_Message* message, const DcmPresentationContextInfo& context) override {
     if (message->CommandField != DIMSE_C_STORE_RQ) return DcmThreadSCP::handleIncomingCommand(message, context);
@@ -90,9 +97,16 @@ class Worker final : public DcmBaseSCPPool::DcmBaseSCPWorker, private DcmThreadS
     std::unique_ptr<DcmDataset> dataset(received);
     if (condition.bad()) {
       // The data set did not arrive whole; if the association still stands, the caller learns it and goes on.
+      shared_.metrics->dicom_store_failures.Add({"cannot_understand"});
       return sendSTOREResponse(context.presentationContextID, request, kCannotUnderstand);
     }
-    return sendSTOREResponse(context.presentationContextID, request, Store(request, std::move(dataset)));
+    const Uint16 status = Store(request, std::move(dataset));
+    if (status != kStoreSuccess) {
+      shared_.metrics->dicom_store_failures.Add({status == kOutOfResources     ? "out_of_resources"
+                                                 : status == kCannotUnderstand ? "cannot_understand"
+                                                                               : "failure"});
+    }
+    return sendSTOREResponse(context.presentationContextID, request, status);
   }
 
   // Commits the instance to the store; the C-STORE status.
@@ -123,6 +137,10 @@ class Worker final : public DcmBaseSCPPool::DcmBaseSCPWorker, private DcmThreadS
       return absl::IsInvalidArgument(committed.status()) ? kCannotUnderstand : kProcessingFailure;
     }
     instance.duplicate = !*committed;
+    if (!instance.duplicate) {
+      shared_.metrics->dicom_instances.Add({});
+      shared_.metrics->dicom_bytes.Add({}, static_cast<double>(instance.bytes));
+    }
     instance.calling_ae_title = Trimmed(getPeerAETitle());
     instance.called_ae_title = Trimmed(getCalledAETitle());
     if (shared_.on_instance) shared_.on_instance(instance);
@@ -215,7 +233,7 @@ DicomReceiver::DicomReceiver(std::unique_ptr<Pool> pool) : pool_(std::move(pool)
 DicomReceiver::~DicomReceiver() { Stop(); }
 
 absl::StatusOr<std::unique_ptr<DicomReceiver>> DicomReceiver::Start(DicomReceiverOptions options, InstanceStore* store,
-                                                                    InstanceListener on_instance) {
+                                                                    InstanceListener on_instance, Metrics* metrics) {
   if (options.port < 1 || options.port > 65535) return absl::InvalidArgumentError("the DICOM port must be 1 to 65535");
   if (!IsValidAeTitle(options.ae_title)) {
     return absl::InvalidArgumentError("the DICOM AE title has 1 to 16 printable characters and no backslash");
@@ -230,7 +248,7 @@ absl::StatusOr<std::unique_ptr<DicomReceiver>> DicomReceiver::Start(DicomReceive
   if (!PortIsFree(options.port)) {
     return absl::UnavailableError(absl::StrCat("cannot listen for DICOM on port ", options.port, ": in use"));
   }
-  auto pool = std::make_unique<Pool>(Shared{std::move(options), store, std::move(on_instance)});
+  auto pool = std::make_unique<Pool>(Shared{std::move(options), store, std::move(on_instance), metrics});
   if (absl::Status configured = pool->Configure(); !configured.ok()) return configured;
   if (absl::Status serving = pool->Serve(); !serving.ok()) return serving;
   return std::unique_ptr<DicomReceiver>(new DicomReceiver(std::move(pool)));

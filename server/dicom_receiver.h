@@ -20,6 +20,7 @@
 #include "absl/time/time.h"
 #include "server/dicom_peers.h"
 #include "server/instance_store.h"
+#include "server/metrics.h"
 
 namespace segrel::server {
 
@@ -46,11 +47,12 @@ using InstanceListener = std::function<void(const ReceivedInstance&)>;
 // Thread-safe.
 class DicomReceiver {
  public:
-  // Opens the port and serves on a thread of its own. `store` must outlive the receiver; `on_instance` may be null.
+  // Opens the port and serves on a thread of its own. `store` and `metrics` (it counts the segrel_dicom_* series)
+  // must outlive the receiver; `on_instance` may be null.
   // Errors: InvalidArgument for options out of range; FailedPrecondition when DICOM cannot be initialised;
   // Unavailable when the port cannot be opened.
   static absl::StatusOr<std::unique_ptr<DicomReceiver>> Start(DicomReceiverOptions options, InstanceStore* store,
-                                                              InstanceListener on_instance);
+                                                              InstanceListener on_instance, Metrics* metrics);
   ~DicomReceiver();  // Stop()
   DicomReceiver(const DicomReceiver&) = delete;
   DicomReceiver& operator=(const DicomReceiver&) = delete;

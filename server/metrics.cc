@@ -54,10 +54,22 @@ Metrics::Metrics()
                                      {"model", "class"}, kShareBuckets)),
       sequence_share(registry_.Histogram("segrel_sequence_relevance_share",
                                          "Share of the combined relevance map per sequence, per job.",
-                                         {"model", "sequence"}, kShareBuckets)) {
+                                         {"model", "sequence"}, kShareBuckets)),
+      dicom_associations(registry_.Counter("segrel_dicom_associations_total",
+                                           "DICOM associations accepted, or rejected by reason.", {"result"})),
+      dicom_instances(registry_.Counter("segrel_dicom_instances_received_total",
+                                        "DICOM instances stored (duplicates not counted).")),
+      dicom_bytes(registry_.Counter("segrel_dicom_bytes_received_total", "Bytes of the DICOM instances stored.")),
+      dicom_store_failures(registry_.Counter("segrel_dicom_store_failures_total",
+                                             "C-STORE requests answered with a failure, by reason.", {"reason"})),
+      dicom_studies(registry_.Counter("segrel_dicom_studies_total",
+                                      "DICOM studies complete, by outcome (job, unrouted, waiting: offered again).",
+                                      {"outcome"})) {
   // Series without labels exist from the start, so a scrape sees 0 rather than nothing.
   jobs_received.Add({}, 0);
   bytes_received.Add({}, 0);
+  dicom_instances.Add({}, 0);
+  dicom_bytes.Add({}, 0);
   queue_length.Set({}, 0);
   if (ReadGpuMemory().ok()) {  // with an NVIDIA driver: read the GPUs' memory at every scrape
     registry_.AddCollector([this] {

@@ -18,7 +18,12 @@
 //   segrel_relevance_bias_share{model,class}       per job, the share of relevance lost to biases in the class's
 //                                                  region, 1 - mean normaliser (histogram)
 //   segrel_sequence_relevance_share{model,sequence}  per job, the sequence's share of the combined map (histogram)
-// The last two make drift visible: a missing or mis-registered sequence, a protocol change.
+// The last two make drift visible: a missing or mis-registered sequence, a protocol change. The DICOM node:
+//   segrel_dicom_associations_total{result}        accepted, unknown_caller, unknown_called_ae
+//   segrel_dicom_instances_received_total          instances stored (duplicates not counted)
+//   segrel_dicom_bytes_received_total              their bytes
+//   segrel_dicom_store_failures_total{reason}      C-STORE failures: out_of_resources, cannot_understand, failure
+//   segrel_dicom_studies_total{outcome}            complete studies: job, unrouted, waiting (offered again)
 #ifndef SEGREL_SERVER_METRICS_H_
 #define SEGREL_SERVER_METRICS_H_
 
@@ -59,6 +64,11 @@ class Metrics {
   MetricFamily& gpu_memory_total;
   MetricFamily& bias_share;
   MetricFamily& sequence_share;
+  MetricFamily& dicom_associations;
+  MetricFamily& dicom_instances;
+  MetricFamily& dicom_bytes;
+  MetricFamily& dicom_store_failures;
+  MetricFamily& dicom_studies;
 
   // Records a finished job's stage times and explanation telemetry from its summary (as written for the client).
   void RecordSummary(const std::string& model, const report::AnalysisSummary& summary);

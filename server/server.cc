@@ -75,7 +75,7 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
     dicom.limits = options.limits;
     dicom.retention = options.retention;
     absl::StatusOr<std::unique_ptr<DicomNode>> node =
-        DicomNode::Start(std::move(dicom), server->models_.get(), server->jobs_.get());
+        DicomNode::Start(std::move(dicom), server->models_.get(), server->jobs_.get(), &server->metrics_);
     if (!node.ok()) return node.status();
     server->dicom_ = *std::move(node);
   }

@@ -4,7 +4,9 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -455,6 +457,13 @@ absl::Status WriteNifti(const std::string& path, const at::Tensor& data, NiftiDa
 
   if (nifti_set_filenames(image.get(), path.c_str(), /*check=*/0, /*set_byte_order=*/1) != 0) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not a NIfTI file name (.nii or .nii.gz)"));
+  }
+  // nifticlib prints a failure to open the file on stderr whatever its debug level, naming the path (which may hold
+  // a client's job id): find out first, and say it as a status.
+  if (std::FILE* probe = std::fopen(path.c_str(), "wb"); probe != nullptr) {
+    std::fclose(probe);
+  } else {
+    return absl::InternalError(absl::StrCat(path, ": cannot write: ", std::strerror(errno)));
   }
   nifti_image_write(image.get());
   // nifti_image_write reports failure only on stderr: check that the file is there and readable.

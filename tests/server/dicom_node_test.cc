@@ -37,6 +37,7 @@
 #include "server/instance_store.h"
 #include "server/server.h"
 #include "tests/dicom_writer.h"
+#include "tests/server/server_test_fixture.h"
 #include "tests/test_util.h"
 #include "tests/tools/dicom_study_writer.h"
 
@@ -198,11 +199,13 @@ class DicomReceiverTest : public ::testing::Test {
     options.max_associations = max_associations;
     options.acse_timeout = absl::Seconds(5);
     options.dimse_timeout = absl::Seconds(5);
-    absl::StatusOr<std::unique_ptr<DicomReceiver>> receiver =
-        DicomReceiver::Start(options, store_.get(), [this](const ReceivedInstance& instance) {
+    absl::StatusOr<std::unique_ptr<DicomReceiver>> receiver = DicomReceiver::Start(
+        options, store_.get(),
+        [this](const ReceivedInstance& instance) {
           absl::MutexLock lock(&mutex_);
           received_.push_back(instance);
-        });
+        },
+        &metrics_);
     ASSERT_TRUE(receiver.ok()) << receiver.status();
     receiver_ = *std::move(receiver);
   }
@@ -212,6 +215,12 @@ class DicomReceiverTest : public ::testing::Test {
     return received_;
   }
 
+  // The value of one series of the receiver's metrics, or -1.
+  double Counted(const std::string& series) {
+    return server_testing::SeriesValue(metrics_.registry().Render(), series);
+  }
+
+  Metrics metrics_;
   std::string dir_;
   std::string store_root_;
   std::unique_ptr<InstanceStore> store_;
@@ -249,6 +258,10 @@ TEST_F(DicomReceiverTest, EchoesAndStoresEveryInstanceOnceBeforeAnsweringSuccess
   }
   EXPECT_TRUE(received[3].duplicate);
   EXPECT_EQ(received[3].uids.instance, received[0].uids.instance);
+  EXPECT_EQ(Counted("segrel_dicom_instances_received_total"), 3);
+  EXPECT_EQ(Counted("segrel_dicom_bytes_received_total"),
+            static_cast<double>(received[0].bytes + received[1].bytes + received[2].bytes));
+  EXPECT_EQ(Counted("segrel_dicom_associations_total{result=\"accepted\"}"), 1);
   // The stored file is the instance: its pixels and UIDs read back.
   DcmFileFormat stored;
   ASSERT_TRUE(
@@ -266,6 +279,8 @@ TEST_F(DicomReceiverTest, UnknownCallersOtherHostsAndOtherCalledTitlesAreRejecte
   EXPECT_FALSE(Caller(receiver_->port(), "STRANGER", {UID_VerificationSOPClass}).Associate());
   EXPECT_FALSE(Caller(receiver_->port(), "FAR", {UID_VerificationSOPClass}).Associate()) << "FAR calls from elsewhere";
   EXPECT_FALSE(Caller(receiver_->port(), "SENDER", {UID_VerificationSOPClass}, "NOT_SEGREL").Associate());
+  EXPECT_EQ(Counted("segrel_dicom_associations_total{result=\"unknown_caller\"}"), 2);
+  EXPECT_EQ(Counted("segrel_dicom_associations_total{result=\"unknown_called_ae\"}"), 1);
   Caller known(receiver_->port(), "SENDER", {UID_VerificationSOPClass});
   ASSERT_TRUE(known.Associate()) << "the node goes on serving";
   EXPECT_TRUE(known.Echo());
@@ -292,6 +307,7 @@ TEST_F(DicomReceiverTest, AnInstanceThatCannotBeStoredIsAnsweredAndTheAssociatio
   EXPECT_EQ(caller.Store(broken), 0xC000);
   EXPECT_EQ(caller.Store(fine), STATUS_Success);
   caller.Release();
+  EXPECT_EQ(Counted("segrel_dicom_store_failures_total{reason=\"cannot_understand\"}"), 1);
   EXPECT_EQ(Received().size(), 1u);
   EXPECT_TRUE(fs::is_empty(store_root_ + "/.partial"));
 }
@@ -339,6 +355,7 @@ TEST_F(DicomReceiverTest, AFullDiskIsOutOfResourcesAndLeavesNoPartialFile) {
     if (status == STATUS_Success) ++stored;
   }
   EXPECT_EQ(status, 0xA700) << "out of resources";
+  EXPECT_EQ(Counted("segrel_dicom_store_failures_total{reason=\"out_of_resources\"}"), 1);
   EXPECT_GT(stored, 0);
   caller.Release();
   EXPECT_EQ(static_cast<int>(Received().size()), stored) << "only what was stored was reported";
@@ -390,8 +407,9 @@ nlohmann::json RelevanceWithoutSeconds(const std::string& dir) {
 
 class DicomNodeTest : public ::testing::Test {
  protected:
-  void StartServer(std::vector<DicomRoute> routes = {}, size_t queue_capacity = 4) {
-    temp_ = TestTempDir();
+  void StartServer(std::vector<DicomRoute> routes = {}, size_t queue_capacity = 4,
+                   absl::Duration study_quiet = absl::Milliseconds(300)) {
+    if (temp_.empty()) temp_ = TestTempDir();  // a restart keeps the spool
     bundle_ = segrel::testing::BundleWithRules(temp_ + "/repository/unet");
     ServerOptions options;
     options.address = "127.0.0.1:0";
@@ -407,13 +425,13 @@ class DicomNodeTest : public ::testing::Test {
                       ? temp_ + "/audit.log"
                       : absl::StrCat(log_dir, "/dicom_node_tests.",
                                      ::testing::UnitTest::GetInstance()->current_test_info()->name(), ".audit.log");
-    fs::remove(audit_path_);
+    if (server_ == nullptr && client_ == nullptr) fs::remove(audit_path_);  // an earlier run's
     options.audit_log = audit_path_;
     DicomNodeOptions dicom;
     dicom.receiver.port = FreePort();
     dicom.receiver.peers = DicomPeers::FromFile(WriteFile(temp_ + "/peers", "SENDER 127.0.0.1 11112\n")).value();
     dicom.routes = std::move(routes);
-    dicom.study_quiet = absl::Milliseconds(300);
+    dicom.study_quiet = study_quiet;
     dicom.retry = absl::Milliseconds(200);
     options.dicom = dicom;
     absl::StatusOr<std::unique_ptr<SegrelServer>> server = SegrelServer::Create(options);
@@ -499,6 +517,9 @@ TEST_F(DicomNodeTest, AStudyNoModelTakesIsNotAnalysedAndARoutedStudyMissingASeri
   for (int wait = 0; wait < 100 && server_->dicom()->counts().studies_completed < 1; ++wait) usleep(50 * 1000);
   EXPECT_EQ(server_->dicom()->counts().studies_unrouted, 1u);
   EXPECT_EQ(server_->dicom()->counts().studies_dispatched, 0u);
+  EXPECT_EQ(server_testing::SeriesValue(server_->metrics().registry().Render(),
+                                        "segrel_dicom_studies_total{outcome=\"unrouted\"}"),
+            1);
 
   Send(two_series, "SEGREL_UNET");  // routed by its AE title: the job runs and says what is missing
   const v1::JobStatus status = WatchWhenThere(ExpectedJobId(StudyUidOf(two_series[0]), two_series.size()), "");
@@ -527,15 +548,31 @@ TEST_F(DicomNodeTest, AStudyTheQueueCannotTakeWaitsAndRunsOnceThereIsRoom) {
   EXPECT_EQ(server_->dicom()->counts().studies_waiting, 0u);
 }
 
+TEST_F(DicomNodeTest, AStudyReceivedButNotYetAJobBecomesOneInTheNextProcess) {
+  StartServer({}, 4, /*study_quiet=*/absl::Hours(1));  // received, never complete in this process
+  segrel::testing::WriteStudy(temp_ + "/study", /*t1_on_other_grid=*/false);
+  const std::vector<std::string> files = FilesUnder(temp_ + "/study");
+  Send(files);
+  const std::string id = ExpectedJobId(StudyUidOf(files[0]), files.size());
+  EXPECT_EQ(client_->Watch(id, "").status().code(), absl::StatusCode::kNotFound);
+  client_.reset();
+  server_.reset();  // as after a crash: the acknowledged instances are all the next process has
+  StartServer();
+  const v1::JobStatus status = WatchWhenThere(id, "");
+  EXPECT_EQ(status.state(), v1::DONE) << status.message();
+  EXPECT_THAT(segrel::testing::ReadFile(audit_path_), HasSubstr("client=dicom:SENDER"));
+}
+
 TEST(DicomReceiver, OptionsOutOfRangeAreNamed) {
   std::unique_ptr<InstanceStore> store = InstanceStore::Create(TestTempDir() + "/incoming").value();
+  Metrics metrics;
   DicomReceiverOptions options;
   options.port = 0;
-  EXPECT_THAT(DicomReceiver::Start(options, store.get(), nullptr),
+  EXPECT_THAT(DicomReceiver::Start(options, store.get(), nullptr, &metrics),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("port")));
   options.port = FreePort();
   options.ae_title = "WAY_TOO_LONG_AE_TITLE";
-  EXPECT_THAT(DicomReceiver::Start(options, store.get(), nullptr),
+  EXPECT_THAT(DicomReceiver::Start(options, store.get(), nullptr, &metrics),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("AE title")));
 }
 
