@@ -1,0 +1,202 @@
+#!/usr/bin/python3
+"""segrel's DICOM node against a real PACS: Debian's Orthanc, started on free loopback ports with its own
+configuration (Orthanc binds every interface; the test only ever talks to 127.0.0.1) and stopped by its PID. A
+three-series MR study (written here with pydicom from the fixture volumes) is uploaded to Orthanc over its REST API
+and pushed to segrel (POST /modalities/segrel/store); segrel's job for it must give what `segrel analyze --study`
+gives on the same files. Also C-ECHO from Orthanc to segrel.
+
+Usage (ctest runs it): pacs_test.py SEGREL_SERVER SEGREL PROTO_DIR FIXTURE_DIR WORK_DIR
+"""
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+import segrel_harness as harness
+
+SERVER, SEGREL, PROTO_DIR, FIXTURES, WORK = sys.argv[1:6]
+del sys.argv[1:6]
+
+ORTHANC = shutil.which("Orthanc")
+if ORTHANC is None:
+    print("pacs_test: skipped: Orthanc is not installed (Debian package orthanc, scripts/install-deps)")
+    sys.exit(0)
+
+import nibabel  # noqa: E402  (after the skip: only this test needs them)
+import numpy  # noqa: E402
+import pydicom  # noqa: E402
+from pydicom.dataset import FileDataset, FileMetaDataset  # noqa: E402
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid  # noqa: E402
+
+grpc, pb, pb_grpc = harness.load_stubs(PROTO_DIR, WORK)
+
+MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+SERIES = {"FLAIR": (3, "ax flair"), "T1": (11, "t1_mprage_tra"), "T2": (7, "t2_tse_tra")}
+# The test bundle (tests/fixtures/data/bundle) with series rules for the descriptions above.
+RULES = {"sequences": [{"name": "T1", "conditions": {"SeriesDescription": "(?i)t1_mprage"}},
+                       {"name": "T2", "conditions": {"SeriesDescription": "(?i)t2_tse"}},
+                       {"name": "FLAIR", "conditions": {"SeriesDescription": "(?i)flair"}, "prefer": "last"}]}
+
+
+def write_study(folder):
+    """One DICOM file per slice, axial, 1.5 x 1.5 x 2 mm; values stored as uint16 with slope 1/1024, intercept -8.
+    The patient module is the one tests/dicom_writer.cc writes, which the log privacy test searches for."""
+    study_uid, frame_uid = generate_uid(), generate_uid()
+    for name, (number, description) in SERIES.items():
+        voxels = numpy.asarray(nibabel.load(harness.study_file(FIXTURES, name)).get_fdata())
+        stored = numpy.clip(numpy.round((voxels + 8) * 1024), 0, 65535).astype(numpy.uint16)
+        series_uid = generate_uid()
+        os.makedirs(os.path.join(folder, str(number)), exist_ok=True)
+        for k in range(stored.shape[2]):
+            meta = FileMetaDataset()
+            meta.MediaStorageSOPClassUID = MR_IMAGE_STORAGE
+            meta.MediaStorageSOPInstanceUID = generate_uid()
+            meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            path = os.path.join(folder, str(number), f"{k}.dcm")
+            ds = FileDataset(path, {}, file_meta=meta, preamble=b"\0" * 128)
+            ds.SOPClassUID, ds.SOPInstanceUID = MR_IMAGE_STORAGE, meta.MediaStorageSOPInstanceUID
+            ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, frame_uid
+            ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "SYNTHETIC^PATIENT", "SYNTH-0001", \
+                "19700101", "O"
+            ds.Modality, ds.SeriesNumber, ds.SeriesDescription, ds.InstanceNumber = "MR", number, description, k + 1
+            ds.ImagePositionPatient = [-20, 10, 30 + 2 * k]
+            ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+            ds.PixelSpacing, ds.SliceThickness = [1.5, 1.5], 2
+            ds.Rows, ds.Columns = stored.shape[1], stored.shape[0]
+            ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+            ds.RescaleSlope, ds.RescaleIntercept = 1 / 1024, -8
+            ds.PixelData = numpy.ascontiguousarray(stored[:, :, k].T).tobytes()
+            ds.is_little_endian, ds.is_implicit_VR = True, False
+            ds.save_as(path, write_like_original=False)
+    return study_uid
+
+
+class Orthanc:
+    """Orthanc on free ports, its database in `folder`, knowing segrel as modality "segrel"."""
+
+    def __init__(self, folder, segrel_port):
+        self.http_port, self.dicom_port = harness.free_port(), harness.free_port()
+        config = {"Name": "segrel-pacs-test", "StorageDirectory": os.path.join(folder, "db"),
+                  "IndexDirectory": os.path.join(folder, "db"), "HttpPort": self.http_port,
+                  "DicomPort": self.dicom_port, "DicomAet": "ORTHANC", "RemoteAccessAllowed": False,
+                  "AuthenticationEnabled": False, "Plugins": [], "DicomCheckCalledAet": False,
+                  "DicomModalities": {"segrel": ["SEGREL", "127.0.0.1", segrel_port]}}
+        path = os.path.join(folder, "orthanc.json")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        self.log = open(os.path.join(folder, "orthanc.log"), "w")
+        self.process = subprocess.Popen([ORTHANC, path], stdout=self.log, stderr=subprocess.STDOUT)
+        for _ in range(200):
+            try:
+                self.get("/system")
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("Orthanc did not start")
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.http_port}{path}"
+
+    def get(self, path):
+        with urllib.request.urlopen(self.url(path), timeout=30) as response:
+            return json.loads(response.read())
+
+    def post(self, path, body):
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        request = urllib.request.Request(self.url(path), data=data, method="POST")
+        with urllib.request.urlopen(request, timeout=120) as response:
+            text = response.read()
+            return json.loads(text) if text else None
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=60)
+        self.log.close()
+
+
+class PacsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.temp = tempfile.mkdtemp(dir=WORK)
+        bundle_dir = os.path.join(cls.temp, "repository", "unet")
+        os.makedirs(bundle_dir)
+        with open(os.path.join(FIXTURES, "bundle", "segrel.json")) as f:
+            bundle = json.load(f)
+        bundle["model"] = os.path.join(FIXTURES, "unet_bn.pt")
+        bundle["series_rules"] = RULES
+        with open(os.path.join(bundle_dir, "segrel.json"), "w") as f:
+            json.dump(bundle, f)
+        cls.bundle = bundle_dir
+        cls.study_dir = os.path.join(cls.temp, "study")
+        cls.study_uid = write_study(cls.study_dir)
+        cls.segrel_dicom_port = harness.free_port()
+        cls.orthanc = Orthanc(cls.temp, cls.segrel_dicom_port)
+        peers = os.path.join(cls.temp, "peers")
+        with open(peers, "w") as f:
+            f.write(f"ORTHANC 127.0.0.1 {cls.orthanc.dicom_port}\n")
+        cls.server = harness.ServerProcess(
+            SERVER, os.path.join(cls.temp, "repository"), os.path.join(cls.temp, "spool"),
+            f"--dicom-port={cls.segrel_dicom_port}", f"--dicom-peers={peers}", "--dicom-study-timeout=1s",
+            grpc_module=grpc, stubs=pb_grpc)
+
+    @classmethod
+    def tearDownClass(cls):
+        code, rest = cls.server.stop()
+        cls.orthanc.stop()
+        shutil.rmtree(cls.temp, ignore_errors=True)
+        assert code == 0, rest
+
+    def test_1_orthanc_echoes_segrel(self):
+        self.assertIn(f"DICOM on port {self.segrel_dicom_port}", self.server.start_lines[-1])
+        self.orthanc.post("/modalities/segrel/echo", {})  # raises on a failed C-ECHO
+
+    def test_2_a_study_pushed_from_orthanc_gives_what_segrel_analyze_gives(self):
+        files = sorted(os.path.join(d, f) for d, _, names in os.walk(self.study_dir) for f in names)
+        study = None
+        for path in files:
+            with open(path, "rb") as f:
+                study = self.orthanc.post("/instances", f.read())["ParentStudy"]
+        self.orthanc.post("/modalities/segrel/store", {"Resources": [study], "Synchronous": True})
+
+        job_id = f"dicom-{hashlib.sha256(self.study_uid.encode()).hexdigest()[:16]}-{len(files)}"
+        served = os.path.join(self.temp, "served")
+        for _ in range(400):  # the job exists once the study has been quiet for 1 s
+            try:
+                states, results = harness.watch(pb, self.server.stub, job_id, served)
+                break
+            except grpc.RpcError as error:
+                self.assertEqual(error.code(), grpc.StatusCode.NOT_FOUND, error.details())
+                time.sleep(0.05)
+        else:
+            self.fail(f"no job {job_id}")
+        self.assertEqual(states[-1].state, pb.DONE, states[-1].message)
+
+        cli = os.path.join(self.temp, "cli")
+        run = subprocess.run([SEGREL, "analyze", "--model", self.bundle, "--study", self.study_dir, "--out", cli],
+                             capture_output=True, text=True, timeout=600)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        with open(os.path.join(served, "segmentation.nii.gz"), "rb") as a, \
+                open(os.path.join(cli, "segmentation.nii.gz"), "rb") as b:
+            self.assertEqual(a.read(), b.read(), "the segmentation through the PACS equals segrel analyze's")
+        reports = []
+        for folder in (served, cli):
+            with open(os.path.join(folder, "relevance.json")) as f:
+                report = json.load(f)
+            report.pop("seconds")
+            report.pop("threads", None)
+            reports.append(report)
+        self.assertEqual(reports[0], reports[1])
+        self.assertIn("segmentation.dcm", results)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
