@@ -5,12 +5,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/common/files.h"
@@ -109,7 +111,7 @@ absl::StatusOr<DicomRoute> ParseDicomRoute(const std::string& text) {
 }
 
 absl::StatusOr<std::unique_ptr<DicomNode>> DicomNode::Start(DicomNodeOptions options, const ModelRepository* models,
-                                                            JobManager* jobs, Metrics* metrics) {
+                                                            JobManager* jobs, Metrics* metrics, AuditLog* audit) {
   std::vector<std::string> called = {options.receiver.ae_title};
   for (const DicomRoute& route : options.routes) {
     if (std::find(called.begin(), called.end(), route.ae_title) != called.end()) {
@@ -131,6 +133,8 @@ absl::StatusOr<std::unique_ptr<DicomNode>> DicomNode::Start(DicomNodeOptions opt
   if (!store.ok()) return store.status();
   std::unique_ptr<DicomNode> node(new DicomNode(std::move(options), models, jobs, metrics, *std::move(store)));
   DicomNode* const self = node.get();
+  node->sender_ =
+      std::make_unique<ResultSender>(node->options_.receiver.ae_title, node->options_.result_backoff, metrics, audit);
   node->collector_ = std::make_unique<StudyCollector>(node->options_.study_quiet,
                                                       [self](const CollectedStudy& study) { self->OnComplete(study); });
   absl::StatusOr<std::unique_ptr<DicomReceiver>> receiver = DicomReceiver::Start(
@@ -162,6 +166,7 @@ void DicomNode::Stop() {
   if (receiver_ != nullptr) receiver_->Stop();
   collector_.reset();  // hands nothing more on
   if (sweeper_.joinable()) sweeper_.join();
+  sender_.reset();
 }
 
 DicomNodeCounts DicomNode::counts() const {
@@ -271,7 +276,59 @@ absl::Status DicomNode::Dispatch(const CollectedStudy& study, const model::Bundl
   }
   spec.received = absl::Now();
   absl::StatusOr<JobManager::Accepted> accepted = jobs_->Accept(std::move(spec));
-  return accepted.status();
+  if (!accepted.ok()) return accepted.status();
+  if (!accepted->already_submitted) SendResultsWhenDone(accepted->job, study.calling_ae_title);
+  return absl::OkStatus();
+}
+
+// Watches `job` until it ends; a done job's DICOM SEG goes to the peer `peer_ae_title`.
+class DicomNode::ResultsWhenDone final : public JobObserver {
+ public:
+  ResultsWhenDone(DicomNode* node, std::weak_ptr<Job> job, DicomPeer peer)
+      : node_(node), job_(std::move(job)), peer_(std::move(peer)) {}
+  void OnJobChanged() override {
+    const std::shared_ptr<Job> job = job_.lock();
+    if (job == nullptr || fired_.exchange(true)) return;
+    const Job::Snapshot snapshot = job->Get();
+    if (!IsFinal(snapshot.state)) {
+      fired_ = false;
+      return;
+    }
+    if (snapshot.state == JobState::kDone) {
+      ResultDelivery delivery{job, {}, peer_};
+      for (const std::string& name : snapshot.results) {
+        if (absl::EndsWith(name, ".dcm")) delivery.files.push_back(job->spec().OutputDirectory() + "/" + name);
+      }
+      if (!delivery.files.empty()) node_->sender_->Send(std::move(delivery));
+    }
+    node_->Forget(this);
+  }
+
+ private:
+  DicomNode* const node_;
+  const std::weak_ptr<Job> job_;
+  const DicomPeer peer_;
+  std::atomic<bool> fired_{false};
+};
+
+void DicomNode::SendResultsWhenDone(const std::shared_ptr<Job>& job, const std::string& peer_ae_title) {
+  const DicomPeer* peer = options_.receiver.peers.FindByTitle(peer_ae_title);
+  if (peer == nullptr) return;  // a peer no longer in the peers file gets nothing
+  auto observer = std::make_shared<ResultsWhenDone>(this, job, *peer);
+  {
+    absl::MutexLock lock(&observers_mutex_);
+    observers_.push_back(observer);
+  }
+  job->AddObserver(observer);
+  observer->OnJobChanged();  // it may have ended already
+}
+
+void DicomNode::Forget(const JobObserver* observer) {
+  absl::MutexLock lock(&observers_mutex_);
+  observers_.erase(
+      std::remove_if(observers_.begin(), observers_.end(),
+                     [observer](const std::shared_ptr<JobObserver>& held) { return held.get() == observer; }),
+      observers_.end());
 }
 
 void DicomNode::SweepUntilStopped() {

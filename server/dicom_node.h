@@ -30,6 +30,7 @@
 #include "server/instance_store.h"
 #include "server/job_manager.h"
 #include "server/model_repository.h"
+#include "server/result_sender.h"
 #include "server/study_collector.h"
 #include "server/upload.h"
 
@@ -53,6 +54,9 @@ struct DicomNodeOptions {
   absl::Duration retention = absl::Hours(24);     // received studies are deleted this long after their last instance
   absl::Duration retry = absl::Seconds(5);        // a study the job manager refused is offered again after this
   UploadLimits limits;                            // the default deadline of the jobs
+  // A done job's DICOM SEG goes back to the peer that sent the study, tried again after each of these when it fails.
+  std::vector<absl::Duration> result_backoff = {absl::Seconds(10), absl::Minutes(1), absl::Minutes(5),
+                                                absl::Minutes(30)};
 };
 
 // How the node fared; the job of a dispatched study is the job manager's.
@@ -66,11 +70,11 @@ struct DicomNodeCounts {
 // Thread-safe.
 class DicomNode {
  public:
-  // Starts receiving. `models`, `jobs` and `metrics` must outlive the node. Errors: InvalidArgument for a route to an
-  // unknown model or one without series rules, or an AE title routed twice; those of InstanceStore::Create and
-  // DicomReceiver::Start.
+  // Starts receiving. `models`, `jobs`, `metrics` and `audit` (may be null) must outlive the node. Errors:
+  // InvalidArgument for a route to an unknown model or one without series rules, or an AE title routed twice; those of
+  // InstanceStore::Create and DicomReceiver::Start.
   static absl::StatusOr<std::unique_ptr<DicomNode>> Start(DicomNodeOptions options, const ModelRepository* models,
-                                                          JobManager* jobs, Metrics* metrics);
+                                                          JobManager* jobs, Metrics* metrics, AuditLog* audit);
   ~DicomNode();  // Stop()
   DicomNode(const DicomNode&) = delete;
   DicomNode& operator=(const DicomNode&) = delete;
@@ -89,6 +93,9 @@ class DicomNode {
   // Makes the job of `study` for `bundle`. Errors: those of JobManager::Accept (the study waits then).
   absl::Status Dispatch(const CollectedStudy& study, const model::Bundle& bundle);
   void SweepUntilStopped();  // waiting studies offered again; received studies past retention removed
+  class ResultsWhenDone;
+  void SendResultsWhenDone(const std::shared_ptr<Job>& job, const std::string& peer_ae_title);
+  void Forget(const JobObserver* observer);
   // Notes which AE titles brought the study's first instance (kept in its folder, synced).
   void RememberOrigin(const ReceivedInstance& instance);
   // At start: the received studies an earlier process did not make jobs of are taken as complete now.
@@ -99,7 +106,11 @@ class DicomNode {
   JobManager* const jobs_;
   Metrics* const metrics_;
   std::unique_ptr<InstanceStore> store_;
+  std::unique_ptr<ResultSender> sender_;
   std::unique_ptr<StudyCollector> collector_;
+  // Until their job ends: what sends each DICOM job's results back (held here; the job holds them weakly).
+  absl::Mutex observers_mutex_;
+  std::vector<std::shared_ptr<JobObserver>> observers_ ABSL_GUARDED_BY(observers_mutex_);
   std::unique_ptr<DicomReceiver> receiver_;
   absl::Mutex origin_mutex_;  // one writer of a study's origin at a time
   mutable absl::Mutex mutex_;

@@ -93,4 +93,12 @@ const DicomPeer* DicomPeers::Find(absl::string_view ae_title, absl::string_view 
   return nullptr;
 }
 
+const DicomPeer* DicomPeers::FindByTitle(absl::string_view ae_title) const {
+  const absl::string_view title = absl::StripAsciiWhitespace(ae_title);
+  for (const DicomPeer& peer : peers_) {
+    if (peer.ae_title == title) return &peer;
+  }
+  return nullptr;
+}
+
 }  // namespace segrel::server

@@ -32,6 +32,8 @@ class DicomPeers {
 
   // The peer with `ae_title` (compared without surrounding spaces) calling from `address` (numeric IP), or null.
   const DicomPeer* Find(absl::string_view ae_title, absl::string_view address) const;
+  // The peer with `ae_title`, wherever it calls from, or null.
+  const DicomPeer* FindByTitle(absl::string_view ae_title) const;
   const std::vector<DicomPeer>& peers() const { return peers_; }
 
  private:

@@ -64,6 +64,9 @@ Metrics::Metrics()
                                              "C-STORE requests answered with a failure, by reason.", {"reason"})),
       dicom_studies(registry_.Counter("segrel_dicom_studies_total",
                                       "DICOM studies complete, by outcome (job, unrouted, waiting: offered again).",
+                                      {"outcome"})),
+      dicom_results(registry_.Counter("segrel_dicom_results_total",
+                                      "DICOM results sent back to the peer, by outcome (sent, retried, failed).",
                                       {"outcome"})) {
   // Series without labels exist from the start, so a scrape sees 0 rather than nothing.
   jobs_received.Add({}, 0);

@@ -24,6 +24,7 @@
 //   segrel_dicom_bytes_received_total              their bytes
 //   segrel_dicom_store_failures_total{reason}      C-STORE failures: out_of_resources, cannot_understand, failure
 //   segrel_dicom_studies_total{outcome}            complete studies: job, unrouted, waiting (offered again)
+//   segrel_dicom_results_total{outcome}            results sent back to the peer: sent, retried, failed
 #ifndef SEGREL_SERVER_METRICS_H_
 #define SEGREL_SERVER_METRICS_H_
 
@@ -69,6 +70,7 @@ class Metrics {
   MetricFamily& dicom_bytes;
   MetricFamily& dicom_store_failures;
   MetricFamily& dicom_studies;
+  MetricFamily& dicom_results;
 
   // Records a finished job's stage times and explanation telemetry from its summary (as written for the client).
   void RecordSummary(const std::string& model, const report::AnalysisSummary& summary);

@@ -74,8 +74,8 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
     DicomNodeOptions dicom = *options.dicom;
     dicom.limits = options.limits;
     dicom.retention = options.retention;
-    absl::StatusOr<std::unique_ptr<DicomNode>> node =
-        DicomNode::Start(std::move(dicom), server->models_.get(), server->jobs_.get(), &server->metrics_);
+    absl::StatusOr<std::unique_ptr<DicomNode>> node = DicomNode::Start(
+        std::move(dicom), server->models_.get(), server->jobs_.get(), &server->metrics_, server->audit_.get());
     if (!node.ok()) return node.status();
     server->dicom_ = *std::move(node);
   }

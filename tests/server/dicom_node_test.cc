@@ -433,6 +433,7 @@ class DicomNodeTest : public ::testing::Test {
     dicom.routes = std::move(routes);
     dicom.study_quiet = study_quiet;
     dicom.retry = absl::Milliseconds(200);
+    dicom.result_backoff = result_backoff_;
     options.dicom = dicom;
     absl::StatusOr<std::unique_ptr<SegrelServer>> server = SegrelServer::Create(options);
     ASSERT_TRUE(server.ok()) << server.status();
@@ -461,6 +462,7 @@ class DicomNodeTest : public ::testing::Test {
     return {};
   }
 
+  std::vector<absl::Duration> result_backoff_;  // none: a failed delivery is not tried again
   std::string temp_;
   std::string bundle_;
   std::string audit_path_;
@@ -561,6 +563,30 @@ TEST_F(DicomNodeTest, AStudyReceivedButNotYetAJobBecomesOneInTheNextProcess) {
   const v1::JobStatus status = WatchWhenThere(id, "");
   EXPECT_EQ(status.state(), v1::DONE) << status.message();
   EXPECT_THAT(segrel::testing::ReadFile(audit_path_), HasSubstr("client=dicom:SENDER"));
+}
+
+TEST_F(DicomNodeTest, ResultsForAPeerThatIsDownAreTriedAgainThenGivenUp) {
+  result_backoff_ = {absl::Milliseconds(100), absl::Milliseconds(100)};
+  StartServer();  // the peer SENDER's own port (11112) has nobody listening
+  segrel::testing::WriteStudy(temp_ + "/study", /*t1_on_other_grid=*/false);
+  const std::vector<std::string> files = FilesUnder(temp_ + "/study");
+  Send(files);
+  const std::string id = ExpectedJobId(StudyUidOf(files[0]), files.size());
+  ASSERT_EQ(WatchWhenThere(id, "").state(), v1::DONE);
+  const auto counted = [this](const std::string& outcome) {
+    return server_testing::SeriesValue(server_->metrics().registry().Render(),
+                                       absl::StrCat("segrel_dicom_results_total{outcome=\"", outcome, "\"}"));
+  };
+  for (int wait = 0; wait < 100 && counted("failed") < 1; ++wait) usleep(50 * 1000);
+  EXPECT_EQ(counted("retried"), 2);
+  EXPECT_EQ(counted("failed"), 1);
+  EXPECT_EQ(counted("sent"), -1) << "nothing was sent";
+  const std::string out_dir = absl::StrCat(temp_, "/spool");
+  bool seg_kept = false;
+  for (const auto& entry : fs::recursive_directory_iterator(out_dir)) {
+    seg_kept = seg_kept || entry.path().filename() == "segmentation.dcm";
+  }
+  EXPECT_TRUE(seg_kept) << "the results stay in the spool";
 }
 
 TEST(DicomReceiver, OptionsOutOfRangeAreNamed) {

@@ -3,7 +3,8 @@
 configuration (Orthanc binds every interface; the test only ever talks to 127.0.0.1) and stopped by its PID. A
 three-series MR study (written here with pydicom from the fixture volumes) is uploaded to Orthanc over its REST API
 and pushed to segrel (POST /modalities/segrel/store); segrel's job for it must give what `segrel analyze --study`
-gives on the same files. Also C-ECHO from Orthanc to segrel.
+gives on the same files, and its DICOM SEG must come back to Orthanc in the same study. Also C-ECHO from Orthanc to
+segrel.
 
 Usage (ctest runs it): pacs_test.py SEGREL_SERVER SEGREL PROTO_DIR FIXTURE_DIR WORK_DIR
 """
@@ -196,6 +197,20 @@ class PacsTest(unittest.TestCase):
             reports.append(report)
         self.assertEqual(reports[0], reports[1])
         self.assertIn("segmentation.dcm", results)
+
+        # The DICOM SEG came back to Orthanc, filed with the study it segments.
+        seg = None
+        for _ in range(200):
+            series = self.orthanc.get(f"/studies/{study}/series")
+            seg = next((s for s in series if s["MainDicomTags"].get("Modality") == "SEG"), None)
+            if seg:
+                break
+            time.sleep(0.05)
+        self.assertIsNotNone(seg, "segrel sent its DICOM SEG back to the PACS")
+        instance = self.orthanc.get(f"/series/{seg['ID']}/instances")[0]
+        tags = self.orthanc.get(f"/instances/{instance['ID']}/simplified-tags")
+        self.assertEqual(tags["StudyInstanceUID"], self.study_uid)
+        self.assertEqual(tags["SOPClassUID"], "1.2.840.10008.5.1.4.1.1.66.4")  # Segmentation Storage
 
 
 if __name__ == "__main__":
