@@ -266,4 +266,16 @@ absl::StatusOr<v1::ListModelsResponse> SegrelClient::ListModels() {
   return response;
 }
 
+absl::StatusOr<v1::ListJobsResponse> SegrelClient::ListJobs(uint32_t limit) {
+  grpc::ClientContext context;
+  Authorize(context);
+  v1::ListJobsRequest request;
+  request.set_limit(limit);
+  v1::ListJobsResponse response;
+  if (absl::Status status = FromGrpcStatus(stub_->ListJobs(&context, request, &response)); !status.ok()) {
+    return status;
+  }
+  return response;
+}
+
 }  // namespace segrel::client

@@ -84,6 +84,8 @@ class SegrelClient {
   // Deletes an ended job's results on the server.
   absl::Status Delete(const std::string& job_id);
   absl::StatusOr<v1::ListModelsResponse> ListModels();
+  // The jobs this client may watch, newest first, at most `limit` (0: the server's default of 100).
+  absl::StatusOr<v1::ListJobsResponse> ListJobs(uint32_t limit = 0);
 
  private:
   void Authorize(grpc::ClientContext& context) const;

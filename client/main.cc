@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -63,6 +64,7 @@ std::string Usage() {
          "       segrel-client [--server HOST:PORT] cancel JOB\n"
          "       segrel-client [--server HOST:PORT] delete JOB   (an ended job's results, on the server)\n"
          "       segrel-client [--server HOST:PORT] models\n"
+         "       segrel-client [--server HOST:PORT] jobs   (the jobs you may watch, newest first)\n"
          "submit uploads the study, then (unless --no-wait) follows the job, writes its results into DIR (for --dicom\n"
          "also segmentation.dcm, a DICOM SEG) and prints the relevance per sequence. Options:\n" +
          segrel::cli::OptionsHelp(ClientOptions());
@@ -234,6 +236,17 @@ absl::Status ListModels(SegrelClient& client) {
   return absl::OkStatus();
 }
 
+// One line per job: "JOB STATE MODEL OWNER" (owner "-" when access is open).
+absl::Status ListJobs(SegrelClient& client) {
+  absl::StatusOr<v1::ListJobsResponse> jobs = client.ListJobs();
+  if (!jobs.ok()) return jobs.status();
+  for (const v1::JobEntry& job : jobs->jobs()) {
+    std::cout << job.status().job_id() << "  " << absl::AsciiStrToLower(v1::JobState_Name(job.status().state())) << "  "
+              << job.model() << "  " << (job.owner().empty() ? "-" : job.owner()) << "\n";
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Run(const std::vector<std::string>& words) {
   absl::StatusOr<CommandLine> arguments = CommandLine::Parse(words, ClientOptions());
   if (!arguments.ok()) return arguments.status();
@@ -255,6 +268,7 @@ absl::Status Run(const std::vector<std::string>& words) {
   };
   if (command == "submit") return Submit(client, *arguments);
   if (command == "models") return ListModels(client);
+  if (command == "jobs") return ListJobs(client);
   if (command == "watch") {
     absl::StatusOr<std::string> job = job_argument();
     if (!job.ok()) return job.status();

@@ -279,6 +279,14 @@ absl::Status JobManager::Delete(const std::string& id) {
   return RemoveTree(folder);
 }
 
+std::vector<std::shared_ptr<Job>> JobManager::Jobs() const {
+  absl::MutexLock lock(&mutex_);
+  std::vector<std::shared_ptr<Job>> jobs;
+  jobs.reserve(job_order_.size());
+  for (auto it = job_order_.rbegin(); it != job_order_.rend(); ++it) jobs.push_back(jobs_.at(*it));
+  return jobs;
+}
+
 std::optional<size_t> JobManager::QueuePosition(const Job& job) const { return queue_.Position(job); }
 
 std::shared_ptr<Job> JobManager::NextJob() {

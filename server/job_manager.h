@@ -117,6 +117,9 @@ class JobManager {
   // job has not ended.
   absl::Status Delete(const std::string& id);
 
+  // Every job known now (queued, running, ended and kept), newest first.
+  std::vector<std::shared_ptr<Job>> Jobs() const;
+
   // Jobs ahead of `job` in the queue (0: next), or nothing when it is not queued.
   std::optional<size_t> QueuePosition(const Job& job) const;
 

@@ -1,5 +1,6 @@
 #include "server/service.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <utility>
@@ -493,6 +494,12 @@ grpc::ServerUnaryReactor* SegrelServiceImpl::ListModels(grpc::CallbackServerCont
                                                                    &SegrelServiceImpl::ListBundles);
 }
 
+grpc::ServerUnaryReactor* SegrelServiceImpl::ListJobs(grpc::CallbackServerContext* context,
+                                                      const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
+  return ServeUnary<v1::ListJobsRequest, v1::ListJobsResponse>(*context, *request, *response,
+                                                               &SegrelServiceImpl::ListCallersJobs);
+}
+
 template <typename Request, typename Response>
 grpc::ServerUnaryReactor* SegrelServiceImpl::ServeUnary(
     grpc::CallbackServerContext& context, const grpc::ByteBuffer& raw_request, grpc::ByteBuffer& raw_response,
@@ -549,6 +556,23 @@ absl::Status SegrelServiceImpl::ListBundles(const grpc::ServerContextBase& conte
     info->set_default_composite(bundle.composite);
     info->set_license(bundle.license);
     info->set_reads_dicom(bundle.series_rules.has_value());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SegrelServiceImpl::ListCallersJobs(const grpc::ServerContextBase& context,
+                                                const v1::ListJobsRequest& request, v1::ListJobsResponse& response) {
+  absl::StatusOr<Caller> caller = options_.access.Admit(context, Right::kOwnJobs);
+  if (!caller.ok()) return caller.status();
+  const size_t limit = request.limit() == 0 ? 100 : std::min<size_t>(request.limit(), 1000);
+  for (const std::shared_ptr<Job>& job : jobs_->Jobs()) {
+    if (static_cast<size_t>(response.jobs_size()) >= limit) break;
+    if (!AccessControl::MayAccess(*caller, *job).ok()) continue;
+    v1::JobEntry* entry = response.add_jobs();
+    *entry->mutable_status() = StatusOf(*job);
+    entry->set_owner(job->spec().owner);
+    entry->set_model(absl::StrCat(job->spec().model_name, "@", job->spec().model_version));
+    entry->set_received_unix_micros(absl::ToUnixMicros(job->spec().received));
   }
   return absl::OkStatus();
 }

@@ -50,7 +50,8 @@ v1::JobStatus ToJobStatus(const Job& job, const Job::Snapshot& snapshot, std::op
 // that does not parse is INVALID_ARGUMENT rather than gRPC's bare UNIMPLEMENTED (or, in a stream, a silent end).
 using SegrelServiceBase = v1::Segrel::WithRawCallbackMethod_Submit<
     v1::Segrel::WithRawCallbackMethod_Watch<v1::Segrel::WithRawCallbackMethod_Cancel<
-        v1::Segrel::WithRawCallbackMethod_Delete<v1::Segrel::WithRawCallbackMethod_ListModels<v1::Segrel::Service>>>>>;
+        v1::Segrel::WithRawCallbackMethod_Delete<v1::Segrel::WithRawCallbackMethod_ListModels<
+            v1::Segrel::WithRawCallbackMethod_ListJobs<v1::Segrel::Service>>>>>>;
 
 // Thread-safe. `models`, `jobs` and `metrics` must outlive it.
 class SegrelServiceImpl final : public SegrelServiceBase {
@@ -69,6 +70,8 @@ class SegrelServiceImpl final : public SegrelServiceBase {
                                    grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
                                        grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
 
  private:
   friend class SubmitReactor;
@@ -86,6 +89,8 @@ class SegrelServiceImpl final : public SegrelServiceBase {
                          v1::DeleteResponse& response);
   absl::Status ListBundles(const grpc::ServerContextBase& context, const v1::ListModelsRequest& request,
                            v1::ListModelsResponse& response);
+  absl::Status ListCallersJobs(const grpc::ServerContextBase& context, const v1::ListJobsRequest& request,
+                               v1::ListJobsResponse& response);
 
   v1::JobStatus StatusOf(const Job& job) const;
   struct CallersJob {

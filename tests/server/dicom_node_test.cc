@@ -490,6 +490,10 @@ TEST_F(DicomNodeTest, AStudySentByCStoreBecomesAJobThatGivesWhatSegrelAnalyzeGiv
   EXPECT_EQ(RelevanceWithoutSeconds(temp_ + "/served"), RelevanceWithoutSeconds(temp_ + "/in_process"));
   EXPECT_TRUE(fs::exists(temp_ + "/served/segmentation.dcm"));
 
+  const v1::ListJobsResponse listed = client_->ListJobs().value();
+  ASSERT_EQ(listed.jobs_size(), 1);
+  EXPECT_EQ(listed.jobs(0).status().job_id(), id);
+  EXPECT_EQ(listed.jobs(0).owner(), "dicom:SENDER");
   const DicomNodeCounts counts = server_->dicom()->counts();
   EXPECT_EQ(counts.studies_completed, 1u);
   EXPECT_EQ(counts.studies_dispatched, 1u);

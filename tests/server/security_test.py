@@ -224,6 +224,16 @@ class SecurityTest(unittest.TestCase):
                          grpc.StatusCode.PERMISSION_DENIED)
         self.assertEqual(watch("alice")[-1].status.state, pb.DONE)
         self.assertEqual(watch("ops")[-1].status.state, pb.DONE, "all-jobs sees every client's jobs")
+        self.assertEqual(submit("bob", "bob-job").job_id, "bob-job")
+
+        def listed(name):
+            return [(entry.status.job_id, entry.owner) for entry in
+                    stub.ListJobs(pb.ListJobsRequest(), metadata=auth(name)).jobs]
+
+        self.assertEqual(listed("alice"), [("alice-job", "alice")], "a client lists its own jobs only")
+        self.assertEqual(listed("ops"), [("bob-job", "bob"), ("alice-job", "alice")], "all-jobs: every job, newest first")
+        self.assertEqual(code_of(lambda: listed("viewer")), grpc.StatusCode.PERMISSION_DENIED)
+        self.assertEqual(code_of(lambda: stub.ListJobs(pb.ListJobsRequest())), grpc.StatusCode.UNAUTHENTICATED)
 
         # segrel-client takes the token from the environment.
         environment = dict(os.environ, SEGREL_TOKEN=TOKENS["viewer"])
@@ -232,6 +242,8 @@ class SecurityTest(unittest.TestCase):
         self.assertEqual(run.returncode, 0, run.stderr)
         self.assertIn(MODEL, run.stdout)
         stub.Delete(pb.DeleteRequest(job_id="alice-job"), metadata=auth("alice"))
+        list(stub.Watch(pb.WatchRequest(job_id="bob-job", skip_results=True), metadata=auth("bob")))
+        stub.Delete(pb.DeleteRequest(job_id="bob-job"), metadata=auth("bob"))
         channel.close()
         code, rest = server.stop()
         self.assertEqual(code, 0, rest)

@@ -162,6 +162,26 @@ TEST_F(ServerTest, CancelAQueuedJob) {
   EXPECT_EQ(AuditLines("delivered").size(), 1u) << "b's results; a cancelled job delivers nothing";
 }
 
+TEST_F(ServerTest, ListJobsShowsEveryJobNewestFirstUpToTheLimit) {
+  StartServer();
+  server_->HoldQueue(true);
+  ASSERT_TRUE(client_->Submit(StudyOptions("older")).ok());
+  ASSERT_TRUE(client_->Submit(StudyOptions("newer")).ok());
+  absl::StatusOr<v1::ListJobsResponse> jobs = client_->ListJobs();
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  ASSERT_EQ(jobs->jobs_size(), 2);
+  EXPECT_EQ(jobs->jobs(0).status().job_id(), "newer");
+  EXPECT_EQ(jobs->jobs(1).status().job_id(), "older");
+  EXPECT_EQ(jobs->jobs(1).status().state(), v1::QUEUED);
+  EXPECT_EQ(jobs->jobs(1).status().queue_position(), 0u);
+  EXPECT_EQ(jobs->jobs(0).model(), absl::StrCat(kModel, "@0.0.1"));
+  EXPECT_EQ(jobs->jobs(0).owner(), "") << "access is open";
+  EXPECT_LE(jobs->jobs(1).received_unix_micros(), jobs->jobs(0).received_unix_micros());
+  EXPECT_EQ(client_->ListJobs(/*limit=*/1).value().jobs_size(), 1);
+  server_->HoldQueue(false);
+  EXPECT_EQ(client_->Watch("older", "").value().state(), v1::DONE);
+}
+
 TEST_F(ServerTest, WatchReportsQueuePositionThenStagesThenDone) {
   StartServer();
   server_->HoldQueue(true);
