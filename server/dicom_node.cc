@@ -147,6 +147,7 @@ absl::StatusOr<std::unique_ptr<DicomNode>> DicomNode::Start(DicomNodeOptions opt
   if (!receiver.ok()) return receiver.status();
   node->receiver_ = *std::move(receiver);
   node->RecoverIncoming();
+  node->ResumeDeliveries();
   node->sweeper_ = std::thread([self] { self->SweepUntilStopped(); });
   return node;
 }
@@ -321,6 +322,12 @@ void DicomNode::SendResultsWhenDone(const std::shared_ptr<Job>& job, const std::
   }
   job->AddObserver(observer);
   observer->OnJobChanged();  // it may have ended already
+}
+
+void DicomNode::ResumeDeliveries() {
+  for (const std::shared_ptr<Job>& job : jobs_->Jobs()) {
+    if (DeliveryState(*job) == "pending") SendResultsWhenDone(job, job->spec().owner.substr(6));  // after "dicom:"
+  }
 }
 
 void DicomNode::Forget(const JobObserver* observer) {

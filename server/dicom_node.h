@@ -96,6 +96,8 @@ class DicomNode {
   class ResultsWhenDone;
   void SendResultsWhenDone(const std::shared_ptr<Job>& job, const std::string& peer_ae_title);
   void Forget(const JobObserver* observer);
+  // At start: the done jobs of an earlier process whose results were neither sent nor given up are sent.
+  void ResumeDeliveries();
   // Notes which AE titles brought the study's first instance (kept in its folder, synced).
   void RememberOrigin(const ReceivedInstance& instance);
   // At start: the received studies an earlier process did not make jobs of are taken as complete now.

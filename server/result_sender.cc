@@ -3,8 +3,10 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <fstream>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "dcmtk/config/osconfig.h"  // first of DCMTK's headers
@@ -12,14 +14,26 @@
 #include "dcmtk/dcmdata/dcfilefo.h"
 #include "dcmtk/dcmdata/dcxfer.h"
 #include "dcmtk/dcmnet/scu.h"
+#include "server/durable_file.h"
 
 namespace segrel::server {
 namespace {
+
+constexpr char kDeliveryFile[] = ".delivery";  // in the job's output folder: "sent" or "failed"
+
+std::string DeliveryPath(const Job& job) { return absl::StrCat(job.spec().OutputDirectory(), "/", kDeliveryFile); }
 
 // C-STORE statuses that mean stored: success and the warnings (PS3.4 B.2.3).
 bool Stored(Uint16 status) { return status == 0x0000 || (status & 0xF000) == 0xB000; }
 
 }  // namespace
+
+std::string DeliveryState(const Job& job) {
+  if (!absl::StartsWith(job.spec().owner, "dicom:") || job.Get().state != JobState::kDone) return "";
+  std::ifstream file(DeliveryPath(job));
+  std::string state;
+  return file >> state ? state : "pending";
+}
 
 ResultSender::ResultSender(std::string calling_ae_title, std::vector<absl::Duration> backoff, Metrics* metrics,
                            AuditLog* audit)
@@ -110,6 +124,8 @@ void ResultSender::Run() {
     }
     const absl::Status sent = Attempt(due.delivery);
     if (sent.ok()) {
+      WriteFileDurably(DeliveryPath(*due.delivery.job), "sent\n")
+          .IgnoreError();  // else it is sent again after a restart
       metrics_->dicom_results.Add({"sent"});
       uint64_t bytes = 0;
       for (const std::string& file : due.delivery.files) {
@@ -123,6 +139,7 @@ void ResultSender::Run() {
       continue;
     }
     if (due.attempts >= backoff_.size()) {
+      WriteFileDurably(DeliveryPath(*due.delivery.job), "failed\n").IgnoreError();
       metrics_->dicom_results.Add({"failed"});
       continue;
     }

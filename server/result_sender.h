@@ -1,7 +1,8 @@
 // Sends the DICOM results of a job (its DICOM SEG) back to the peer whose study it analysed, by C-STORE, on a
 // thread of its own. A peer that cannot be reached, or that refuses an instance, is tried again after each of the
 // back-off times; after the last one the delivery has failed. Counted in segrel_dicom_results_total{outcome}
-// (sent, retried, failed) and, once sent, recorded on the audit trail as "delivered" (by dicom:PEER).
+// (sent, retried, failed) and, once sent, recorded on the audit trail as "delivered" (by dicom:PEER); the outcome
+// is kept with the job (DeliveryState).
 #ifndef SEGREL_SERVER_RESULT_SENDER_H_
 #define SEGREL_SERVER_RESULT_SENDER_H_
 
@@ -26,6 +27,11 @@ struct ResultDelivery {
   std::vector<std::string> files;  // the DICOM files to send (absolute paths)
   DicomPeer peer;
 };
+
+// Where a DICOM job's delivery stands: "sent" or "failed" (given up) once the sender has decided, kept in the job's
+// output folder (durably, so a restarted server does not send twice or forever); "pending" for a done job of the
+// DICOM node otherwise; "" for jobs without DICOM delivery (not done, or not from the DICOM node).
+std::string DeliveryState(const Job& job);
 
 // Thread-safe.
 class ResultSender {

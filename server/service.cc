@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/grpc_status.h"
+#include "server/result_sender.h"
 
 namespace segrel::server {
 namespace {
@@ -573,6 +574,7 @@ absl::Status SegrelServiceImpl::ListCallersJobs(const grpc::ServerContextBase& c
     entry->set_owner(job->spec().owner);
     entry->set_model(absl::StrCat(job->spec().model_name, "@", job->spec().model_version));
     entry->set_received_unix_micros(absl::ToUnixMicros(job->spec().received));
+    entry->set_delivery(DeliveryState(*job));
   }
   return absl::OkStatus();
 }

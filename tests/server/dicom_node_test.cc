@@ -569,9 +569,9 @@ TEST_F(DicomNodeTest, AStudyReceivedButNotYetAJobBecomesOneInTheNextProcess) {
   EXPECT_THAT(segrel::testing::ReadFile(audit_path_), HasSubstr("client=dicom:SENDER"));
 }
 
-TEST_F(DicomNodeTest, ResultsForAPeerThatIsDownAreTriedAgainThenGivenUp) {
-  result_backoff_ = {absl::Milliseconds(100), absl::Milliseconds(100)};
-  StartServer();  // the peer SENDER's own port (11112) has nobody listening
+TEST_F(DicomNodeTest, ResultsForAPeerThatIsDownAreTriedAgainAlsoAfterARestartThenGivenUp) {
+  result_backoff_ = {absl::Hours(1)};  // the first attempt fails; the next would be in an hour
+  StartServer();                       // the peer SENDER's own port (11112) has nobody listening
   segrel::testing::WriteStudy(temp_ + "/study", /*t1_on_other_grid=*/false);
   const std::vector<std::string> files = FilesUnder(temp_ + "/study");
   Send(files);
@@ -581,16 +581,34 @@ TEST_F(DicomNodeTest, ResultsForAPeerThatIsDownAreTriedAgainThenGivenUp) {
     return server_testing::SeriesValue(server_->metrics().registry().Render(),
                                        absl::StrCat("segrel_dicom_results_total{outcome=\"", outcome, "\"}"));
   };
+  const auto delivery = [this] { return client_->ListJobs().value().jobs(0).delivery(); };
+  for (int wait = 0; wait < 100 && counted("retried") < 1; ++wait) usleep(50 * 1000);
+  EXPECT_EQ(counted("retried"), 1);
+  EXPECT_EQ(delivery(), "pending");
+
+  // The next process takes the delivery up again: tried once more, then given up.
+  result_backoff_ = {absl::Milliseconds(100)};
+  client_.reset();
+  server_.reset();
+  StartServer();
   for (int wait = 0; wait < 100 && counted("failed") < 1; ++wait) usleep(50 * 1000);
-  EXPECT_EQ(counted("retried"), 2);
+  EXPECT_EQ(counted("retried"), 1);
   EXPECT_EQ(counted("failed"), 1);
   EXPECT_EQ(counted("sent"), -1) << "nothing was sent";
-  const std::string out_dir = absl::StrCat(temp_, "/spool");
+  EXPECT_EQ(delivery(), "failed");
   bool seg_kept = false;
-  for (const auto& entry : fs::recursive_directory_iterator(out_dir)) {
+  for (const auto& entry : fs::recursive_directory_iterator(temp_ + "/spool")) {
     seg_kept = seg_kept || entry.path().filename() == "segmentation.dcm";
   }
   EXPECT_TRUE(seg_kept) << "the results stay in the spool";
+
+  // Given up is final: a third process does not try again.
+  client_.reset();
+  server_.reset();
+  StartServer();
+  usleep(300 * 1000);
+  EXPECT_EQ(counted("retried"), -1);
+  EXPECT_EQ(delivery(), "failed");
 }
 
 TEST(DicomReceiver, OptionsOutOfRangeAreNamed) {

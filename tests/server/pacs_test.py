@@ -211,6 +211,13 @@ class PacsTest(unittest.TestCase):
         tags = self.orthanc.get(f"/instances/{instance['ID']}/simplified-tags")
         self.assertEqual(tags["StudyInstanceUID"], self.study_uid)
         self.assertEqual(tags["SOPClassUID"], "1.2.840.10008.5.1.4.1.1.66.4")  # Segmentation Storage
+        for _ in range(100):  # the sender records the delivery once Orthanc has answered
+            entry = next(e for e in self.server.stub.ListJobs(pb.ListJobsRequest()).jobs if e.status.job_id == job_id)
+            if entry.delivery == "sent":
+                break
+            time.sleep(0.05)
+        self.assertEqual(entry.delivery, "sent")
+        self.assertEqual(entry.owner, "dicom:ORTHANC")
 
 
 if __name__ == "__main__":
