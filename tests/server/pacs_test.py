@@ -12,13 +12,11 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
-import urllib.request
 
 import segrel_harness as harness
 
@@ -32,7 +30,6 @@ if ORTHANC is None:
 
 import nibabel  # noqa: E402  (after the skip: only this test needs them)
 import numpy  # noqa: E402
-import pydicom  # noqa: E402
 from pydicom.dataset import FileDataset, FileMetaDataset  # noqa: E402
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid  # noqa: E402
 
@@ -80,50 +77,6 @@ def write_study(folder):
     return study_uid
 
 
-class Orthanc:
-    """Orthanc on free ports, its database in `folder`, knowing segrel as modality "segrel"."""
-
-    def __init__(self, folder, segrel_port):
-        self.http_port, self.dicom_port = harness.free_port(), harness.free_port()
-        config = {"Name": "segrel-pacs-test", "StorageDirectory": os.path.join(folder, "db"),
-                  "IndexDirectory": os.path.join(folder, "db"), "HttpPort": self.http_port,
-                  "DicomPort": self.dicom_port, "DicomAet": "ORTHANC", "RemoteAccessAllowed": False,
-                  "AuthenticationEnabled": False, "Plugins": [], "DicomCheckCalledAet": False,
-                  "DicomModalities": {"segrel": ["SEGREL", "127.0.0.1", segrel_port]}}
-        path = os.path.join(folder, "orthanc.json")
-        with open(path, "w") as f:
-            json.dump(config, f)
-        self.log = open(os.path.join(folder, "orthanc.log"), "w")
-        self.process = subprocess.Popen([ORTHANC, path], stdout=self.log, stderr=subprocess.STDOUT)
-        for _ in range(200):
-            try:
-                self.get("/system")
-                return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("Orthanc did not start")
-
-    def url(self, path):
-        return f"http://127.0.0.1:{self.http_port}{path}"
-
-    def get(self, path):
-        with urllib.request.urlopen(self.url(path), timeout=30) as response:
-            return json.loads(response.read())
-
-    def post(self, path, body):
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        request = urllib.request.Request(self.url(path), data=data, method="POST")
-        with urllib.request.urlopen(request, timeout=120) as response:
-            text = response.read()
-            return json.loads(text) if text else None
-
-    def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=60)
-        self.log.close()
-
-
 class PacsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -140,7 +93,7 @@ class PacsTest(unittest.TestCase):
         cls.study_dir = os.path.join(cls.temp, "study")
         cls.study_uid = write_study(cls.study_dir)
         cls.segrel_dicom_port = harness.free_port()
-        cls.orthanc = Orthanc(cls.temp, cls.segrel_dicom_port)
+        cls.orthanc = harness.Orthanc(ORTHANC, cls.temp, cls.segrel_dicom_port)
         peers = os.path.join(cls.temp, "peers")
         with open(peers, "w") as f:
             f.write(f"ORTHANC 127.0.0.1 {cls.orthanc.dicom_port}\n")

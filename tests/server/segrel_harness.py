@@ -1,7 +1,9 @@
 """What the Python server tests share: stubs generated from proto/segrel/v1/segrel.proto with Debian's grpc_tools,
-the fixture study as Submit messages, Watch into a folder, and the real segrel-server binary as a child process."""
+the fixture study as Submit messages, Watch into a folder, the real segrel-server binary as a child process, and
+Orthanc as a PACS."""
 import atexit
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -11,6 +13,8 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
+import urllib.request
 import zlib
 
 MODEL = "unet-bn-test"
@@ -168,3 +172,49 @@ class ServerProcess:
             self.channel.close()
         self.process.kill()
         self.wait()
+
+
+class Orthanc:
+    """Orthanc (a real PACS) on free ports, its database in `folder`, knowing segrel's DICOM node on `segrel_port`
+    as modality "segrel" (and `modalities`, name -> [AE, host, port]). It binds every interface: talk to it on
+    127.0.0.1 only. Stopped by its PID."""
+
+    def __init__(self, binary, folder, segrel_port, modalities=None):
+        self.http_port, self.dicom_port = free_port(), free_port()
+        config = {"Name": "segrel-pacs-test", "StorageDirectory": os.path.join(folder, "db"),
+                  "IndexDirectory": os.path.join(folder, "db"), "HttpPort": self.http_port,
+                  "DicomPort": self.dicom_port, "DicomAet": "ORTHANC", "RemoteAccessAllowed": False,
+                  "AuthenticationEnabled": False, "Plugins": [], "DicomCheckCalledAet": False,
+                  "DicomModalities": {"segrel": ["SEGREL", "127.0.0.1", segrel_port], **(modalities or {})}}
+        path = os.path.join(folder, "orthanc.json")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        self.log = open(os.path.join(folder, "orthanc.log"), "w")
+        self.process = subprocess.Popen([binary, path], stdout=self.log, stderr=subprocess.STDOUT)
+        for _ in range(200):
+            try:
+                self.get("/system")
+                return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("Orthanc did not start")
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.http_port}{path}"
+
+    def get(self, path):
+        with urllib.request.urlopen(self.url(path), timeout=30) as response:
+            return json.loads(response.read())
+
+    def post(self, path, body):
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        request = urllib.request.Request(self.url(path), data=data, method="POST")
+        with urllib.request.urlopen(request, timeout=120) as response:
+            text = response.read()
+            return json.loads(text) if text else None
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=60)
+        self.log.close()
