@@ -167,6 +167,12 @@ void DicomNode::Stop() {
   if (receiver_ != nullptr) receiver_->Stop();
   collector_.reset();  // hands nothing more on
   if (sweeper_.joinable()) sweeper_.join();
+  {
+    // Jobs still running (the server lets them finish after this) must find no observer and no sender.
+    absl::MutexLock lock(&observers_mutex_);
+    observers_.clear();
+    delivering_ = false;
+  }
   sender_.reset();
 }
 
@@ -300,7 +306,7 @@ class DicomNode::ResultsWhenDone final : public JobObserver {
       for (const std::string& name : snapshot.results) {
         if (absl::EndsWith(name, ".dcm")) delivery.files.push_back(job->spec().OutputDirectory() + "/" + name);
       }
-      if (!delivery.files.empty()) node_->sender_->Send(std::move(delivery));
+      if (!delivery.files.empty()) node_->Deliver(std::move(delivery));
     }
     node_->Forget(this);
   }
@@ -328,6 +334,11 @@ void DicomNode::ResumeDeliveries() {
   for (const std::shared_ptr<Job>& job : jobs_->Jobs()) {
     if (DeliveryState(*job) == "pending") SendResultsWhenDone(job, job->spec().owner.substr(6));  // after "dicom:"
   }
+}
+
+void DicomNode::Deliver(ResultDelivery delivery) {
+  absl::MutexLock lock(&observers_mutex_);
+  if (delivering_) sender_->Send(std::move(delivery));
 }
 
 void DicomNode::Forget(const JobObserver* observer) {

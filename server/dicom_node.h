@@ -96,6 +96,8 @@ class DicomNode {
   class ResultsWhenDone;
   void SendResultsWhenDone(const std::shared_ptr<Job>& job, const std::string& peer_ae_title);
   void Forget(const JobObserver* observer);
+  // Hands `delivery` to the sender, unless the node has stopped.
+  void Deliver(ResultDelivery delivery);
   // At start: the done jobs of an earlier process whose results were neither sent nor given up are sent.
   void ResumeDeliveries();
   // Notes which AE titles brought the study's first instance (kept in its folder, synced).
@@ -113,6 +115,7 @@ class DicomNode {
   // Until their job ends: what sends each DICOM job's results back (held here; the job holds them weakly).
   absl::Mutex observers_mutex_;
   std::vector<std::shared_ptr<JobObserver>> observers_ ABSL_GUARDED_BY(observers_mutex_);
+  bool delivering_ ABSL_GUARDED_BY(observers_mutex_) = true;  // false once stopped: sender_ goes
   std::unique_ptr<DicomReceiver> receiver_;
   absl::Mutex origin_mutex_;  // one writer of a study's origin at a time
   mutable absl::Mutex mutex_;
