@@ -418,13 +418,7 @@ class DicomNodeTest : public ::testing::Test {
     options.spool_dir = temp_ + "/spool";
     options.min_free_bytes = 0;
     options.queue_capacity = queue_capacity;
-    // The audit trail where the log privacy test searches it (ctest sets SEGREL_TEST_LOG_DIR), else the test's folder.
-    const char* log_dir = std::getenv("SEGREL_TEST_LOG_DIR");
-    if (log_dir != nullptr) fs::create_directories(log_dir);
-    audit_path_ = log_dir == nullptr
-                      ? temp_ + "/audit.log"
-                      : absl::StrCat(log_dir, "/dicom_node_tests.",
-                                     ::testing::UnitTest::GetInstance()->current_test_info()->name(), ".audit.log");
+    audit_path_ = server_testing::TestAuditLogPath(temp_);
     if (server_ == nullptr && client_ == nullptr) fs::remove(audit_path_);  // an earlier run's
     options.audit_log = audit_path_;
     DicomNodeOptions dicom;

@@ -79,6 +79,16 @@ inline double SeriesValue(const std::string& exposition, const std::string& seri
   return -1;
 }
 
+// Where the current test's server writes its audit trail: into $SEGREL_TEST_LOG_DIR (ctest sets it), whose files
+// the log privacy test searches for the fixtures' patient data, as SUITE.TEST.audit.log; else `fallback_dir`.
+inline std::string TestAuditLogPath(const std::string& fallback_dir) {
+  const char* log_dir = std::getenv("SEGREL_TEST_LOG_DIR");
+  if (log_dir == nullptr) return fallback_dir + "/audit.log";
+  const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
+  fs::create_directories(log_dir);
+  return absl::StrCat(log_dir, "/", test->test_suite_name(), ".", test->name(), ".audit.log");
+}
+
 class ServerTest : public ::testing::Test {
  protected:
   void StartServer(size_t queue_capacity = 4, int workers = 1, UploadLimits limits = {},
@@ -105,15 +115,7 @@ class ServerTest : public ::testing::Test {
     client_ = std::make_unique<SegrelClient>(channel_);
   }
 
-  // Where the server's audit trail goes: into $SEGREL_TEST_LOG_DIR (ctest sets it), whose files the log privacy test
-  // searches for the fixtures' patient data, else the test's folder.
-  std::string AuditLogPath() const {
-    const char* log_dir = std::getenv("SEGREL_TEST_LOG_DIR");
-    if (log_dir == nullptr) return temp_ + "/audit.log";
-    const ::testing::TestInfo* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    fs::create_directories(log_dir);
-    return absl::StrCat(log_dir, "/server_tests.", test->name(), ".audit.log");
-  }
+  std::string AuditLogPath() const { return TestAuditLogPath(temp_); }
 
   // The audit lines whose event is `event`, without their time stamps.
   std::vector<std::string> AuditLines(const std::string& event) const {
