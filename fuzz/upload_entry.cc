@@ -141,12 +141,6 @@ uint64_t DeclaredBytes(const v1::JobMetadata& metadata) {
   return total;
 }
 
-std::string Sha256Of(absl::string_view bytes) {
-  proto::Sha256 hash;
-  hash.Update(bytes);
-  return hash.HexDigest();
-}
-
 v1::SubmitRequest ChunkMessage(uint32_t file_index, uint64_t offset, absl::string_view data) {
   v1::SubmitRequest request;
   v1::Chunk& chunk = *request.mutable_chunk();
@@ -209,7 +203,7 @@ void Synthesise(const std::vector<absl::string_view>& pieces, std::vector<v1::Su
   if (tweaks & kTweakReversed) std::reverse(sources.begin(), sources.end());
   for (Source& source : sources) {
     source.file.set_size_bytes(source.bytes.size());
-    source.file.set_sha256(Sha256Of(source.bytes));
+    source.file.set_sha256(proto::Sha256Of(source.bytes));
     if (source.file.name() == "T1" && (tweaks & kTweakHugeSize)) source.file.set_size_bytes(uint64_t{1} << 63);
     if (source.file.name() == "T2" && (tweaks & kTweakLongerSize)) source.file.set_size_bytes(source.bytes.size() + 1);
     if (source.file.name() == "FLAIR" && (tweaks & kTweakUpperCaseSha)) {

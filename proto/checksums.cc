@@ -46,6 +46,12 @@ std::string Sha256::HexDigest() {
   return hex;
 }
 
+std::string Sha256Of(absl::string_view bytes) {
+  Sha256 hash;
+  hash.Update(bytes);
+  return hash.HexDigest();
+}
+
 std::string Sha256OfFile(const std::string& path) {
   std::ifstream file(path, std::ios::binary);
   if (!file) return "";

@@ -31,6 +31,9 @@ class Sha256 {
   std::unique_ptr<State> state_;
 };
 
+// The SHA-256 of `bytes` as 64 lower-case hex digits.
+std::string Sha256Of(absl::string_view bytes);
+
 // The SHA-256 of a whole file as 64 lower-case hex digits, or "" when the file cannot be read.
 std::string Sha256OfFile(const std::string& path);
 

@@ -15,11 +15,7 @@ namespace {
 
 constexpr uint32_t kAllRights = 15;
 
-std::string TokenDigest(absl::string_view token) {
-  proto::Sha256 hash;
-  hash.Update(token);
-  return hash.HexDigest();
-}
+std::string TokenDigest(absl::string_view token) { return proto::Sha256Of(token); }
 
 absl::StatusOr<uint32_t> ParseRights(absl::string_view text) {
   uint32_t rights = 0;

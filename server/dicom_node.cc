@@ -30,12 +30,6 @@ namespace fs = std::filesystem;
 // In a received study's folder: "CALLED CALLING", the AE titles of the association that brought its first instance.
 constexpr char kOriginFile[] = ".origin";
 
-std::string Sha256Hex(absl::string_view text) {
-  proto::Sha256 hash;
-  hash.Update(text);
-  return hash.HexDigest();
-}
-
 // The files of a received study, in name order: STUDY/SERIES/INSTANCE.dcm.
 std::vector<fs::path> StudyFiles(const std::string& folder) {
   std::vector<fs::path> files;
@@ -249,7 +243,7 @@ void DicomNode::OnComplete(const CollectedStudy& study) {
 absl::Status DicomNode::Dispatch(const CollectedStudy& study, const model::Bundle& bundle) {
   const std::string folder = store_->StudyFolder(study.study_uid);
   const std::vector<fs::path> files = StudyFiles(folder);
-  const std::string id = absl::StrCat("dicom-", Sha256Hex(study.study_uid).substr(0, 16), "-", files.size());
+  const std::string id = absl::StrCat("dicom-", proto::Sha256Of(study.study_uid).substr(0, 16), "-", files.size());
   if (jobs_->Find(id) != nullptr) return absl::OkStatus();  // this study, as it is, is a job already
   uint64_t bytes = 0;
   for (const fs::path& file : files) {
@@ -266,7 +260,7 @@ absl::Status DicomNode::Dispatch(const CollectedStudy& study, const model::Bundl
   spec.owner = absl::StrCat("dicom:", study.calling_ae_title);
   spec.dicom_dir = spec.InputDirectory() + "/dicom";
   spec.bytes = bytes;
-  spec.fingerprint = Sha256Hex(absl::StrCat(study.study_uid, "\n", files.size(), "\n", bundle.name));
+  spec.fingerprint = proto::Sha256Of(absl::StrCat(study.study_uid, "\n", files.size(), "\n", bundle.name));
   // The job's own names for the files (links: the received study stays for instances that come later).
   std::error_code error;
   fs::create_directories(spec.dicom_dir, error);

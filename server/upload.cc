@@ -143,9 +143,7 @@ std::string Fingerprint(const v1::JobMetadata& metadata) {
   for (v1::UploadFile& file : *copy.mutable_files()) file.set_sha256(absl::AsciiStrToLower(file.sha256()));
   std::string bytes;
   copy.SerializeToString(&bytes);
-  proto::Sha256 hash;
-  hash.Update(bytes);
-  return hash.HexDigest();
+  return proto::Sha256Of(bytes);
 }
 
 absl::StatusOr<std::unique_ptr<Upload>> Upload::Start(const v1::JobMetadata& metadata, const ModelRepository& models,
