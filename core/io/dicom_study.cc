@@ -82,6 +82,7 @@ absl::StatusOr<AssembledStudy> AssembleStudy(const DicomFolder& folder, const Se
     assembled.study.names.push_back(names[s]);
     assembled.study.volumes.push_back(std::move(on_grid));
     assembled.sequences.push_back(std::move(report));
+    assembled.series.push_back(series.info);
   }
   return assembled;
 }

@@ -29,6 +29,7 @@ struct AssembledStudy {
   Study study;                               // sequences in the order asked for, all on the reference grid
   std::string reference;                     // the reference sequence
   DicomSeriesInfo reference_series;          // the series it came from: what a DICOM SEG of the result references
+  std::vector<DicomSeriesInfo> series;       // the series of each sequence, in the same order
   std::vector<AssembledSequence> sequences;  // in the same order
 };
 

@@ -13,11 +13,13 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/analysis/components.h"
 #include "core/common/files.h"
 #include "core/common/status_macros.h"
 #include "core/common/torch_status.h"
 #include "core/graph/torchscript_importer.h"
 #include "core/io/dicom_seg.h"
+#include "core/io/dicom_sr.h"
 #include "core/io/dicom_study.h"
 #include "core/io/nifti.h"
 #include "core/lrp/composite.h"
@@ -131,6 +133,7 @@ absl::Status ReadStudy(const AnalysisRequest& request, const std::optional<model
     result.study = std::move(assembled.study);
     result.assembly = io::DescribeAssembly(assembled);
     result.reference_series = std::move(assembled.reference_series);
+    result.source_series = std::move(assembled.series);
     return absl::OkStatus();
   }
   std::vector<io::SequenceFile> files = request.inputs;
@@ -212,6 +215,74 @@ report::ReportContext DescribeAnalysis(const AnalysisRequest& request, const std
   return context;
 }
 
+// The SR's region for the classes `segments` (the combined map when all foreground classes are given).
+io::ExplainedRegion ExplainedRegionOf(const AnalysisResult& result, const std::vector<uint16_t>& segments) {
+  io::ExplainedRegion region;
+  region.segments = segments;
+  const at::Tensor& labels = result.explanation.segmentation;
+  at::Tensor in_segments = at::zeros_like(labels, at::kBool);
+  for (const uint16_t segment : segments) in_segments |= labels == segment;
+  region.voxels = in_segments.sum().item<int64_t>();
+  region.lesions = analysis::ConnectedComponents(in_segments).count;
+  if (segments.size() == 1) {
+    const report::ClassSummary& summary = result.summary.classes.at(segments.front());
+    region.name = summary.name.empty() ? absl::StrCat("class ", summary.index) : summary.name;
+    region.explained_voxels = summary.region_voxels;
+    region.shares = summary.relevance.shares;
+    region.raw = summary.relevance.raw;
+  } else {
+    region.name = "all classes";
+  }
+  return region;
+}
+
+// The SR's content: each foreground class, then (with several) all of them; the combined map M, which also
+// holds the background's relevance, is the last region and carries the Dice coefficient.
+io::RelevanceReportContent RelevanceReportContentOf(const AnalysisResult& result) {
+  const report::AnalysisSummary& summary = result.summary;
+  io::RelevanceReportContent content;
+  content.model = summary.model;
+  content.model_version = summary.model_version;
+  content.composite = summary.composite;
+  content.seed = summary.seed;
+  content.tau = summary.tau;
+  content.region_kind = summary.regions;
+  content.sequences = summary.sequences;
+  content.series = result.source_series;
+  std::vector<uint16_t> foreground;
+  for (size_t c = 1; c < summary.classes.size(); ++c) {
+    foreground.push_back(static_cast<uint16_t>(c));
+    content.regions.push_back(ExplainedRegionOf(result, {static_cast<uint16_t>(c)}));
+  }
+  io::ExplainedRegion combined = ExplainedRegionOf(result, foreground);
+  combined.name = "all classes";
+  combined.shares = summary.relevance.shares;
+  combined.raw = summary.relevance.raw;
+  combined.explained_voxels = 0;
+  for (const report::ClassSummary& class_summary : summary.classes) {
+    combined.explained_voxels += class_summary.region_voxels;
+  }
+  combined.dice = summary.dice;
+  content.regions.push_back(std::move(combined));
+  return content;
+}
+
+// A DICOM study's results for PACS: segmentation.dcm, a DICOM SEG on the reference series, and
+// relevance_report.dcm, the TID 1500 structured report of the relevance; adds their names.
+absl::Status WriteDicomResults(const AnalysisResult& result, const std::string& out_dir,
+                               std::vector<std::string>& written) {
+  io::DicomSegOptions seg_options;
+  seg_options.algorithm_name = absl::StrCat("segrel ", result.summary.model, " ", result.summary.model_version);
+  const std::string seg_path = out_dir + "/segmentation.dcm";
+  SEGREL_RETURN_IF_ERROR(io::WriteDicomSeg(seg_path, result.explanation.segmentation, result.class_names,
+                                           *result.reference_series, seg_options));
+  written.push_back("segmentation.dcm");
+  SEGREL_RETURN_IF_ERROR(
+      io::WriteDicomRelevanceReport(out_dir + "/relevance_report.dcm", RelevanceReportContentOf(result), seg_path));
+  written.push_back("relevance_report.dcm");
+  return absl::OkStatus();
+}
+
 // segmentation.nii.gz, for DICOM studies segmentation.dcm, with `maps` relevance_<NAME>.nii.gz; adds their names.
 absl::Status WriteVolumes(const AnalysisResult& result, const std::string& out_dir, bool maps,
                           std::vector<std::string>& written) {
@@ -219,14 +290,7 @@ absl::Status WriteVolumes(const AnalysisResult& result, const std::string& out_d
   SEGREL_RETURN_IF_ERROR(io::WriteNifti(out_dir + "/segmentation.nii.gz", result.explanation.segmentation,
                                         io::NiftiDataType::kUInt8, grid));
   written.push_back("segmentation.nii.gz");
-  if (result.reference_series) {
-    // A DICOM study: the segmentation also as DICOM SEG, referencing the series whose grid it is on, for PACS.
-    io::DicomSegOptions seg_options;
-    seg_options.algorithm_name = absl::StrCat("segrel ", result.summary.model, " ", result.summary.model_version);
-    SEGREL_RETURN_IF_ERROR(io::WriteDicomSeg(out_dir + "/segmentation.dcm", result.explanation.segmentation,
-                                             result.class_names, *result.reference_series, seg_options));
-    written.push_back("segmentation.dcm");
-  }
+  if (result.reference_series) SEGREL_RETURN_IF_ERROR(WriteDicomResults(result, out_dir, written));
   if (maps) {
     for (size_t s = 0; s < result.study.names.size(); ++s) {
       const std::string name = absl::StrCat("relevance_", result.study.names[s], ".nii.gz");

@@ -53,6 +53,7 @@ struct AnalysisResult {
   io::Study study;                    // as read (before normalisation): the grid outputs are written on
   std::vector<std::string> assembly;  // DICOM studies: which series became which sequence, what was resampled
   std::optional<io::DicomSeriesInfo> reference_series;  // DICOM studies: the reference sequence's series
+  std::vector<io::DicomSeriesInfo> source_series;       // DICOM studies: each sequence's series, channel order
   at::Tensor input;                                     // the network input [1, C, i, j, k]: the study normalised
   analysis::Explanation explanation;
   report::AnalysisSummary summary;  // what the analysis found, as relevance.json reports it (computed once)
