@@ -19,6 +19,7 @@
 #include "dcmtk/dcmdata/dcdeftag.h"
 #include "dcmtk/dcmdata/dcfilefo.h"
 #include "dcmtk/dcmdata/dcuid.h"
+#include "dcmtk/dcmnet/dcmtrans.h"
 #include "dcmtk/dcmnet/diutil.h"
 #include "dcmtk/dcmnet/scppool.h"
 #include "dcmtk/dcmnet/scpthrd.h"
@@ -245,6 +246,10 @@ absl::StatusOr<std::unique_ptr<DicomReceiver>> DicomReceiver::Start(DicomReceive
     return absl::InvalidArgumentError("the DICOM timeouts must be at least 1 s");
   }
   if (absl::Status ready = io::dicom::InitDicom(); !ready.ok()) return ready;
+  // DCMTK waits for the rest of a PDU that has begun (an association request, a data set fragment) as long as its
+  // socket receive timeout says, 60 s by default and not the ACSE timeout: a caller that sends half a request would
+  // hold one of the association slots that long. The ACSE timeout bounds it instead (a process-wide DCMTK setting).
+  dcmSocketReceiveTimeout.set(static_cast<Sint32>(absl::ToInt64Seconds(options.acse_timeout)));
   if (!PortIsFree(options.port)) {
     return absl::UnavailableError(absl::StrCat("cannot listen for DICOM on port ", options.port, ": in use"));
   }

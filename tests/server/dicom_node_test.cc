@@ -1,7 +1,7 @@
 // segrel's DICOM node, receiving side: the peers file, the instance store, and the receiver against DCMTK's own SCU
 // on loopback: C-ECHO, C-STORE committed before success and stored once, unknown callers and hosts rejected at
 // association, unsupported SOP classes refused, an instance that cannot be stored answered and the association
-// going on, the association limit, a full disk, and Stop.
+// going on, the association limit, a full disk, an association aborted mid-study, PDUs cut short, and Stop.
 #include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -17,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -157,10 +158,105 @@ class Caller {
     return status;
   }
   void Release() { scu_.releaseAssociation(); }
+  // A-ABORT: the sender gives up in the middle, as a PACS that is stopped or loses the network does.
+  void Abort() { scu_.abortAssociation(); }
 
  private:
   DcmSCU scu_;
 };
+
+// A caller that speaks the upper layer protocol (PS3.8) byte by byte over a plain socket, so that a test can stop
+// in the middle of a PDU, as a sender whose connection breaks does.
+class RawCaller {
+ public:
+  explicit RawCaller(int port) : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+  }
+  ~RawCaller() { close(fd_); }
+  RawCaller(const RawCaller&) = delete;
+  RawCaller& operator=(const RawCaller&) = delete;
+
+  bool Send(const std::string& bytes) {
+    return connected_ && write(fd_, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size());
+  }
+  // The type of the PDU the node answers with (2: A-ASSOCIATE-AC), after reading all of it; -1 on end of stream.
+  int ReadPduType() {
+    unsigned char header[6];
+    if (!ReadExactly(header, sizeof(header))) return -1;
+    const uint32_t length = (uint32_t{header[2]} << 24) | (uint32_t{header[3]} << 16) | (header[4] << 8) | header[5];
+    std::string body(length, '\0');
+    if (!ReadExactly(body.data(), length)) return -1;
+    return header[0];
+  }
+  // A-ASSOCIATE-RQ from SENDER to SEGREL with presentation context 1: MR Image Storage in explicit little endian.
+  static std::string AssociateRequest() {
+    std::string items = Item(0x10, "1.2.840.10008.3.1.1.1");
+    items += Item(0x20, std::string("\x01\0\0\0", 4) + Item(0x30, UID_MRImageStorage) +
+                            Item(0x40, UID_LittleEndianExplicitTransferSyntax));
+    items += Item(0x50, Item(0x51, BigEndian(16384, 4)) + Item(0x52, "1.2.826.0.1.3680043.8.498.1"));
+    std::string body =
+        BigEndian(1, 2) + std::string(2, '\0') + Padded("SEGREL") + Padded("SENDER") + std::string(32, '\0') + items;
+    return std::string("\x01\0", 2) + BigEndian(body.size(), 4) + body;
+  }
+  // A P-DATA-TF PDU holding one PDV of presentation context 1: a command or data set fragment. `declared` is the
+  // length its headers give (the fragment's own when 0): longer than the fragment, the PDU is cut short.
+  static std::string DataPdu(const std::string& fragment, bool command, bool last, size_t declared = 0) {
+    const size_t length = declared == 0 ? fragment.size() : declared;
+    const char control = static_cast<char>((command ? 1 : 0) | (last ? 2 : 0));
+    return std::string("\x04\0", 2) + BigEndian(length + 6, 4) + BigEndian(length + 2, 4) + '\x01' + control + fragment;
+  }
+
+ private:
+  static std::string BigEndian(uint64_t value, int bytes) {
+    std::string out;
+    for (int b = bytes - 1; b >= 0; --b) out += static_cast<char>((value >> (8 * b)) & 0xFF);
+    return out;
+  }
+  static std::string Item(int type, const std::string& value) {
+    return std::string(1, static_cast<char>(type)) + '\0' + BigEndian(value.size(), 2) + value;
+  }
+  static std::string Padded(const std::string& ae_title) { return ae_title + std::string(16 - ae_title.size(), ' '); }
+  bool ReadExactly(void* out, size_t length) {
+    auto* bytes = static_cast<char*>(out);
+    for (size_t done = 0; done < length;) {
+      const ssize_t got = read(fd_, bytes + done, length - done);
+      if (got <= 0) return false;
+      done += static_cast<size_t>(got);
+    }
+    return true;
+  }
+
+  int fd_;
+  bool connected_ = false;
+};
+
+// `dataset` encoded in `syntax` without a file meta header, as it travels in P-DATA.
+std::string Encoded(DcmDataset& dataset, E_TransferSyntax syntax, E_GrpLenEncoding group_length,
+                    const std::string& scratch) {
+  EXPECT_TRUE(dataset.saveFile(scratch.c_str(), syntax, EET_ExplicitLength, group_length).good());
+  std::ifstream in(scratch, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// The C-STORE-RQ command set for the instance in `file`, encoded (commands are always implicit little endian).
+std::string StoreCommand(const std::string& file, const std::string& scratch) {
+  DcmFileFormat instance;
+  EXPECT_TRUE(instance.loadFile(file.c_str()).good());
+  OFString uid;
+  instance.getDataset()->findAndGetOFString(DCM_SOPInstanceUID, uid);
+  DcmDataset command;
+  command.putAndInsertString(DCM_AffectedSOPClassUID, UID_MRImageStorage);
+  command.putAndInsertUint16(DCM_CommandField, 0x0001);  // C-STORE-RQ
+  command.putAndInsertUint16(DCM_MessageID, 1);
+  command.putAndInsertUint16(DCM_Priority, 0);
+  command.putAndInsertUint16(DCM_CommandDataSetType, 0x0000);  // a data set follows
+  command.putAndInsertString(DCM_AffectedSOPInstanceUID, uid.c_str());
+  return Encoded(command, EXS_LittleEndianImplicit, EGL_withGL, scratch);  // with (0000,0000), as PS3.7 requires
+}
 
 // A slice of MR Image Storage of `study`/`series`, 64 x 64 pixels.
 std::string Slice(const std::string& dir, const std::string& study, const std::string& series, int number) {
@@ -361,6 +457,91 @@ TEST_F(DicomReceiverTest, AFullDiskIsOutOfResourcesAndLeavesNoPartialFile) {
   EXPECT_EQ(static_cast<int>(Received().size()), stored) << "only what was stored was reported";
   EXPECT_TRUE(fs::is_empty(store_root_ + "/.partial")) << "nothing half-written";
   receiver_.reset();
+}
+
+TEST_F(DicomReceiverTest, AnAssociationAbortedMidStudyKeepsWhatWasStoredAndTheNodeGoesOn) {
+  Start();
+  const std::string study = segrel::testing::NewDicomUid();
+  const std::string series = segrel::testing::NewDicomUid();
+  std::vector<std::string> files;
+  for (int n = 1; n <= 3; ++n) files.push_back(Slice(dir_, study, series, n));
+  Caller sender(receiver_->port(), "SENDER", {UID_MRImageStorage});
+  ASSERT_TRUE(sender.Associate());
+  EXPECT_EQ(sender.Store(files[0]), STATUS_Success);
+  EXPECT_EQ(sender.Store(files[1]), STATUS_Success);
+  sender.Abort();
+  const std::string series_dir = absl::StrCat(store_root_, "/", study, "/", series);
+  EXPECT_EQ(std::distance(fs::directory_iterator(series_dir), fs::directory_iterator()), 2)
+      << "what was acknowledged stays";
+  // The sender starts again, as a PACS retrying the study does: the repeated instance is stored once.
+  bool again = false;
+  for (int attempt = 0; attempt < 50 && !again; ++attempt) {  // the aborted worker frees its slot shortly
+    Caller retry(receiver_->port(), "SENDER", {UID_MRImageStorage});
+    again = retry.Associate();
+    if (!again) {
+      usleep(100 * 1000);
+      continue;
+    }
+    EXPECT_EQ(retry.Store(files[1]), STATUS_Success);
+    EXPECT_EQ(retry.Store(files[2]), STATUS_Success);
+    retry.Release();
+  }
+  ASSERT_TRUE(again);
+  EXPECT_EQ(std::distance(fs::directory_iterator(series_dir), fs::directory_iterator()), 3);
+  const std::vector<ReceivedInstance> received = Received();
+  ASSERT_EQ(received.size(), 4u);
+  EXPECT_TRUE(received[2].duplicate);
+  EXPECT_TRUE(fs::is_empty(store_root_ + "/.partial"));
+}
+
+TEST_F(DicomReceiverTest, APduCutShortStoresNothingAndTheNodeGoesOn) {
+  Start();
+  const std::string file = Slice(dir_, segrel::testing::NewDicomUid(), segrel::testing::NewDicomUid(), 1);
+  DcmFileFormat instance;
+  ASSERT_TRUE(instance.loadFile(file.c_str()).good());
+  const std::string data = Encoded(*instance.getDataset(), EXS_LittleEndianExplicit, EGL_recalcGL, dir_ + "/data.bin");
+  const std::string command = StoreCommand(file, dir_ + "/command.bin");
+  {
+    // The association request itself cut short while the connection stays open: the node gives up on it after
+    // the ACSE timeout (5 s here), not DCMTK's 60 s socket timeout.
+    RawCaller cut(receiver_->port());
+    EXPECT_TRUE(cut.Send(RawCaller::AssociateRequest().substr(0, 40)));
+    const absl::Time sent = absl::Now();
+    EXPECT_EQ(cut.ReadPduType(), -1);
+    EXPECT_LT(absl::Now() - sent, absl::Seconds(20)) << "the slot was held for DCMTK's socket timeout";
+    // Garbage that is no PDU at all.
+    RawCaller garbage(receiver_->port());
+    EXPECT_TRUE(garbage.Send(std::string(64, '\x7f')));
+    const int answer = garbage.ReadPduType();
+    EXPECT_TRUE(answer == -1 || answer == 7)
+        << "a stream that is no DICOM is closed or aborted, not answered: " << answer;
+  }
+  {
+    // An accepted association whose C-STORE data set stops halfway through its PDU.
+    RawCaller sender(receiver_->port());
+    ASSERT_TRUE(sender.Send(RawCaller::AssociateRequest()));
+    ASSERT_EQ(sender.ReadPduType(), 2) << "A-ASSOCIATE-AC";
+    ASSERT_TRUE(sender.Send(RawCaller::DataPdu(command, /*command=*/true, /*last=*/true)));
+    ASSERT_TRUE(sender.Send(
+        RawCaller::DataPdu(data.substr(0, data.size() / 2), /*command=*/false, /*last=*/true, data.size())));
+  }  // the connection closes here, mid-PDU
+  // The node goes on serving, stored nothing and left nothing behind.
+  bool served = false;
+  for (int attempt = 0; attempt < 50 && !served; ++attempt) {
+    Caller next(receiver_->port(), "SENDER", {UID_VerificationSOPClass, UID_MRImageStorage});
+    served = next.Associate();
+    if (!served) {
+      usleep(100 * 1000);
+      continue;
+    }
+    EXPECT_TRUE(next.Echo());
+    EXPECT_EQ(next.Store(Slice(dir_, segrel::testing::NewDicomUid(), segrel::testing::NewDicomUid(), 2)),
+              STATUS_Success);
+    next.Release();
+  }
+  ASSERT_TRUE(served);
+  ASSERT_EQ(Received().size(), 1u) << "only the whole instance sent afterwards";
+  EXPECT_TRUE(fs::is_empty(store_root_ + "/.partial")) << "nothing half-written";
 }
 
 TEST_F(DicomReceiverTest, StopEndsListeningAndLaterCallersFindNobody) {
