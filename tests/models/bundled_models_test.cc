@@ -14,9 +14,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/str_cat.h"
+
 #include "core/analysis/sliding_window.h"
 #include "core/graph/torchscript_importer.h"
 #include "core/io/nifti.h"
+#include "core/io/series_rules.h"
 #include "core/io/study.h"
 #include "core/model/bundle.h"
 #include "core/volume/normalisation.h"
@@ -102,6 +105,46 @@ TEST(BundledModels, MsFlair4ReproducesThePythonSegmentationAndDiceOfHeldOutPatie
   EXPECT_NEAR(dice, RecordedDice("ms-flair4", "patient19"), 1e-3);
   // A floor well below the recorded 0.41 (two training patients with little lesion load; patient 19 has much more).
   EXPECT_GT(dice, 0.3) << "the bundled model no longer segments lesions";
+}
+
+// ms-flair4's series rules map a brain MS protocol as scanners name its series, and leave out what is not one of
+// the four sequences (localisers, derived maps).
+TEST(BundledModels, MsFlair4SeriesRulesMapTypicalProtocols) {
+  const absl::StatusOr<model::Bundle> bundle = model::ReadBundle(kRepo + "/models/ms-flair4");
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  ASSERT_TRUE(bundle->series_rules.has_value());
+  auto series = [](int64_t number, const std::string& description, std::vector<std::string> image_type) {
+    io::DicomSeriesInfo info;
+    info.series_number = number;
+    info.series_description = description;
+    info.image_type = std::move(image_type);
+    return info;
+  };
+  const std::vector<std::string> original = {"ORIGINAL", "PRIMARY", "M", "ND"};
+  const std::vector<std::vector<io::DicomSeriesInfo>> protocols = {
+      // The bundled study as tools/dicom/nifti_to_dicom.py writes it (Siemens-like).
+      {series(1, "t1_mprage_sag_iso", original), series(2, "t1_mprage_sag_iso_post_gd", original),
+       series(3, "t2_tse_tra", original), series(4, "t2_flair_sag_iso", original)},
+      // Siemens dark-fluid FLAIR, a localiser and a derived MPR that must not be taken.
+      {series(1, "localizer", original), series(2, "t2_tirm_tra_dark-fluid", original),
+       series(3, "t2_tse_tra_320", original), series(4, "t1_mprage_sag", original),
+       series(5, "t1_mprage_sag_MPR_tra", {"DERIVED", "SECONDARY", "MPR"}),
+       series(6, "t1_mprage_sag_KM_post", original)},
+      // GE- and Philips-like names.
+      {series(2, "Ax T2 FRFSE", original), series(3, "Sag CUBE FLAIR", original),
+       series(4, "Sag 3D T1 BRAVO", original), series(5, "Sag 3D T1 BRAVO +C", original)},
+  };
+  const std::vector<std::vector<size_t>> expected = {{0, 1, 2, 3}, {3, 5, 2, 1}, {2, 3, 0, 1}};  // T1 T1POST T2 FLAIR
+  for (size_t p = 0; p < protocols.size(); ++p) {
+    SCOPED_TRACE(absl::StrCat("protocol ", p));
+    const io::SequenceMapping mapping = io::MapSeries(*bundle->series_rules, protocols[p]);
+    ASSERT_TRUE(mapping.Complete()) << io::CheckMapping(mapping, *bundle->series_rules, protocols[p]);
+    const std::vector<std::string> names = {"T1", "T1POST", "T2", "FLAIR"};
+    for (size_t s = 0; s < names.size(); ++s) {
+      ASSERT_NE(mapping.Find(names[s]), nullptr);
+      EXPECT_EQ(mapping.Find(names[s])->chosen, expected[p][s]) << names[s];
+    }
+  }
 }
 
 // The BraTS cases are CC BY-NC-SA and not in the repository; the test reads them from ../shared/data.
