@@ -92,6 +92,7 @@ class Worker final : public DcmBaseSCPPool::DcmBaseSCPWorker, private DcmThreadS
 
   OFCondition handleIncomingCommand(T_DIMSE_Message* message, const DcmPresentationContextInfo& context) override {
     if (message->CommandField != DIMSE_C_STORE_RQ) return DcmThreadSCP::handleIncomingCommand(message, context);
+    const absl::Time started = absl::Now();
     T_DIMSE_C_StoreRQ& request = message->msg.CStoreRQ;
     DcmDataset* received = nullptr;
     const OFCondition condition = receiveSTORERequest(request, context.presentationContextID, received);
@@ -107,7 +108,10 @@ class Worker final : public DcmBaseSCPPool::DcmBaseSCPWorker, private DcmThreadS
                                                  : status == kCannotUnderstand ? "cannot_understand"
                                                                                : "failure"});
     }
-    return sendSTOREResponse(context.presentationContextID, request, status);
+    const OFCondition answered = sendSTOREResponse(context.presentationContextID, request, status);
+    if (status == kStoreSuccess)
+      shared_.metrics->dicom_store_seconds.Observe({}, absl::ToDoubleSeconds(absl::Now() - started));
+    return answered;
   }
 
   // Commits the instance to the store; the C-STORE status.

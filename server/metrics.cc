@@ -62,6 +62,10 @@ Metrics::Metrics()
       dicom_bytes(registry_.Counter("segrel_dicom_bytes_received_total", "Bytes of the DICOM instances stored.")),
       dicom_store_failures(registry_.Counter("segrel_dicom_store_failures_total",
                                              "C-STORE requests answered with a failure, by reason.", {"reason"})),
+      dicom_store_seconds(registry_.Histogram(
+          "segrel_dicom_store_seconds",
+          "Receive latency of a stored DICOM instance: from its C-STORE request to the success response.", {},
+          kSecondsBuckets)),
       dicom_studies(registry_.Counter("segrel_dicom_studies_total",
                                       "DICOM studies complete, by outcome (job, unrouted, waiting: offered again).",
                                       {"outcome"})),

@@ -23,6 +23,8 @@
 //   segrel_dicom_instances_received_total          instances stored (duplicates not counted)
 //   segrel_dicom_bytes_received_total              their bytes
 //   segrel_dicom_store_failures_total{reason}      C-STORE failures: out_of_resources, cannot_understand, failure
+//   segrel_dicom_store_seconds                     receive latency: C-STORE request to response (data set read,
+//                                                  written, synced, committed), stored instances
 //   segrel_dicom_studies_total{outcome}            complete studies: job, unrouted, waiting (offered again)
 //   segrel_dicom_results_total{outcome}            results sent back to the peer: sent, retried, failed
 #ifndef SEGREL_SERVER_METRICS_H_
@@ -69,6 +71,7 @@ class Metrics {
   MetricFamily& dicom_instances;
   MetricFamily& dicom_bytes;
   MetricFamily& dicom_store_failures;
+  MetricFamily& dicom_store_seconds;
   MetricFamily& dicom_studies;
   MetricFamily& dicom_results;
 

@@ -355,6 +355,8 @@ TEST_F(DicomReceiverTest, EchoesAndStoresEveryInstanceOnceBeforeAnsweringSuccess
   EXPECT_TRUE(received[3].duplicate);
   EXPECT_EQ(received[3].uids.instance, received[0].uids.instance);
   EXPECT_EQ(Counted("segrel_dicom_instances_received_total"), 3);
+  EXPECT_EQ(Counted("segrel_dicom_store_seconds_count"), 4) << "every instance answered with success, the repeat too";
+  EXPECT_GT(Counted("segrel_dicom_store_seconds_sum"), 0);
   EXPECT_EQ(Counted("segrel_dicom_bytes_received_total"),
             static_cast<double>(received[0].bytes + received[1].bytes + received[2].bytes));
   EXPECT_EQ(Counted("segrel_dicom_associations_total{result=\"accepted\"}"), 1);

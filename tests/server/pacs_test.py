@@ -3,8 +3,9 @@
 configuration (Orthanc binds every interface; the test only ever talks to 127.0.0.1) and stopped by its PID. A
 three-series MR study (written here with pydicom from the fixture volumes) is uploaded to Orthanc over its REST API
 and pushed to segrel (POST /modalities/segrel/store); segrel's job for it must give what `segrel analyze --study`
-gives on the same files, and its DICOM SEG must come back to Orthanc in the same study. Also C-ECHO from Orthanc to
-segrel.
+gives on the same files, and its DICOM SEG (frames equal to segmentation.nii.gz) and structured report (values
+equal to relevance.json's, read by tests/core/io/check_dicom_sr.py) must come back to Orthanc in the same study.
+Also C-ECHO both ways: Orthanc to segrel, and segrel to its peers at start-up.
 
 Usage (ctest runs it): pacs_test.py SEGREL_SERVER SEGREL PROTO_DIR FIXTURE_DIR WORK_DIR
 """
@@ -30,12 +31,14 @@ if ORTHANC is None:
 
 import nibabel  # noqa: E402  (after the skip: only this test needs them)
 import numpy  # noqa: E402
+import pydicom  # noqa: E402
 from pydicom.dataset import FileDataset, FileMetaDataset  # noqa: E402
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid  # noqa: E402
 
 grpc, pb, pb_grpc = harness.load_stubs(PROTO_DIR, WORK)
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+CHECK_SR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "core", "io", "check_dicom_sr.py")
 SERIES = {"FLAIR": (3, "ax flair"), "T1": (11, "t1_mprage_tra"), "T2": (7, "t2_tse_tra")}
 # The test bundle (tests/fixtures/data/bundle) with series rules for the descriptions above.
 RULES = {"sequences": [{"name": "T1", "conditions": {"SeriesDescription": "(?i)t1_mprage"}},
@@ -97,6 +100,7 @@ class PacsTest(unittest.TestCase):
         peers = os.path.join(cls.temp, "peers")
         with open(peers, "w") as f:
             f.write(f"ORTHANC 127.0.0.1 {cls.orthanc.dicom_port}\n")
+            f.write(f"DOWN 127.0.0.1 {harness.free_port()}\n")  # nothing listens there
         cls.server = harness.ServerProcess(
             SERVER, os.path.join(cls.temp, "repository"), os.path.join(cls.temp, "spool"),
             f"--dicom-port={cls.segrel_dicom_port}", f"--dicom-peers={peers}", "--dicom-study-timeout=1s",
@@ -109,9 +113,14 @@ class PacsTest(unittest.TestCase):
         shutil.rmtree(cls.temp, ignore_errors=True)
         assert code == 0, rest
 
-    def test_1_orthanc_echoes_segrel(self):
+    def test_1_orthanc_and_segrel_echo_each_other(self):
         self.assertIn(f"DICOM on port {self.segrel_dicom_port}", self.server.start_lines[-1])
         self.orthanc.post("/modalities/segrel/echo", {})  # raises on a failed C-ECHO
+        self.assertIsNotNone(self.server.wait_for_line(r"DICOM peer ORTHANC answered C-ECHO"), self.server.rest())
+        # A peer that is down is named at start-up, with where its results stay.
+        self.assertIsNotNone(self.server.wait_for_line(r"warning: DICOM peer DOWN \(127.0.0.1:\d+\) cannot be "
+                                                       r"reached; results for it are kept and retried"),
+                             self.server.rest())
 
     def test_2_a_study_pushed_from_orthanc_gives_what_segrel_analyze_gives(self):
         files = sorted(os.path.join(d, f) for d, _, names in os.walk(self.study_dir) for f in names)
@@ -171,6 +180,60 @@ class PacsTest(unittest.TestCase):
             time.sleep(0.05)
         self.assertEqual(entry.delivery, "sent")
         self.assertEqual(entry.owner, "dicom:ORTHANC")
+        self.check_seg_frames(self.orthanc.get_bytes(f"/instances/{instance['ID']}/file"), served)
+        self.check_structured_report(study, served)
+
+    def check_seg_frames(self, seg_bytes, served):
+        """Every frame of the SEG Orthanc holds equals its slice of segmentation.nii.gz: segrel's voxel order is
+        i = column, j = rows from the last, k = slice along the normal (here +z)."""
+        seg = pydicom.dcmread(pydicom.filebase.DicomBytesIO(seg_bytes))
+        labels = numpy.asarray(nibabel.load(os.path.join(served, "segmentation.nii.gz")).dataobj)
+        frames = seg.pixel_array.reshape(-1, seg.Rows, seg.Columns)
+        self.assertEqual(len(frames), labels.shape[2])  # one segment (lesion), one frame per slice
+        z = [float(f.PlanePositionSequence[0].ImagePositionPatient[2]) for f in seg.PerFrameFunctionalGroupsSequence]
+        for frame, k in zip(frames, numpy.argsort(numpy.argsort(z))):
+            expected = (labels[:, ::-1, k] == 1).T
+            self.assertTrue(numpy.array_equal(frame.astype(bool), expected), f"frame of slice {k}")
+
+    def check_structured_report(self, study, served):
+        """The SR came back to the same study and holds relevance.json's relevance per sequence (pydicom)."""
+        sr = None
+        for _ in range(200):
+            sr = next((s for s in self.orthanc.get(f"/studies/{study}/series")
+                       if s["MainDicomTags"].get("Modality") == "SR"), None)
+            if sr:
+                break
+            time.sleep(0.05)
+        self.assertIsNotNone(sr, "segrel sent its structured report back to the PACS")
+        self.assertEqual(sr["MainDicomTags"].get("SeriesDescription"), "segrel relevance report")
+        instance = self.orthanc.get(f"/series/{sr['ID']}/instances")[0]
+        path = os.path.join(self.temp, "report.dcm")
+        with open(path, "wb") as f:
+            f.write(self.orthanc.get_bytes(f"/instances/{instance['ID']}/file"))
+        with open(os.path.join(served, "relevance.json")) as f:
+            report = json.load(f)
+        seg = pydicom.dcmread(os.path.join(served, "segmentation.dcm"), stop_before_pixels=True)
+        series_of, evidence = {}, [seg.SOPInstanceUID]
+        for folder, _, names in os.walk(self.study_dir):
+            for name in names:
+                ds = pydicom.dcmread(os.path.join(folder, name), stop_before_pixels=True)
+                series_of[ds.SeriesDescription] = ds.SeriesInstanceUID
+                evidence.append(ds.SOPInstanceUID)
+        sequences = report["sequences"]
+        groups = []
+        for name, entry in [("lesion", report["classes"][1]), ("all classes", report)]:
+            for sequence in sequences:
+                groups.append({"tracking_id": name, "segments": [1],
+                               "source_series": series_of[SERIES[sequence][1]],
+                               "measurements": {f"RSHARE/{sequence}": entry["sequence_relevance"][sequence],
+                                                f"RSUM/{sequence}": entry["sequence_relevance_raw"][sequence]}})
+        expected = os.path.join(self.temp, "report.expected.json")
+        with open(expected, "w") as f:
+            json.dump({"study": self.study_uid, "seg_sop_instance": seg.SOPInstanceUID, "evidence": evidence,
+                       "groups": groups, "partial": True}, f)
+        run = subprocess.run(["/usr/bin/python3", CHECK_SR, path, expected], capture_output=True, text=True,
+                             timeout=120)
+        self.assertEqual(run.returncode, 0, run.stdout + run.stderr)
 
 
 if __name__ == "__main__":

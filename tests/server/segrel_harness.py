@@ -154,6 +154,16 @@ class ServerProcess:
             self.log.close()
         return code
 
+    def wait_for_line(self, pattern, timeout=30):
+        """The first line the server wrote that matches `pattern` (a regular expression), waiting up to `timeout`
+        seconds for it; None if none came."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = next((line for line in list(self.lines) if re.search(pattern, line)), None)
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
+
     def rest(self):
         """What the server wrote after its start-up lines."""
         return "".join(self.lines[len(self.start_lines):])
@@ -204,8 +214,11 @@ class Orthanc:
         return f"http://127.0.0.1:{self.http_port}{path}"
 
     def get(self, path):
+        return json.loads(self.get_bytes(path))
+
+    def get_bytes(self, path):
         with urllib.request.urlopen(self.url(path), timeout=30) as response:
-            return json.loads(response.read())
+            return response.read()
 
     def post(self, path, body):
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
