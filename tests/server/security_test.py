@@ -18,7 +18,7 @@ import unittest
 import urllib.request
 
 import segrel_harness as harness
-from segrel_harness import MODEL
+from segrel_harness import MODEL, Pki
 
 SERVER, CLIENT, PROTO_DIR, FIXTURES, WORK = sys.argv[1:6]
 del sys.argv[1:6]
@@ -27,34 +27,6 @@ grpc, pb, pb_grpc = harness.load_stubs(PROTO_DIR, WORK)
 
 TOKENS = {"alice": "alice-token-0123456789", "bob": "bob-token-0123456789ab", "ops": "ops-token-0123456789abc",
           "viewer": "viewer-token-0123456789"}
-
-
-def openssl(*arguments):
-    subprocess.run(["openssl", *arguments], check=True, capture_output=True)
-
-
-class Pki:
-    """A CA and certificates it signs, in `folder`."""
-
-    def __init__(self, folder, name):
-        self.folder, self.name = folder, name
-        self.ca_key, self.ca = self.path("ca.key"), self.path("ca.pem")
-        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name} CA",
-                "-keyout", self.ca_key, "-out", self.ca)
-
-    def path(self, name):
-        return os.path.join(self.folder, f"{self.name}-{name}")
-
-    def issue(self, common_name, server):
-        key, request, cert = self.path(f"{common_name}.key"), self.path(f"{common_name}.csr"), \
-            self.path(f"{common_name}.pem")
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={common_name}", "-keyout", key, "-out", request)
-        extensions = self.path(f"{common_name}.ext")
-        with open(extensions, "w") as f:
-            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n" if server else "extendedKeyUsage=clientAuth\n")
-        openssl("x509", "-req", "-in", request, "-CA", self.ca, "-CAkey", self.ca_key, "-CAcreateserial", "-days", "2",
-                "-extfile", extensions, "-out", cert)
-        return key, cert
 
 
 def read(path):
