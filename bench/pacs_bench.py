@@ -1,11 +1,16 @@
 #!/usr/bin/python3
-"""DICOM receive throughput (issue 11): Orthanc pushes one study (C-STORE, one association) to segrel-server's DICOM
-node and to DCMTK's own storescp, alternately, in the same run; then DCMTK's dcmsend sends the same files to each;
-instances/s and MB/s, and the ratio (goal >= 0.8 x storescp). Both receivers write every instance to disk; segrel also syncs each one before answering
-(storescp does not), as it promises.
+"""The DICOM node against a real PACS (issue 11), two parts in one run:
 
-Usage (from the repository root, after scripts/build): bench/pacs_bench.py [--series 3] [--slices 100] [--size 256]
-                                                       [--repeats 5]
+throughput: Orthanc pushes one study (C-STORE, one association) to segrel-server's DICOM node and to DCMTK's own
+  storescp, alternately; then DCMTK's dcmsend sends the same files to each; instances/s and MB/s, and the ratio
+  (goal >= 0.8 x storescp). Both receivers write every instance to disk; segrel also syncs each one before
+  answering (storescp does not), as it promises. storescp runs with TCP_NODELAY=1, as segrel-server sets it.
+latency: the bundled study as DICOM (tools/dicom/nifti_to_dicom.py), from the start of Orthanc's push to segrel
+  until the structured report is stored in Orthanc, beside `segrel analyze --study` on the same files (goal:
+  overhead <= 10 %); the server's study timeout (--study-timeout, default the server's 5 s) is part of it.
+
+Usage (from the repository root, after scripts/build): bench/pacs_bench.py [--parts throughput,latency]
+    [--series 3] [--slices 100] [--size 256] [--repeats 5] [--study-timeout 5]
 """
 import argparse
 import os
@@ -59,16 +64,72 @@ def report(sender, seconds, instances, megabytes, repeats):
     print(f"  segrel / storescp throughput: {medians['storescp'] / medians['segrel']:.2f}")
 
 
+def latency(temp, study_timeout):
+    """Seconds from Orthanc's push of the bundled study to the SR stored in Orthanc, and of `segrel analyze`."""
+    study_dir = os.path.join(temp, "bundled-study")
+    subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "tools", "dicom", "nifti_to_dicom.py"), "--out", study_dir],
+                   check=True, stdout=subprocess.DEVNULL)
+    files = sorted(os.path.join(d, f) for d, _, names in os.walk(study_dir) for f in names)
+    segrel_port = harness.free_port()
+    folder = os.path.join(temp, "latency")
+    os.makedirs(folder)
+    orthanc = harness.Orthanc(shutil.which("Orthanc"), folder, segrel_port)
+    peers = os.path.join(folder, "peers")
+    with open(peers, "w") as f:
+        f.write(f"ORTHANC 127.0.0.1 {orthanc.dicom_port}\n")
+    server = harness.ServerProcess(os.path.join(ROOT, "build", "server", "segrel-server"), os.path.join(ROOT, "models"),
+                                   os.path.join(folder, "spool"), f"--dicom-port={segrel_port}",
+                                   f"--dicom-peers={peers}", f"--dicom-study-timeout={study_timeout:g}s",
+                                   "--audit-log=", "--workers=1")
+    try:
+        study = None
+        for path in files:
+            with open(path, "rb") as f:
+                study = orthanc.post("/instances", f.read())["ParentStudy"]
+        start = time.monotonic()
+        orthanc.post("/modalities/segrel/store", {"Resources": [study], "Synchronous": True})
+        pushed = time.monotonic() - start
+        stored = None
+        while time.monotonic() - start < 1800:
+            modalities = {s["MainDicomTags"].get("Modality") for s in orthanc.get(f"/studies/{study}/series")}
+            if "SR" in modalities:
+                stored = time.monotonic() - start
+                break
+            time.sleep(0.1)
+    finally:
+        server.stop()
+        orthanc.stop()
+    if stored is None:
+        raise RuntimeError(f"no structured report reached Orthanc: {server.rest()}")
+    start = time.monotonic()
+    subprocess.run([os.path.join(ROOT, "build", "tools", "segrel"), "analyze", "--model",
+                    os.path.join(ROOT, "models", "ms-flair4"), "--study", study_dir, "--out",
+                    os.path.join(temp, "analyze")], check=True, stdout=subprocess.DEVNULL)
+    analyzed = time.monotonic() - start
+    print(f"PACS to PACS, the bundled study ({len(files)} instances), study timeout {study_timeout} s:")
+    print(f"  Orthanc push (C-STORE to segrel)      {pushed:7.2f} s")
+    print(f"  push start -> SR stored in Orthanc    {stored:7.2f} s")
+    print(f"  segrel analyze --study (same files)   {analyzed:7.2f} s")
+    print(f"  overhead: {stored / analyzed - 1:+.1%}  (without the study timeout: "
+          f"{(stored - study_timeout) / analyzed - 1:+.1%})")
+
+
 def main():
     parser = argparse.ArgumentParser()
+    parser.add_argument("--parts", default="throughput,latency")
     parser.add_argument("--series", type=int, default=3)
     parser.add_argument("--slices", type=int, default=100)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--study-timeout", type=float, default=5)
     args = parser.parse_args()
     temp = tempfile.mkdtemp(prefix="pacs_bench.")
     processes = []
     try:
+        if "latency" in args.parts.split(","):
+            latency(temp, args.study_timeout)
+        if "throughput" not in args.parts.split(","):
+            return
         study_dir = os.path.join(temp, "study")
         os.makedirs(study_dir)
         write_study(study_dir, args.series, args.slices, args.size)
@@ -89,7 +150,8 @@ def main():
         storescp_dir = os.path.join(temp, "storescp")
         os.makedirs(storescp_dir)
         storescp = subprocess.Popen(["storescp", "--aetitle", "STORESCP", "--output-directory", storescp_dir,
-                                     str(storescp_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     str(storescp_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    env={**os.environ, "TCP_NODELAY": "1"})
         processes.append(storescp)
         time.sleep(0.5)
 
