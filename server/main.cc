@@ -15,6 +15,7 @@
 #include "core/common/allocator.h"
 #include "core/common/status_macros.h"
 #include "server/dicom_echo.h"
+#include "server/health_only_server.h"
 #include "server/server.h"
 #include "tools/command_line/command_line.h"
 
@@ -227,6 +228,10 @@ void LogStart(const segrel::server::SegrelServer& server, const segrel::server::
   for (const segrel::server::FailedModel& failed : server.models().failed()) {
     std::cerr << "segrel-server: warning: not serving " << failed.path << ": " << failed.status.message() << "\n";
   }
+  if (server.models().models().empty()) {
+    std::cerr << "segrel-server: error: no model to serve in " << options.model_repository
+              << "; health NOT_SERVING (readiness fails)\n";
+  }
   std::cerr << "segrel-server: " << server.models().models().size() << " models, " << options.workers
             << " CPU workers, " << server.cuda_workers() << " CUDA workers, listening on port " << server.port();
   if (server.metrics_port() > 0) std::cerr << ", metrics on port " << server.metrics_port();
@@ -251,6 +256,24 @@ void EchoPeers(const segrel::server::DicomNodeOptions& dicom) {
     }
     std::cerr << line.str() << std::flush;
   }
+}
+
+// A server that cannot start (a missing certificate, an unusable spool) exits 1, unless it has a health address:
+// then it answers its probes NOT_SERVING (and SERVING for liveness) until it is stopped, so that an orchestrator
+// shows it unready instead of restarting it in a loop over a fault a restart cannot fix. Returns the exit code.
+int ServeNotServing(const std::string& health_address, const sigset_t& stop_signals) {
+  if (health_address.empty()) return 1;
+  absl::StatusOr<std::unique_ptr<segrel::server::HealthOnlyServer>> health =
+      segrel::server::HealthOnlyServer::Start(health_address);
+  if (!health.ok()) {
+    std::cerr << "segrel-server: error: " << health.status().message() << "\n";
+    return 1;
+  }
+  std::cerr << "segrel-server: not serving (the error above); health NOT_SERVING on port " << (*health)->port()
+            << " until stopped" << std::endl;
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  return 1;
 }
 
 // gRPC 1.51 stops accepting connections for good once accept() has failed with EMFILE: the soft limit on open files
@@ -302,7 +325,7 @@ int main(int argc, char** argv) {
       segrel::server::SegrelServer::Create(settings->server);
   if (!server.ok()) {
     std::cerr << "segrel-server: error: " << server.status().message() << "\n";
-    return 1;
+    return ServeNotServing(settings->server.health_address, stop_signals);
   }
   LogStart(**server, settings->server);
   std::thread echoes;

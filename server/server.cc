@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "server/health_only_server.h"
 
 namespace segrel::server {
 namespace {
@@ -112,6 +113,14 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
     if (server->health_server_ == nullptr || server->health_port_ == 0) {
       return absl::UnavailableError(absl::StrCat("cannot listen on ", options.health_address));
     }
+  }
+  // Liveness is SERVING while the process runs; the overall status (readiness) is SERVING only with a model to
+  // serve (server/health_only_server.h).
+  for (grpc::Server* grpc_server : {server->server_.get(), server->health_server_.get()}) {
+    if (grpc_server == nullptr) continue;
+    // SetServingStatus(bool) sets every service, so the overall status goes first.
+    if (server->models_->models().empty()) grpc_server->GetHealthCheckService()->SetServingStatus(false);
+    grpc_server->GetHealthCheckService()->SetServingStatus(kLivenessService, true);
   }
   if (options.on_listener_stuck && options.listener_stuck_after > absl::ZeroDuration()) {
     server->watchdog_ = std::make_unique<ListenerWatchdog>(std::vector<int>{server->port_, server->health_port_},

@@ -119,10 +119,13 @@ def port_problems(objects):
         elif ports.get(name) != port_of(flags[flag]):
             problems.append(f"container port {name} is {ports.get(name)}, --{flag} opens {port_of(flags[flag])}")
     probe_port = port_of(flags["health-address"]) if "health-address" in flags else port_of(flags["address"])
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        got = container.get(probe, {}).get("grpc", {}).get("port")
-        if got != probe_port:
-            problems.append(f"{probe} asks gRPC health on port {got}, the health service is on {probe_port}")
+    for probe, service in (("startupProbe", None), ("readinessProbe", None), ("livenessProbe", "liveness")):
+        got = container.get(probe, {}).get("grpc", {})
+        if got.get("port") != probe_port:
+            problems.append(f"{probe} asks gRPC health on port {got.get('port')}, the health service is on "
+                            f"{probe_port}")
+        if got.get("service") != service:
+            problems.append(f"{probe} asks for health service {got.get('service')!r}, not {service!r}")
     for service in (o for o in objects if o["kind"] == "Service"):
         for port in service["spec"]["ports"]:
             target = port.get("targetPort", port["port"])
@@ -330,6 +333,53 @@ class DeployTest(unittest.TestCase):
         run = subprocess.run([SERVER, f"--flagfile={path}"], capture_output=True, text=True, timeout=60)
         self.assertEqual(run.returncode, 2)
         self.assertIn("shutdown-grace-seconds", run.stderr)
+
+    def test_a_server_that_cannot_serve_stays_up_unready_with_one_clear_line(self):
+        """The faults a restart cannot fix: readiness NOT_SERVING, liveness SERVING, the reason in one line."""
+        folder = tempfile.mkdtemp(dir=self.temp)
+        path, _, here = self.flag_file_for_here(self.rendered["cpu"], folder)
+        empty = os.path.join(folder, "empty-repository")
+        broken = os.path.join(folder, "broken-repository", "unet")
+        os.makedirs(empty)
+        os.makedirs(broken)
+        with open(os.path.join(broken, "segrel.json"), "w") as f:
+            f.write('{"format": "segrel.bundle/1", "name": "unet", "model": "missing.pt"')
+        not_a_folder = os.path.join(folder, "spool-is-a-file")
+        open(not_a_folder, "w").close()
+        faults = {"missing certificate": ("tls-cert", os.path.join(folder, "absent.pem"), "absent.pem"),
+                  "spool unusable": ("spool-dir", not_a_folder, "spool-is-a-file"),
+                  "empty model repository": ("model-repository", empty, "no model to serve"),
+                  "broken bundle": ("model-repository", os.path.dirname(broken), "no model to serve")}
+        with open(path) as f:
+            flags = f.read()
+        for fault, (name, value, reason) in faults.items():
+            with self.subTest(fault):
+                faulty = os.path.join(folder, f"{name}.flags")
+                with open(faulty, "w") as f:
+                    f.write(re.sub(rf"^--{name}=.*$", f"--{name}={value}", flags, flags=re.M))
+                process = subprocess.Popen([SERVER, f"--flagfile={faulty}"], stderr=subprocess.PIPE, text=True)
+                try:
+                    lines = []
+                    deadline = time.monotonic() + 60
+                    while time.monotonic() < deadline and not any("NOT_SERVING" in line for line in lines):
+                        line = process.stderr.readline()
+                        if not line:
+                            break
+                        lines.append(line)
+                    log = "".join(lines)
+                    self.assertIn("NOT_SERVING", log)
+                    self.assertEqual(len([line for line in lines if "error:" in line]), 1, log)
+                    self.assertIn(reason, log)
+                    channel = grpc.insecure_channel(here["health-address"])
+                    check = channel.unary_unary("/grpc.health.v1.Health/Check", request_serializer=lambda b: b,
+                                                response_deserializer=lambda b: b)
+                    self.assertEqual(check(b"", timeout=10), b"\x08\x02", "overall NOT_SERVING: readiness fails")
+                    self.assertEqual(check(b"\x0a\x08liveness", timeout=10), b"\x08\x01", "liveness SERVING")
+                    channel.close()
+                    self.assertIsNone(process.poll(), "the process stays up")
+                finally:
+                    process.terminate()
+                    process.communicate(timeout=60)
 
 
 if __name__ == "__main__":
