@@ -236,8 +236,8 @@ io::ExplainedRegion ExplainedRegionOf(const AnalysisResult& result, const std::v
   return region;
 }
 
-// The SR's content: each foreground class, then (with several) all of them; the combined map M, which also
-// holds the background's relevance, is the last region and carries the Dice coefficient.
+// The SR's content: each foreground class, then "all classes", the combined map M (which also holds the
+// background's relevance), the last region and the one that carries the Dice coefficient.
 io::RelevanceReportContent RelevanceReportContentOf(const AnalysisResult& result) {
   const report::AnalysisSummary& summary = result.summary;
   io::RelevanceReportContent content;

@@ -67,9 +67,10 @@ struct AnalysisResult {
 // networks segrel cannot explain.
 absl::StatusOr<AnalysisResult> RunAnalysis(const AnalysisRequest& request);
 
-// Writes relevance.json, segmentation.nii.gz, with `maps` relevance_<NAME>.nii.gz, and with `pictures`
-// relevance_bars.png and relevance_overlay.png (core/report/pictures.h) into `out_dir` (created). Without gnuplot
-// the pictures are skipped and relevance.json's notes say so. Returns the file names written, and in
+// Writes relevance.json, segmentation.nii.gz, for DICOM studies segmentation.dcm (DICOM SEG) and
+// relevance_report.dcm (TID 1500 structured report, core/io/dicom_sr.h), with `maps` relevance_<NAME>.nii.gz, and
+// with `pictures` relevance_bars.png and relevance_overlay.png (core/report/pictures.h) into `out_dir` (created).
+// Without gnuplot the pictures are skipped and relevance.json's notes say so. Returns the file names written, and in
 // `written_summary` (if given) the summary as relevance.json has it: with the write time and those notes.
 // Errors: Internal naming the path that cannot be written; the other errors of WriteStudyPictures.
 absl::StatusOr<std::vector<std::string>> WriteAnalysis(const AnalysisResult& result, const std::string& out_dir,
