@@ -1,5 +1,7 @@
 #include "client/client.h"
 
+#include <grpcpp/generic/generic_stub.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -276,6 +278,54 @@ absl::StatusOr<v1::ListJobsResponse> SegrelClient::ListJobs(uint32_t limit) {
     return status;
   }
   return response;
+}
+
+absl::StatusOr<std::string> CheckHealth(const std::shared_ptr<grpc::Channel>& channel, const std::string& service,
+                                        absl::Duration timeout) {
+  // HealthCheckRequest{service}: field 1, length-delimited (a service name is far shorter than 128 bytes).
+  if (service.size() > 127) return absl::InvalidArgumentError("the health service name is too long");
+  const std::string request_bytes =
+      service.empty() ? std::string() : std::string("\x0a", 1) + static_cast<char>(service.size()) + service;
+  grpc::Slice request_slice(request_bytes);
+  grpc::ByteBuffer request(&request_slice, 1);
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue queue;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> call =
+      stub.PrepareUnaryCall(&context, "/grpc.health.v1.Health/Check", request, &queue);
+  call->StartCall();
+  grpc::ByteBuffer response;
+  grpc::Status status;
+  call->Finish(&response, &status, nullptr);
+  void* tag = nullptr;
+  bool ok = false;
+  queue.Next(&tag, &ok);
+  queue.Shutdown();
+  while (queue.Next(&tag, &ok)) {
+  }
+  if (!status.ok()) return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  std::vector<grpc::Slice> slices;
+  if (!response.Dump(&slices).ok()) return absl::InternalError("the health answer cannot be read");
+  std::string bytes;
+  for (const grpc::Slice& slice : slices) bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  // HealthCheckResponse{status}: field 1, a varint; absent means 0 (UNKNOWN).
+  int value = 0;
+  if (bytes.size() == 2 && bytes[0] == '\x08') {
+    value = static_cast<unsigned char>(bytes[1]);
+  } else if (!bytes.empty()) {
+    return absl::InternalError("the health answer is not a grpc.health.v1.HealthCheckResponse");
+  }
+  switch (value) {
+    case 1:
+      return std::string("SERVING");
+    case 2:
+      return std::string("NOT_SERVING");
+    case 3:
+      return std::string("SERVICE_UNKNOWN");
+    default:
+      return std::string("UNKNOWN");
+  }
 }
 
 }  // namespace segrel::client

@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "segrel/v1/segrel.grpc.pb.h"
 
 namespace segrel::client {
@@ -93,6 +94,14 @@ class SegrelClient {
   std::unique_ptr<v1::Segrel::Stub> stub_;
   const std::string token_;
 };
+
+// The answer of the standard gRPC health service (grpc.health.v1) about `service` ("" for the server as a
+// whole, "liveness" for whether segrel-server runs at all): "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN" or
+// "UNKNOWN". What a container HEALTHCHECK or an exec probe runs (segrel-client health). Errors: the call's status
+// (UNAVAILABLE when nothing answers, NOT_FOUND for a service the server does not know); Internal for an answer
+// that is not a HealthCheckResponse.
+absl::StatusOr<std::string> CheckHealth(const std::shared_ptr<grpc::Channel>& channel, const std::string& service,
+                                        absl::Duration timeout);
 
 }  // namespace segrel::client
 

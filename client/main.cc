@@ -53,6 +53,7 @@ const std::vector<Option>& ClientOptions() {
       {"ablation", "", "submit: predict without each sequence and compare with the relevance ranking"},
       {"no-pictures", "", "submit: skip the pictures"},
       {"no-wait", "", "submit: print the job id and return once the study is uploaded"},
+      {"service", "NAME", "health: the service asked about (default: the server as a whole; liveness: the process)"},
   };
   return *options;
 }
@@ -65,6 +66,8 @@ std::string Usage() {
          "       segrel-client [--server HOST:PORT] delete JOB   (an ended job's results, on the server)\n"
          "       segrel-client [--server HOST:PORT] models\n"
          "       segrel-client [--server HOST:PORT] jobs   (the jobs you may watch, newest first)\n"
+         "       segrel-client [--server HOST:PORT] health [--service NAME]   (prints the health status; exit 0 only\n"
+         "                     when SERVING: a container HEALTHCHECK or exec probe)\n"
          "submit uploads the study, then (unless --no-wait) follows the job, writes its results into DIR (for --dicom\n"
          "also segmentation.dcm, a DICOM SEG) and prints the relevance per sequence. Options:\n" +
          segrel::cli::OptionsHelp(ClientOptions());
@@ -269,6 +272,16 @@ absl::Status Run(const std::vector<std::string>& words) {
   if (command == "submit") return Submit(client, *arguments);
   if (command == "models") return ListModels(client);
   if (command == "jobs") return ListJobs(client);
+  if (command == "health") {
+    absl::StatusOr<std::string> service = Get(*arguments, "service", "");
+    if (!service.ok()) return service.status();
+    absl::StatusOr<std::string> health =
+        segrel::client::CheckHealth(SegrelClient::Connect(*server, *security), *service, absl::Seconds(5));
+    if (!health.ok()) return health.status();
+    std::cout << *health << "\n";
+    if (*health != "SERVING") return absl::UnavailableError(absl::StrCat("the server is ", *health));
+    return absl::OkStatus();
+  }
   if (command == "watch") {
     absl::StatusOr<std::string> job = job_argument();
     if (!job.ok()) return job.status();

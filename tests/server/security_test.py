@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Security of the real segrel-server: TLS (wrong CA, plaintext to a TLS port), mutual TLS (no client certificate),
-the plaintext health port beside an mTLS port, certificate rotation without a restart, bearer tokens (missing,
+the plaintext health port beside an mTLS port (and `segrel-client health` on it), a server that cannot start
+answering its probes NOT_SERVING but alive, certificate rotation without a restart, bearer tokens (missing,
 wrong, another client's job, a right not granted), requests that do not parse, and half-open connections to
 /metrics. CAs and certificates are made with openssl for each run.
 
@@ -125,8 +126,38 @@ class SecurityTest(unittest.TestCase):
             self.assertEqual(self.health(channel), b"\x08\x01")  # SERVING, in plaintext, without a certificate
             self.assertEqual(code_of(lambda: self.list_models(channel)), grpc.StatusCode.UNIMPLEMENTED,
                              "the health port serves nothing else")
+        # segrel-client health: what a container HEALTHCHECK or an exec probe runs.
+        for service in ([], ["--service", "liveness"]):
+            run = self.client_health(health_port, *service)
+            self.assertEqual((run.returncode, run.stdout), (0, "SERVING\n"), run.stderr)
         code, rest = server.stop()
         self.assertEqual(code, 0, rest)
+        run = self.client_health(health_port)
+        self.assertEqual(run.returncode, 1, "nothing answers")
+        self.assertIn("failed to connect", run.stderr)
+
+    def client_health(self, port, *arguments):
+        return subprocess.run([CLIENT, "--server", f"127.0.0.1:{port}", "health", *arguments], capture_output=True,
+                              text=True, timeout=60)
+
+    def test_a_server_that_cannot_start_answers_its_probes_unready_but_alive(self):
+        port = harness.free_port()
+        process = subprocess.Popen([SERVER, "--address=127.0.0.1:0", "--metrics-address=", f"--spool-dir={self.spool}",
+                                    f"--model-repository={FIXTURES}", f"--health-address=127.0.0.1:{port}",
+                                    f"--tls-cert={self.temp}/absent.pem", f"--tls-key={self.server_key}"],
+                                   stderr=subprocess.PIPE, text=True)
+        try:
+            error = process.stderr.readline()
+            self.assertIn("error: --tls-cert: cannot read", error)
+            self.assertIn("health NOT_SERVING", process.stderr.readline())
+            run = self.client_health(port)
+            self.assertEqual((run.returncode, run.stdout), (1, "NOT_SERVING\n"), "readiness fails")
+            run = self.client_health(port, "--service", "liveness")
+            self.assertEqual((run.returncode, run.stdout), (0, "SERVING\n"), "liveness does not restart it")
+        finally:
+            process.terminate()
+            process.communicate(timeout=60)
+        self.assertEqual(process.returncode, 1)
 
     def test_rotated_certificate_files_are_used_without_a_restart(self):
         cert, key = os.path.join(self.temp, "rotating.pem"), os.path.join(self.temp, "rotating.key")
