@@ -25,6 +25,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 
 namespace segrel::io::dicom {
@@ -348,6 +349,15 @@ absl::Status DecodeSlice(const SliceHeader& header, float* out, int64_t row_stri
     ConvertPixels(values, header, out, row_stride, column_stride);
   }
   return absl::OkStatus();
+}
+
+std::string DecimalString(double value) {
+  if (!std::isfinite(value)) return "0";
+  for (int digits = 15; digits > 0; --digits) {
+    std::string text = absl::StrFormat("%.*g", digits, value);
+    if (text.size() <= 16) return text;
+  }
+  return "0";
 }
 
 }  // namespace segrel::io::dicom

@@ -96,6 +96,10 @@ ScannedFile ScanDicomFile(const std::string& path);
 // REQUIRES: header.handle is set (a kImage result of ScanDicomFile); each header is decoded at most once.
 absl::Status DecodeSlice(const SliceHeader& header, float* out, int64_t row_stride, int64_t column_stride);
 
+// `value` as a DICOM decimal string (DS: at most 16 characters), as precisely as 16 characters allow; "0" for
+// values that are not finite. What segrel's DICOM writers (SEG, SR) put into DS attributes.
+std::string DecimalString(double value);
+
 }  // namespace segrel::io::dicom
 
 #endif  // SEGREL_CORE_IO_DICOM_FILE_H_

@@ -20,7 +20,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "core/common/status_macros.h"
 #include "core/common/torch_status.h"
@@ -55,14 +54,8 @@ absl::Status Check(const OFCondition& condition, const std::string& path, const 
   return absl::InternalError(absl::StrCat(path, ": cannot ", what, " (DCMTK: ", condition.text(), ")"));
 }
 
-// A decimal string (DS, at most 16 characters) holding `value` as precisely as 16 characters allow.
-OFString DecimalString(double value) {
-  for (int digits = 15; digits > 0; --digits) {
-    const std::string text = absl::StrFormat("%.*g", digits, value);
-    if (text.size() <= 16) return text.c_str();
-  }
-  return "0";
-}
+// DS values as OFString, DCMTK's string type.
+OFString DecimalString(double value) { return dicom::DecimalString(value).c_str(); }
 
 absl::Status CheckInput(const at::Tensor& labels, const std::vector<std::string>& class_names,
                         const DicomSeriesInfo& reference) {

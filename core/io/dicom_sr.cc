@@ -9,10 +9,8 @@
 #include <dcmtk/dcmsr/dsrdoc.h>
 
 #include <array>
-#include <cmath>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "core/common/status_macros.h"
 #include "core/io/dicom_file.h"
@@ -47,15 +45,8 @@ DSRCodedEntryValue SequenceCode(const RelevanceReportContent& content, size_t s)
   return DSRCodedEntryValue(CodeValueFor(content.sequences[s], "SEQ", s), kScheme, content.sequences[s].c_str());
 }
 
-// A decimal string (DS, at most 16 characters) holding `value` as precisely as 16 characters allow.
-OFString DecimalString(double value) {
-  if (!std::isfinite(value)) return "0";
-  for (int digits = 15; digits > 0; --digits) {
-    const std::string text = absl::StrFormat("%.*g", digits, value);
-    if (text.size() <= 16) return text.c_str();
-  }
-  return "0";
-}
+// DS values as OFString, DCMTK's string type.
+OFString DecimalString(double value) { return dicom::DecimalString(value).c_str(); }
 
 CMR_TID1411_in_TID1500::MeasurementValue Value(double value, CMR_CID7181::EnumType unit) {
   return CMR_TID1411_in_TID1500::MeasurementValue(DecimalString(value), CMR_CID7181(unit));
