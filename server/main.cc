@@ -202,44 +202,47 @@ absl::StatusOr<Settings> ParseSettings(const std::vector<std::string>& arguments
 
 // The start-up lines: what was loaded, what the spool held, where the server listens.
 void LogStart(const segrel::server::SegrelServer& server, const segrel::server::ServerOptions& options) {
+  // One write: the workers already run, and their audit lines (also on stderr) must not land inside a line.
+  std::ostringstream out;
   const segrel::server::SpoolRecovery& found = server.jobs().recovery();
   if (found.queued + found.ended + found.incomplete > 0) {
-    std::cerr << "segrel-server: recovered the spool: " << found.queued << " jobs queued again, " << found.ended
-              << " ended jobs kept, " << found.incomplete << " failed (inputs gone)\n";
+    out << "segrel-server: recovered the spool: " << found.queued << " jobs queued again, " << found.ended
+        << " ended jobs kept, " << found.incomplete << " failed (inputs gone)\n";
   }
   if (found.removed + found.expired > 0) {
-    std::cerr << "segrel-server: removed " << found.removed << " job folders without a record (unfinished uploads, "
-              << "or jobs of a server without records) and " << found.expired << " expired jobs from the spool\n";
+    out << "segrel-server: removed " << found.removed << " job folders without a record (unfinished uploads, "
+        << "or jobs of a server without records) and " << found.expired << " expired jobs from the spool\n";
   }
   if (found.unknown_kept > 0) {
-    std::cerr << "segrel-server: warning: " << found.unknown_kept
-              << " entries in the spool are not job folders; left alone\n";
+    out << "segrel-server: warning: " << found.unknown_kept
+        << " entries in the spool are not job folders; left alone\n";
   }
   if (!segrel::server::IsLoopback(options.address)) {
     if (!options.tls.enabled()) {
-      std::cerr << "segrel-server: warning: listening beyond loopback in plaintext: studies cross the network "
-                   "unencrypted (--tls-cert, --tls-key)\n";
+      out << "segrel-server: warning: listening beyond loopback in plaintext: studies cross the network "
+             "unencrypted (--tls-cert, --tls-key)\n";
     }
     if (!server.access().requires_tokens()) {
-      std::cerr << "segrel-server: warning: listening beyond loopback without tokens: anyone who reaches the port "
-                   "may submit, watch and cancel every job (--tokens-file)\n";
+      out << "segrel-server: warning: listening beyond loopback without tokens: anyone who reaches the port "
+             "may submit, watch and cancel every job (--tokens-file)\n";
     }
   }
   for (const segrel::server::FailedModel& failed : server.models().failed()) {
-    std::cerr << "segrel-server: warning: not serving " << failed.path << ": " << failed.status.message() << "\n";
+    out << "segrel-server: warning: not serving " << failed.path << ": " << failed.status.message() << "\n";
   }
   if (server.models().models().empty()) {
-    std::cerr << "segrel-server: error: no model to serve in " << options.model_repository
-              << "; health NOT_SERVING (readiness fails)\n";
+    out << "segrel-server: error: no model to serve in " << options.model_repository
+        << "; health NOT_SERVING (readiness fails)\n";
   }
-  std::cerr << "segrel-server: " << server.models().models().size() << " models, " << options.workers
-            << " CPU workers, " << server.cuda_workers() << " CUDA workers, listening on port " << server.port();
-  if (server.metrics_port() > 0) std::cerr << ", metrics on port " << server.metrics_port();
-  if (server.health_port() > 0) std::cerr << ", health on port " << server.health_port();
-  if (server.dicom_port() > 0) std::cerr << ", DICOM on port " << server.dicom_port();
-  if (options.tls.enabled()) std::cerr << (options.tls.client_ca_file.empty() ? ", TLS" : ", mutual TLS");
-  if (server.access().requires_tokens()) std::cerr << ", tokens for " << server.access().clients() << " clients";
-  std::cerr << std::endl;
+  out << "segrel-server: " << server.models().models().size() << " models, " << options.workers << " CPU workers, "
+      << server.cuda_workers() << " CUDA workers, listening on port " << server.port();
+  if (server.metrics_port() > 0) out << ", metrics on port " << server.metrics_port();
+  if (server.health_port() > 0) out << ", health on port " << server.health_port();
+  if (server.dicom_port() > 0) out << ", DICOM on port " << server.dicom_port();
+  if (options.tls.enabled()) out << (options.tls.client_ca_file.empty() ? ", TLS" : ", mutual TLS");
+  if (server.access().requires_tokens()) out << ", tokens for " << server.access().clients() << " clients";
+  out << "\n";
+  std::cerr << out.str() << std::flush;
 }
 
 // C-ECHO to every peer of the DICOM node, one line each: whether the destinations of its results can be reached is
