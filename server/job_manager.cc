@@ -1,7 +1,9 @@
 #include "server/job_manager.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -57,6 +59,40 @@ absl::Duration SweepPeriod(absl::Duration retention) {
   return std::clamp(retention / 4, absl::Milliseconds(50), absl::Minutes(1));
 }
 
+// Whether jobs can be accepted into `spool` at all: it has the free space the watermark keeps, and a file can be
+// written, synced and removed there (a volume mounted read-only, or one whose permissions do not let this user
+// write, fails here and not on the first upload). FailedPrecondition names the folder and what to fix.
+absl::Status CheckSpoolUsable(const std::string& spool, uint64_t min_free_bytes) {
+  struct statvfs disk;
+  if (statvfs(spool.c_str(), &disk) == 0) {
+    const uint64_t free_bytes = static_cast<uint64_t>(disk.f_bavail) * disk.f_frsize;
+    if (free_bytes < min_free_bytes) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the spool ", spool, " has ", free_bytes >> 20, " MiB free, less than the ",
+                       min_free_bytes >> 20, " MiB it keeps free (--min-free-mb): free space there or enlarge it"));
+    }
+  }
+  const std::string probe = spool + "/.segrel-write-check";
+  const int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  bool written = fd >= 0 && write(fd, "x", 1) == 1 && fsync(fd) == 0;
+  int error = errno;
+  if (fd >= 0 && close(fd) != 0 && written) {
+    written = false;
+    error = errno;
+  }
+  if (fd >= 0 && unlink(probe.c_str()) != 0 && written) {
+    written = false;
+    error = errno;
+  }
+  if (written) return absl::OkStatus();
+  if (error == ENOSPC || error == EDQUOT) {  // full below the watermark's resolution, or a quota
+    return absl::FailedPreconditionError(
+        absl::StrCat("the spool ", spool, " is full (", std::strerror(error), "): free space there or enlarge it"));
+  }
+  return absl::FailedPreconditionError(absl::StrCat("the spool ", spool, " cannot be written (", std::strerror(error),
+                                                    "): mount it read-write for the server's user"));
+}
+
 }  // namespace
 
 absl::Status CheckResubmission(const Job& job, const std::string& fingerprint) {
@@ -75,6 +111,11 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(JobManagerOptions
   if (options.retention <= absl::ZeroDuration()) return absl::InvalidArgumentError("the retention must be positive");
   std::unique_ptr<JobManager> manager(new JobManager(std::move(options), metrics, audit));
   if (absl::Status status = manager->RecoverSpool(); !status.ok()) return status;
+  // After the recovery, which removes expired jobs and unfinished uploads: what is left is what the spool has.
+  if (absl::Status status = CheckSpoolUsable(manager->options_.spool_dir, manager->options_.min_free_bytes);
+      !status.ok()) {
+    return status;
+  }
   manager->sweeper_ = std::thread([manager = manager.get()] { manager->SweepUntilDestroyed(); });
   return manager;
 }

@@ -76,7 +76,8 @@ class JobManager {
   // Makes the spool folder, or recovers the one an earlier process left (the file comment; not durable: its job
   // folders are removed). Entries that are not job folders are left alone. `metrics` and `audit` (may be null: no
   // audit trail) must outlive the manager; it records the lifecycle events of server/audit_log.h on `audit`.
-  // Errors: InvalidArgument for options out of range; Internal when the spool cannot be made or read.
+  // Errors: InvalidArgument for options out of range; Internal when the spool cannot be made or read;
+  // FailedPrecondition when, after the recovery, it has less free space than `min_free_bytes` or cannot be written.
   static absl::StatusOr<std::unique_ptr<JobManager>> Create(JobManagerOptions options, Metrics* metrics,
                                                             AuditLog* audit);
   ~JobManager();

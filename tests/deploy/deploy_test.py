@@ -350,6 +350,26 @@ class DeployTest(unittest.TestCase):
                   "spool unusable": ("spool-dir", not_a_folder, "spool-is-a-file"),
                   "empty model repository": ("model-repository", empty, "no model to serve"),
                   "broken bundle": ("model-repository", os.path.dirname(broken), "no model to serve")}
+        # The spool volume mounted read-only, and full (a real file system of each kind: a tmpfs; needs root).
+        mounts = []
+        if os.geteuid() == 0:
+            for kind, options in (("read-only", "ro,size=8m"), ("full", "size=8m")):
+                spool = os.path.join(folder, f"{kind}-spool")
+                os.makedirs(spool)
+                if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", spool]).returncode == 0:
+                    mounts.append(spool)
+            if len(mounts) == 2:
+                with open(os.path.join(mounts[1], "filler"), "wb") as f:
+                    try:
+                        while True:
+                            f.write(bytes(1 << 20))
+                    except OSError:
+                        pass
+                faults["spool read-only"] = ("spool-dir", mounts[0], "cannot be written (Read-only file system)")
+                faults["spool full"] = ("spool-dir", mounts[1], "free space there or enlarge it")
+        if len(faults) < 6:
+            print("deploy_test: the read-only and full spool faults need root and tmpfs mounts: not run")
+        self.addCleanup(lambda: [subprocess.run(["umount", spool]) for spool in mounts])
         with open(path) as f:
             flags = f.read()
         for fault, (name, value, reason) in faults.items():

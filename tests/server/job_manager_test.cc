@@ -5,6 +5,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -39,6 +40,7 @@ class JobManagerTest : public ::testing::Test {
     options.max_jobs_kept = max_jobs_kept;
     options.durable = durable_;
     options.retention = retention_;
+    options.min_free_bytes = 0;  // the tests do not depend on the machine's free disk space
     absl::StatusOr<std::unique_ptr<JobManager>> manager = JobManager::Create(options, &metrics_, audit_.get());
     EXPECT_TRUE(manager.ok()) << manager.status();
     return manager.ok() ? *std::move(manager) : nullptr;
@@ -136,6 +138,24 @@ TEST_F(JobManagerTest, EveryWayAJobEndsDeletesItsInputs) {
   EXPECT_TRUE(fs::exists(done->spec().OutputDirectory() + "/segmentation.nii.gz")) << "results stay for Watch";
   EXPECT_EQ(manager->NextJob(), nullptr);
   EXPECT_THAT(manager->CheckAdmission(), StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST_F(JobManagerTest, ASpoolWithoutRoomOrThatCannotBeWrittenIsRefusedAtStartUpWithTheReason) {
+  JobManagerOptions options;
+  options.spool_dir = spool_;
+  options.min_free_bytes = uint64_t{1} << 62;  // more than any disk has free
+  EXPECT_THAT(JobManager::Create(options, &metrics_, audit_.get()),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       ::testing::AllOf(::testing::HasSubstr(spool_), ::testing::HasSubstr("MiB free, less than"))));
+  options.min_free_bytes = 0;
+  EXPECT_TRUE(JobManager::Create(options, &metrics_, audit_.get()).ok());
+  EXPECT_EQ(std::distance(fs::directory_iterator(spool_), fs::directory_iterator()), 0) << "the write check is gone";
+  if (geteuid() != 0) {  // root writes regardless of permissions (deploy_test mounts a read-only spool as root)
+    fs::permissions(spool_, fs::perms::owner_read | fs::perms::owner_exec);
+    EXPECT_THAT(JobManager::Create(options, &metrics_, audit_.get()),
+                StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::HasSubstr("cannot be written")));
+    fs::permissions(spool_, fs::perms::owner_all);
+  }
 }
 
 TEST_F(JobManagerTest, AnAcceptRefusedLeavesNoFolder) {
