@@ -62,16 +62,9 @@ absl::Duration SweepPeriod(absl::Duration retention) {
 // Whether jobs can be accepted into `spool` at all: it has the free space the watermark keeps, and a file can be
 // written, synced and removed there (a volume mounted read-only, or one whose permissions do not let this user
 // write, fails here and not on the first upload). FailedPrecondition names the folder and what to fix.
-absl::Status CheckSpoolUsable(const std::string& spool, uint64_t min_free_bytes) {
-  struct statvfs disk;
-  if (statvfs(spool.c_str(), &disk) == 0) {
-    const uint64_t free_bytes = static_cast<uint64_t>(disk.f_bavail) * disk.f_frsize;
-    if (free_bytes < min_free_bytes) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("the spool ", spool, " has ", free_bytes >> 20, " MiB free, less than the ",
-                       min_free_bytes >> 20, " MiB it keeps free (--min-free-mb): free space there or enlarge it"));
-    }
-  }
+// Whether the spool takes a synced write: a read-only mount, a full disk or a quota fail here, at start-up, rather
+// than in the first job that writes. Low free space above zero is not an error: uploads are refused until it frees.
+absl::Status CheckSpoolWritable(const std::string& spool) {
   const std::string probe = spool + "/.segrel-write-check";
   const int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   bool written = fd >= 0 && write(fd, "x", 1) == 1 && fsync(fd) == 0;
@@ -112,9 +105,11 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(JobManagerOptions
   std::unique_ptr<JobManager> manager(new JobManager(std::move(options), metrics, audit));
   if (absl::Status status = manager->RecoverSpool(); !status.ok()) return status;
   // After the recovery, which removes expired jobs and unfinished uploads: what is left is what the spool has.
-  if (absl::Status status = CheckSpoolUsable(manager->options_.spool_dir, manager->options_.min_free_bytes);
-      !status.ok()) {
-    return status;
+  if (absl::Status status = CheckSpoolWritable(manager->options_.spool_dir); !status.ok()) return status;
+  struct statvfs disk;
+  if (statvfs(manager->options_.spool_dir.c_str(), &disk) == 0) {
+    manager->recovery_.free_bytes = static_cast<uint64_t>(disk.f_bavail) * disk.f_frsize;
+    manager->recovery_.below_watermark = manager->recovery_.free_bytes < manager->options_.min_free_bytes;
   }
   manager->sweeper_ = std::thread([manager = manager.get()] { manager->SweepUntilDestroyed(); });
   return manager;

@@ -62,12 +62,14 @@ struct JobManagerOptions {
 
 // What Create found in the spool.
 struct SpoolRecovery {
-  size_t queued = 0;        // jobs queued or running when the earlier process stopped: queued again
-  size_t ended = 0;         // ended jobs, watchable until their retention time
-  size_t incomplete = 0;    // queued jobs whose inputs were gone: failed (UNAVAILABLE, submit again)
-  size_t removed = 0;       // job folders without a readable record (uploads that never completed): removed
-  size_t expired = 0;       // ended jobs past the retention time: removed
-  size_t unknown_kept = 0;  // entries that are not job folders: left alone
+  size_t queued = 0;             // jobs queued or running when the earlier process stopped: queued again
+  size_t ended = 0;              // ended jobs, watchable until their retention time
+  size_t incomplete = 0;         // queued jobs whose inputs were gone: failed (UNAVAILABLE, submit again)
+  size_t removed = 0;            // job folders without a readable record (uploads that never completed): removed
+  size_t expired = 0;            // ended jobs past the retention time: removed
+  size_t unknown_kept = 0;       // entries that are not job folders: left alone
+  uint64_t free_bytes = 0;       // free space on the spool after the recovery
+  bool below_watermark = false;  // less than `min_free_bytes`: uploads are refused until space frees up
 };
 
 // Thread-safe.
@@ -77,7 +79,8 @@ class JobManager {
   // folders are removed). Entries that are not job folders are left alone. `metrics` and `audit` (may be null: no
   // audit trail) must outlive the manager; it records the lifecycle events of server/audit_log.h on `audit`.
   // Errors: InvalidArgument for options out of range; Internal when the spool cannot be made or read;
-  // FailedPrecondition when, after the recovery, it has less free space than `min_free_bytes` or cannot be written.
+  // FailedPrecondition when, after the recovery, it cannot be written (read-only, full, over a quota). Less free space
+  // than `min_free_bytes` is not an error (recovery().below_watermark): uploads wait for space, as later on.
   static absl::StatusOr<std::unique_ptr<JobManager>> Create(JobManagerOptions options, Metrics* metrics,
                                                             AuditLog* audit);
   ~JobManager();

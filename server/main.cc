@@ -217,6 +217,11 @@ void LogStart(const segrel::server::SegrelServer& server, const segrel::server::
     out << "segrel-server: warning: " << found.unknown_kept
         << " entries in the spool are not job folders; left alone\n";
   }
+  if (found.below_watermark) {
+    out << "segrel-server: warning: the spool " << server.jobs().spool_dir() << " has " << (found.free_bytes >> 20)
+        << " MiB free, less than the " << (options.min_free_bytes >> 20)
+        << " MiB it keeps free (--min-free-mb): uploads are refused until space is freed there\n";
+  }
   if (!segrel::server::IsLoopback(options.address)) {
     if (!options.tls.enabled()) {
       out << "segrel-server: warning: listening beyond loopback in plaintext: studies cross the network "

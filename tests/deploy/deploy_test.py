@@ -366,7 +366,7 @@ class DeployTest(unittest.TestCase):
                     except OSError:
                         pass
                 faults["spool read-only"] = ("spool-dir", mounts[0], "cannot be written (Read-only file system)")
-                faults["spool full"] = ("spool-dir", mounts[1], "free space there or enlarge it")
+                faults["spool full"] = ("spool-dir", mounts[1], "is full (No space left on device)")
         if len(faults) < 6:
             print("deploy_test: the read-only and full spool faults need root and tmpfs mounts: not run")
         self.addCleanup(lambda: [subprocess.run(["umount", spool]) for spool in mounts])
