@@ -89,6 +89,27 @@ def watch(pb, stub, job_id, out_dir):
     return states, files
 
 
+def same_outputs(out, reference):
+    """How the result folder OUT differs from REFERENCE (`segrel analyze`'s): the list of differences, empty when
+    they hold the same files with the same bytes; relevance.json is compared as JSON without its run time and
+    LibTorch thread count, which are the machine's, not the result's."""
+    names, expected = sorted(os.listdir(out)), sorted(os.listdir(reference))
+    if names != expected:
+        return [f"files {names} != {expected}"]
+    differences = []
+    for name in expected:
+        with open(os.path.join(out, name), "rb") as a, open(os.path.join(reference, name), "rb") as b:
+            data, wanted = a.read(), b.read()
+        if name == "relevance.json":
+            data, wanted = (json.loads(text) for text in (data, wanted))
+            for report in (data, wanted):
+                report.pop("seconds")
+                report.pop("threads")
+        if data != wanted:
+            differences.append(f"{name} differs")
+    return differences
+
+
 class ServerProcess:
     """segrel-server on a free loopback port. A thread drains its stderr (a server must never block on a full pipe:
     the audit trail goes there) into `lines` and, when ctest sets SEGREL_TEST_LOG_DIR, into a file there that the
