@@ -1,0 +1,424 @@
+#include "server/nats_job_queue.h"
+
+#include <nats/nats.h>
+
+#include <algorithm>
+#include <array>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "server/job_queue.h"
+
+namespace segrel::server {
+namespace {
+
+constexpr std::array<PriorityClass, 3> kClasses = {PriorityClass::kHigh, PriorityClass::kNormal, PriorityClass::kLow};
+constexpr char kIdHeader[] = "Nats-Msg-Id";  // JetStream's de-duplication header: the job id
+
+int64_t Millis(absl::Duration d) { return std::max<int64_t>(1, absl::ToInt64Milliseconds(d)); }
+
+// The client's last error text for `status`: it says more than the status name (e.g. the server's JetStream error).
+std::string LastError(natsStatus status) {
+  natsStatus last = NATS_OK;
+  const char* text = nats_GetLastError(&last);
+  if (text != nullptr && last == status && *text != '\0') return text;
+  return natsStatus_GetText(status);
+}
+
+absl::Status NatsError(natsStatus status, absl::string_view what) {
+  return absl::UnavailableError(absl::StrCat("NATS: ", what, ": ", LastError(status)));
+}
+
+// Frees a C client object at the end of a scope.
+template <typename T, void (*Destroy)(T*)>
+struct Owned {
+  T* p = nullptr;
+  ~Owned() {
+    if (p != nullptr) Destroy(p);
+  }
+};
+
+jsOptions RequestOptions(const NatsConnection& connection) {
+  jsOptions options;
+  jsOptions_Init(&options);
+  options.Wait = Millis(connection.timeout());
+  return options;
+}
+
+}  // namespace
+
+PriorityClass PriorityClassOf(int32_t priority) {
+  if (priority > 0) return PriorityClass::kHigh;
+  return priority == 0 ? PriorityClass::kNormal : PriorityClass::kLow;
+}
+
+const char* PriorityClassName(PriorityClass priority_class) {
+  switch (priority_class) {
+    case PriorityClass::kHigh:
+      return "high";
+    case PriorityClass::kNormal:
+      return "normal";
+    case PriorityClass::kLow:
+      return "low";
+  }
+  return "normal";
+}
+
+// --- NatsConnection ---
+
+absl::StatusOr<std::shared_ptr<NatsConnection>> NatsConnection::Connect(const std::string& url,
+                                                                        absl::Duration timeout) {
+  Owned<natsOptions, natsOptions_Destroy> options;
+  natsStatus status = natsOptions_Create(&options.p);
+  if (status == NATS_OK) status = natsOptions_SetURL(options.p, url.c_str());
+  if (status == NATS_OK) status = natsOptions_SetTimeout(options.p, Millis(timeout));
+  // Reconnect for ever, every 250 ms: a NATS restart must not end a replica; calls fail meanwhile.
+  if (status == NATS_OK) status = natsOptions_SetMaxReconnect(options.p, -1);
+  if (status == NATS_OK) status = natsOptions_SetReconnectWait(options.p, 250);
+  if (status != NATS_OK) return absl::InvalidArgumentError(absl::StrCat("NATS URL ", url, ": ", LastError(status)));
+  natsConnection* connection = nullptr;
+  status = natsConnection_Connect(&connection, options.p);
+  if (status != NATS_OK) return NatsError(status, absl::StrCat("cannot connect to ", url));
+  jsOptions js_options;
+  jsOptions_Init(&js_options);
+  js_options.Wait = Millis(timeout);
+  jsCtx* jetstream = nullptr;
+  status = natsConnection_JetStream(&jetstream, connection, &js_options);
+  jsAccountInfo* account = nullptr;
+  if (status == NATS_OK) status = js_GetAccountInfo(&account, jetstream, nullptr, nullptr);
+  if (account != nullptr) jsAccountInfo_Destroy(account);
+  if (status != NATS_OK) {
+    const absl::Status error = NatsError(status, absl::StrCat(url, " has no JetStream (start nats-server with -js)"));
+    if (jetstream != nullptr) jsCtx_Destroy(jetstream);
+    natsConnection_Destroy(connection);
+    return error;
+  }
+  return std::shared_ptr<NatsConnection>(new NatsConnection(connection, jetstream, timeout));
+}
+
+NatsConnection::~NatsConnection() {
+  jsCtx_Destroy(jetstream_);
+  natsConnection_Destroy(connection_);
+}
+
+// --- JobLease ---
+
+absl::StatusOr<std::unique_ptr<JobLease>> JobLease::FromDelivery(std::shared_ptr<NatsConnection> connection,
+                                                                 natsMsg* message, PriorityClass priority_class,
+                                                                 int max_deliveries) {
+  std::unique_ptr<JobLease> lease(new JobLease(std::move(connection), priority_class));
+  const char* reply = natsMsg_GetReply(message);
+  if (reply != nullptr) lease->ack_subject_ = reply;
+  // $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time ns>.<pending> (NATS 2.9 also sends a
+  // form with <domain>.<account hash> before the stream and a random token after the pending count).
+  std::vector<absl::string_view> tokens = absl::StrSplit(lease->ack_subject_, '.');
+  const size_t first = tokens.size() == 9 ? 2 : 4;
+  int64_t delivered = 0, nanos = 0;
+  if (tokens.size() < 9 || tokens[0] != "$JS" || tokens[1] != "ACK" ||
+      !absl::SimpleAtoi(tokens[first + 2], &delivered) || !absl::SimpleAtoi(tokens[first + 5], &nanos)) {
+    return absl::InternalError(absl::StrCat("NATS: not a JetStream delivery: '", lease->ack_subject_, "'"));
+  }
+  lease->deliveries_ = static_cast<int>(delivered);
+  lease->published_ = absl::FromUnixNanos(nanos);
+  lease->exhausted_ = delivered > max_deliveries;
+  lease->payload_.assign(natsMsg_GetData(message), natsMsg_GetDataLength(message));
+  const char* id = nullptr;
+  if (natsMsgHeader_Get(message, kIdHeader, &id) == NATS_OK && id != nullptr) lease->id_ = id;
+  return lease;
+}
+
+JobLease::~JobLease() { StopRenewing(); }
+
+absl::Status JobLease::Acknowledge(const char* acknowledgement, bool confirmed, absl::string_view what) {
+  natsStatus status;
+  if (confirmed) {
+    natsMsg* answer = nullptr;
+    status = natsConnection_RequestString(&answer, connection_->connection(), ack_subject_.c_str(), acknowledgement,
+                                          Millis(connection_->timeout()));
+    if (answer != nullptr) natsMsg_Destroy(answer);
+  } else {
+    status = natsConnection_PublishString(connection_->connection(), ack_subject_.c_str(), acknowledgement);
+  }
+  return status == NATS_OK ? absl::OkStatus() : NatsError(status, absl::StrCat("cannot ", what, " job ", id_));
+}
+
+absl::Status JobLease::Renew() { return Acknowledge("+WPI", /*confirmed=*/false, "renew"); }
+
+void JobLease::KeepRenewing(absl::Duration interval) {
+  if (renewer_.joinable()) return;
+  renewer_ = std::thread([this, interval] {
+    // A failed renewal (NATS away for a moment) is retried at the next interval; a long outage lets the job be
+    // redelivered, which is the broker's promise to the other replicas.
+    while (!stop_renewing_.WaitForNotificationWithTimeout(interval)) Renew().IgnoreError();
+  });
+}
+
+void JobLease::StopRenewing() {
+  if (!renewer_.joinable()) return;
+  stop_renewing_.Notify();
+  renewer_.join();
+}
+
+absl::Status JobLease::Complete() {
+  StopRenewing();
+  // Confirmed: once this returns, the job is out of the stream and is never redelivered.
+  return Acknowledge("+ACK", /*confirmed=*/true, "complete");
+}
+
+absl::Status JobLease::Release() {
+  StopRenewing();
+  return Acknowledge("-NAK", /*confirmed=*/false, "give back");
+}
+
+// --- NatsJobQueue ---
+
+std::string NatsJobQueue::Subject(PriorityClass priority_class) const {
+  return absl::StrCat("segrel.jobs.", PriorityClassName(priority_class));
+}
+
+std::string NatsJobQueue::ConsumerName(PriorityClass priority_class) const {
+  return absl::StrCat("segrel-workers-", PriorityClassName(priority_class));
+}
+
+absl::StatusOr<std::unique_ptr<NatsJobQueue>> NatsJobQueue::Create(std::shared_ptr<NatsConnection> connection,
+                                                                   NatsQueueOptions options) {
+  if (options.capacity < 1) return absl::InvalidArgumentError("the queue capacity must be at least 1");
+  if (options.max_deliveries < 1) return absl::InvalidArgumentError("max_deliveries must be at least 1");
+  if (options.ack_wait < absl::Seconds(1)) return absl::InvalidArgumentError("ack_wait must be at least 1 s");
+  std::unique_ptr<NatsJobQueue> queue(new NatsJobQueue(std::move(connection), std::move(options)));
+  const NatsQueueOptions& o = queue->options_;
+  jsOptions request = RequestOptions(*queue->connection_);
+
+  std::array<std::string, 3> subjects;
+  std::array<const char*, 3> subject_names;
+  for (PriorityClass c : kClasses) {
+    subjects[static_cast<int>(c)] = queue->Subject(c);
+    subject_names[static_cast<int>(c)] = subjects[static_cast<int>(c)].c_str();
+  }
+  jsStreamConfig stream;
+  jsStreamConfig_Init(&stream);
+  stream.Name = o.stream.c_str();
+  stream.Subjects = subject_names.data();
+  stream.SubjectsLen = static_cast<int>(subject_names.size());
+  stream.Retention = js_WorkQueuePolicy;  // a completed job leaves the stream
+  stream.Storage = js_FileStorage;        // and a queued one survives a NATS restart
+  stream.MaxMsgs = o.capacity;
+  stream.Discard = js_DiscardNew;  // a full queue refuses the newcomer, it does not drop the oldest job
+  stream.Duplicates = absl::ToInt64Nanoseconds(o.duplicate_window);
+  jsStreamInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus status = js_AddStream(&info, queue->connection_->jetstream(), &stream, &request, &code);
+  if (status != NATS_OK && code == JSStreamNameExistErr) {  // another replica made it: take its settings over
+    status = js_UpdateStream(&info, queue->connection_->jetstream(), &stream, &request, &code);
+  }
+  if (info != nullptr) jsStreamInfo_Destroy(info);
+  if (status != NATS_OK) return NatsError(status, absl::StrCat("cannot make the stream ", o.stream));
+
+  for (PriorityClass c : kClasses) {
+    const std::string name = queue->ConsumerName(c);
+    const std::string& subject = subjects[static_cast<int>(c)];
+    jsConsumerConfig consumer;
+    jsConsumerConfig_Init(&consumer);
+    consumer.Durable = name.c_str();
+    consumer.AckPolicy = js_AckExplicit;
+    consumer.AckWait = absl::ToInt64Nanoseconds(o.ack_wait);
+    consumer.MaxDeliver = o.max_deliveries + 1;  // the extra delivery is the one that fails the job (exhausted)
+    consumer.FilterSubject = subject.c_str();
+    consumer.MaxAckPending = -1;
+    jsConsumerInfo* consumer_info = nullptr;
+    status =
+        js_AddConsumer(&consumer_info, queue->connection_->jetstream(), o.stream.c_str(), &consumer, &request, &code);
+    if (status != NATS_OK && code == JSConsumerNameExistErr) {
+      status = js_UpdateConsumer(&consumer_info, queue->connection_->jetstream(), o.stream.c_str(), &consumer, &request,
+                                 &code);
+    }
+    if (consumer_info != nullptr) jsConsumerInfo_Destroy(consumer_info);
+    if (status != NATS_OK) return NatsError(status, absl::StrCat("cannot make the consumer ", name));
+  }
+  absl::MutexLock lock(&queue->take_mutex_);
+  status = natsConnection_SubscribeSync(&queue->arrivals_, queue->connection_->connection(), "segrel.jobs.*");
+  if (status != NATS_OK) return NatsError(status, "cannot listen for new jobs");
+  return queue;
+}
+
+NatsJobQueue::~NatsJobQueue() {
+  absl::MutexLock lock(&take_mutex_);
+  if (arrivals_ != nullptr) {
+    natsSubscription_Unsubscribe(arrivals_);
+    natsSubscription_Destroy(arrivals_);
+  }
+}
+
+absl::StatusOr<bool> NatsJobQueue::Publish(const std::string& id, int32_t priority, const std::string& payload) {
+  Owned<natsMsg, natsMsg_Destroy> message;
+  const std::string subject = Subject(PriorityClassOf(priority));
+  natsStatus status =
+      natsMsg_Create(&message.p, subject.c_str(), nullptr, payload.data(), static_cast<int>(payload.size()));
+  if (status == NATS_OK) status = natsMsgHeader_Set(message.p, kIdHeader, id.c_str());
+  if (status != NATS_OK) return absl::InternalError(absl::StrCat("job ", id, ": ", LastError(status)));
+  jsPubOptions publish;
+  jsPubOptions_Init(&publish);
+  publish.MaxWait = Millis(connection_->timeout());
+  jsPubAck* ack = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  status = js_PublishMsg(&ack, connection_->jetstream(), message.p, &publish, &code);
+  if (status != NATS_OK) {
+    const std::string text = LastError(status);
+    if (code == JSStreamStoreFailedErr || absl::StrContains(text, "maximum messages")) {
+      return RetryLater(absl::ResourceExhaustedError(
+          absl::StrCat("the cluster's queue is full (", options_.capacity, " jobs queued or running)")));
+    }
+    return absl::UnavailableError(absl::StrCat("NATS: cannot queue job ", id, ": ", text));
+  }
+  const bool duplicate = ack->Duplicate;
+  jsPubAck_Destroy(ack);
+  return !duplicate;
+}
+
+absl::StatusOr<std::unique_ptr<JobLease>> NatsJobQueue::TakeWaiting() const {
+  for (PriorityClass c : kClasses) {
+    // JetStream's pull request: one job, and an immediate "404 No Messages" status when the class has none waiting
+    // (nor due for redelivery).
+    const std::string next = absl::StrCat("$JS.API.CONSUMER.MSG.NEXT.", options_.stream, ".", ConsumerName(c));
+    natsMsg* answer = nullptr;
+    const natsStatus status =
+        natsConnection_RequestString(&answer, connection_->connection(), next.c_str(), R"({"batch":1,"no_wait":true})",
+                                     Millis(connection_->timeout()));
+    if (status != NATS_OK) return NatsError(status, "cannot take a job");
+    Owned<natsMsg, natsMsg_Destroy> delivery{answer};
+    const char* code = nullptr;
+    if (natsMsgHeader_Get(answer, "Status", &code) == NATS_OK) continue;  // 404: none in this class
+    return JobLease::FromDelivery(connection_, answer, c, options_.max_deliveries);
+  }
+  return std::unique_ptr<JobLease>();
+}
+
+absl::StatusOr<std::unique_ptr<JobLease>> NatsJobQueue::Take(absl::Duration timeout) {
+  absl::MutexLock lock(&take_mutex_);
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    // Forget the arrivals heard so far, then look: a job published after this point is heard below, so none is
+    // missed between looking and waiting.
+    natsMsg* heard = nullptr;
+    while (natsSubscription_NextMsg(&heard, arrivals_, 0) == NATS_OK) natsMsg_Destroy(heard);
+    absl::StatusOr<std::unique_ptr<JobLease>> lease = TakeWaiting();
+    if (!lease.ok() || *lease != nullptr) return lease;
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return std::unique_ptr<JobLease>();
+    // Redeliveries are not published again, so they are not heard: look again at least every 250 ms.
+    if (natsSubscription_NextMsg(&heard, arrivals_, Millis(std::min(left, absl::Milliseconds(250)))) == NATS_OK) {
+      natsMsg_Destroy(heard);
+    }
+  }
+}
+
+absl::StatusOr<NatsJobQueue::Depth> NatsJobQueue::Measure() const {
+  jsOptions request = RequestOptions(*connection_);
+  Depth depth;
+  jsStreamInfo* stream = nullptr;
+  natsStatus status = js_GetStreamInfo(&stream, connection_->jetstream(), options_.stream.c_str(), &request, nullptr);
+  if (status != NATS_OK) return NatsError(status, absl::StrCat("cannot read the stream ", options_.stream));
+  if (stream->State.Msgs > 0) {
+    depth.oldest_age = std::max(absl::ZeroDuration(), absl::Now() - absl::FromUnixNanos(stream->State.FirstTime));
+  }
+  jsStreamInfo_Destroy(stream);
+  for (PriorityClass c : kClasses) {
+    jsConsumerInfo* consumer = nullptr;
+    status = js_GetConsumerInfo(&consumer, connection_->jetstream(), options_.stream.c_str(), ConsumerName(c).c_str(),
+                                &request, nullptr);
+    if (status != NATS_OK) return NatsError(status, absl::StrCat("cannot read the consumer ", ConsumerName(c)));
+    depth.waiting += consumer->NumPending;
+    depth.taken += static_cast<uint64_t>(consumer->NumAckPending);
+    depth.redelivered += static_cast<uint64_t>(consumer->NumRedelivered);
+    jsConsumerInfo_Destroy(consumer);
+  }
+  return depth;
+}
+
+// --- NatsJobStates ---
+
+absl::StatusOr<std::unique_ptr<NatsJobStates>> NatsJobStates::Create(std::shared_ptr<NatsConnection> connection,
+                                                                     const std::string& bucket, absl::Duration ttl) {
+  kvConfig config;
+  kvConfig_Init(&config);
+  config.Bucket = bucket.c_str();
+  config.History = 1;
+  config.TTL = absl::ToInt64Nanoseconds(ttl);
+  config.StorageType = js_FileStorage;
+  kvStore* store = nullptr;
+  natsStatus status = js_CreateKeyValue(&store, connection->jetstream(), &config);
+  if (status != NATS_OK) {  // made by another replica already
+    status = js_KeyValue(&store, connection->jetstream(), bucket.c_str());
+  }
+  if (status != NATS_OK) return NatsError(status, absl::StrCat("cannot open the job-state bucket ", bucket));
+  return std::unique_ptr<NatsJobStates>(new NatsJobStates(std::move(connection), store));
+}
+
+NatsJobStates::~NatsJobStates() { kvStore_Destroy(store_); }
+
+absl::StatusOr<uint64_t> NatsJobStates::Put(const std::string& id, const std::string& value) {
+  uint64_t revision = 0;
+  const natsStatus status = kvStore_Put(&revision, store_, id.c_str(), value.data(), static_cast<int>(value.size()));
+  if (status != NATS_OK) return NatsError(status, absl::StrCat("cannot record the state of job ", id));
+  return revision;
+}
+
+absl::StatusOr<uint64_t> NatsJobStates::Update(const std::string& id, const std::string& value, uint64_t revision) {
+  uint64_t written = 0;
+  const natsStatus status =
+      revision == 0
+          ? kvStore_Create(&written, store_, id.c_str(), value.data(), static_cast<int>(value.size()))
+          : kvStore_Update(&written, store_, id.c_str(), value.data(), static_cast<int>(value.size()), revision);
+  if (status == NATS_OK) return written;
+  const std::string text = LastError(status);
+  if (absl::StrContains(text, "wrong last sequence") || absl::StrContains(text, "key exists")) {
+    return absl::FailedPreconditionError(absl::StrCat("the state of job ", id, " changed since revision ", revision));
+  }
+  return absl::UnavailableError(absl::StrCat("NATS: cannot record the state of job ", id, ": ", text));
+}
+
+absl::StatusOr<NatsJobStates::Entry> NatsJobStates::Get(const std::string& id) const {
+  kvEntry* entry = nullptr;
+  const natsStatus status = kvStore_Get(&entry, store_, id.c_str());
+  if (status == NATS_NOT_FOUND) return absl::NotFoundError(absl::StrCat("no job ", id));
+  if (status != NATS_OK) return NatsError(status, absl::StrCat("cannot read the state of job ", id));
+  Entry result;
+  result.value.assign(static_cast<const char*>(kvEntry_Value(entry)), kvEntry_ValueLen(entry));
+  result.revision = kvEntry_Revision(entry);
+  kvEntry_Destroy(entry);
+  return result;
+}
+
+absl::StatusOr<std::optional<NatsJobStates::Entry>> NatsJobStates::WaitForChange(const std::string& id,
+                                                                                 uint64_t revision,
+                                                                                 absl::Duration timeout) const {
+  kvWatchOptions options;
+  kvWatchOptions_Init(&options);
+  options.IgnoreDeletes = true;
+  options.Timeout = Millis(connection_->timeout());
+  Owned<kvWatcher, kvWatcher_Destroy> watcher;
+  natsStatus status = kvStore_Watch(&watcher.p, store_, id.c_str(), &options);
+  if (status != NATS_OK) return NatsError(status, absl::StrCat("cannot watch job ", id));
+  // The watcher first gives the current entry (or a null one when there is none), then every later write.
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return std::optional<Entry>();
+    kvEntry* entry = nullptr;
+    status = kvWatcher_Next(&entry, watcher.p, Millis(left));
+    if (status == NATS_TIMEOUT) return std::optional<Entry>();
+    if (status != NATS_OK) return NatsError(status, absl::StrCat("cannot watch job ", id));
+    if (entry == nullptr) continue;  // the marker after the current entries
+    Entry result;
+    result.value.assign(static_cast<const char*>(kvEntry_Value(entry)), kvEntry_ValueLen(entry));
+    result.revision = kvEntry_Revision(entry);
+    kvEntry_Destroy(entry);
+    if (result.revision > revision) return std::optional<Entry>(std::move(result));
+  }
+}
+
+}  // namespace segrel::server
