@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <tuple>
 #include <utility>
 
@@ -103,7 +104,28 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(JobManagerOptions
   if (error) return absl::InternalError(absl::StrCat(options.spool_dir, ": cannot create: ", error.message()));
   if (options.retention <= absl::ZeroDuration()) return absl::InvalidArgumentError("the retention must be positive");
   std::unique_ptr<JobManager> manager(new JobManager(std::move(options), metrics, audit));
-  if (absl::Status status = manager->RecoverSpool(); !status.ok()) return status;
+  if (manager->options_.cluster.has_value()) {
+    if (!manager->options_.durable) {
+      return absl::InvalidArgumentError("a cluster replica needs job records: they are how replicas know a job");
+    }
+    ClusterOptions cluster = *manager->options_.cluster;
+    cluster.queue.capacity = static_cast<int64_t>(manager->options_.queue_capacity);
+    cluster.retention = manager->options_.retention;
+    absl::StatusOr<std::unique_ptr<ClusterJobs>> joined = ClusterJobs::Connect(std::move(cluster));
+    if (!joined.ok()) return joined.status();
+    manager->cluster_ = *std::move(joined);
+    JobManager* self = manager.get();
+    manager->cluster_->Listen([self](const std::string& id, const ClusterJobState& state) { self->Follow(id, state); });
+    manager->cluster_->Measure(absl::Seconds(1), [metrics](const NatsJobQueue::Depth& depth) {
+      metrics->cluster_jobs_waiting.Set({}, static_cast<double>(depth.waiting));
+      metrics->cluster_jobs_running.Set({}, static_cast<double>(depth.taken));
+      metrics->cluster_oldest_job_age.Set({}, absl::ToDoubleSeconds(depth.oldest_age));
+      metrics->cluster_jobs_redelivered.Set({}, static_cast<double>(depth.redelivered));
+      metrics->queue_length.Set({}, static_cast<double>(depth.waiting));
+    });
+  } else if (absl::Status status = manager->RecoverSpool(); !status.ok()) {
+    return status;
+  }
   // After the recovery, which removes expired jobs and unfinished uploads: what is left is what the spool has.
   if (absl::Status status = CheckSpoolWritable(manager->options_.spool_dir); !status.ok()) return status;
   struct statvfs disk;
@@ -121,6 +143,7 @@ JobManager::~JobManager() {
     destroying_ = true;
   }
   if (sweeper_.joinable()) sweeper_.join();
+  cluster_.reset();  // first: its listener calls Follow
 }
 
 JobManager::JobManager(JobManagerOptions options, Metrics* metrics, AuditLog* audit)
@@ -201,7 +224,10 @@ void JobManager::Recover(JobRecord record, absl::Time now) {
 
 absl::Status JobManager::CheckAdmission(uint64_t incoming_bytes) const {
   if (shutting_down()) return absl::UnavailableError("the server is shutting down");
-  if (absl::Status room = queue_.CheckRoom(); !room.ok()) return room;
+  if (!options_.accepts_uploads) {
+    return absl::UnavailableError("this replica only runs jobs (--role=work): submit to another replica");
+  }
+  if (absl::Status room = cluster_ ? cluster_->CheckRoom() : queue_.CheckRoom(); !room.ok()) return room;
   struct statvfs disk;
   if (statvfs(options_.spool_dir.c_str(), &disk) == 0) {
     const uint64_t free_bytes = static_cast<uint64_t>(disk.f_bavail) * disk.f_frsize;
@@ -219,10 +245,17 @@ bool JobManager::shutting_down() const {
   return shutting_down_;
 }
 
-std::shared_ptr<Job> JobManager::Find(const std::string& id) const {
+std::shared_ptr<Job> JobManager::Find(const std::string& id) {
+  {
+    absl::MutexLock lock(&mutex_);
+    const auto it = jobs_.find(id);
+    if (it != jobs_.end() || cluster_ == nullptr) return it == jobs_.end() ? nullptr : it->second;
+  }
+  absl::StatusOr<ClusterJobState> state = cluster_->Get(id);  // outside the lock: a round trip to NATS
+  if (!state.ok()) return nullptr;
   absl::MutexLock lock(&mutex_);
-  const auto it = jobs_.find(id);
-  return it == jobs_.end() ? nullptr : it->second;
+  absl::StatusOr<std::shared_ptr<Job>> job = CopyOf(id, *state);
+  return job.ok() ? *job : nullptr;
 }
 
 absl::StatusOr<std::string> JobManager::NewJobDirectory(const std::string& id) {
@@ -277,7 +310,13 @@ absl::StatusOr<JobManager::Accepted> JobManager::Register(JobSpec spec, std::vec
   }
   const std::string directory = spec.directory;
   auto job = std::make_shared<Job>(std::move(spec));
-  if (absl::Status status = queue_.Enqueue(job); !status.ok()) {
+  if (cluster_ != nullptr) {
+    absl::StatusOr<Accepted> queued = EnqueueInCluster(job);
+    if (!queued.ok() || queued->already_submitted) {
+      RemoveTree(directory).IgnoreError();
+      return queued;
+    }
+  } else if (absl::Status status = queue_.Enqueue(job); !status.ok()) {
     RemoveTree(directory).IgnoreError();
     return status;
   }
@@ -291,6 +330,28 @@ absl::StatusOr<JobManager::Accepted> JobManager::Register(JobSpec spec, std::vec
 absl::StatusOr<std::shared_ptr<Job>> JobManager::Cancel(const std::string& id) {
   std::shared_ptr<Job> job = Find(id);
   if (job == nullptr) return absl::NotFoundError(absl::StrCat("unknown job '", id, "'"));
+  if (cluster_ != nullptr) {
+    // Queued: cancelled here and now (its message is dropped by the worker that takes it). Running: the replica
+    // running it sees the request in the shared state and stops it at its next window or stage.
+    const absl::Status cancelled = absl::CancelledError("cancelled by request while queued");
+    bool was_queued = false;
+    absl::StatusOr<ClusterJobState> state = cluster_->Change(id, [&](ClusterJobState& shared) {
+      was_queued = shared.state() == ClusterJobState::QUEUED;
+      if (was_queued) {
+        shared.set_state(ClusterJobState::CANCELLED);
+        shared.set_status_code(static_cast<int>(cancelled.code()));
+        shared.set_status_message(std::string(cancelled.message()));
+        shared.set_ended_unix_micros(absl::ToUnixMicros(absl::Now()));
+        return true;
+      }
+      if (shared.state() != ClusterJobState::RUNNING || shared.cancel_requested()) return false;
+      shared.set_cancel_requested(true);
+      return true;
+    });
+    if (!state.ok()) return state.status();
+    if (was_queued) Finish(*job, cancelled);  // its inputs go; the shared state is written already
+    return job;
+  }
   if (queue_.Remove(*job)) {
     Finish(*job, absl::CancelledError("cancelled by request while queued"));  // never handed to a worker
   } else {
@@ -326,17 +387,27 @@ std::vector<std::shared_ptr<Job>> JobManager::Jobs() const {
 std::optional<size_t> JobManager::QueuePosition(const Job& job) const { return queue_.Position(job); }
 
 std::shared_ptr<Job> JobManager::NextJob() {
-  std::shared_ptr<Job> job = queue_.Pop();
+  std::shared_ptr<Job> job = cluster_ ? TakeFromCluster() : queue_.Pop();
   if (job == nullptr) return nullptr;
   metrics_->queue_time.Observe({}, absl::ToDoubleSeconds(absl::Now() - job->spec().received));
   Audit(audit_, AuditEvent::kStarted, *job);
   return job;
 }
 
-void JobManager::SetHeld(bool held) { queue_.SetHeld(held); }
+void JobManager::SetHeld(bool held) {
+  {
+    absl::MutexLock lock(&mutex_);
+    held_ = held;
+  }
+  queue_.SetHeld(held);
+}
 
 void JobManager::Finish(Job& job, const absl::Status& status, JobResults results) {
   const JobSpec& spec = job.spec();
+  if (cluster_ != nullptr && absl::IsUnavailable(status) && shutting_down()) {
+    RequeueInCluster(job);
+    return;
+  }
   if (options_.durable && absl::IsUnavailable(status) && shutting_down()) {
     job.End(status);  // its inputs and queued record stay: the next process on this spool runs it
     Audit(audit_, AuditEvent::kInterrupted, job);
@@ -350,6 +421,7 @@ void JobManager::Finish(Job& job, const absl::Status& status, JobResults results
     // (UNAVAILABLE, submit again): its clients learn, nothing runs twice.
     WriteJobRecord(JobRecord{spec, JobEnding{status, results.files, ended}}).IgnoreError();
   }
+  if (cluster_ != nullptr) ShareEnding(job, status, results.files, ended);
   if (status.ok()) {
     metrics_->RecordSummary(spec.model_name, results.summary);
     metrics_->jobs_succeeded.Add({spec.model_name});
@@ -397,6 +469,7 @@ std::vector<std::shared_ptr<Job>> JobManager::ForgetOldJobs(absl::Time now) {
 }
 
 void JobManager::Remove(const std::vector<std::shared_ptr<Job>>& forgotten) {
+  if (cluster_ != nullptr) return;  // forgotten here, still served by the others: SweepSharedSpool deletes folders
   for (const std::shared_ptr<Job>& job : forgotten) {
     RemoveTree(job->spec().directory).IgnoreError();  // a leftover folder only takes space
     Audit(audit_, AuditEvent::kExpired, *job);
@@ -414,6 +487,270 @@ void JobManager::SweepUntilDestroyed() {
       forgotten = ForgetOldJobs(absl::Now());
     }
     Remove(forgotten);
+    if (cluster_ != nullptr) SweepSharedSpool(absl::Now());
+  }
+}
+
+// --- The cluster's side (JobManagerOptions::cluster) ---
+
+// A job this replica's workers run: its lease on the cluster's queue, and the observer that shares its progress.
+struct JobManager::Lease {
+  std::unique_ptr<JobLease> lease;
+  std::shared_ptr<JobObserver> sharer;
+};
+
+namespace {
+
+// Shares a running job's stage and progress whenever they change.
+class ProgressSharer : public JobObserver {
+ public:
+  explicit ProgressSharer(std::function<void()> share) : share_(std::move(share)) {}
+  void OnJobChanged() override { share_(); }
+
+ private:
+  const std::function<void()> share_;
+};
+
+bool IsFinalShared(const ClusterJobState& state) { return IsFinal(LocalState(state.state())); }
+
+void SetEnding(ClusterJobState& shared, const absl::Status& status, const std::vector<std::string>& results,
+               absl::Time ended) {
+  shared.set_state(SharedState(status.ok()                 ? JobState::kDone
+                               : absl::IsCancelled(status) ? JobState::kCancelled
+                                                           : JobState::kFailed));
+  shared.set_status_code(static_cast<int>(status.code()));
+  shared.set_status_message(std::string(status.message()));
+  shared.clear_results();
+  for (const std::string& file : results) shared.add_results(file);
+  shared.set_ended_unix_micros(absl::ToUnixMicros(ended));
+  shared.set_stage("");
+}
+
+// Writes an ending into job `id`'s shared state, unless it has one already. Errors: those of ClusterJobs::Change.
+absl::Status ShareEndingOf(ClusterJobs& cluster, const std::string& id, const absl::Status& status,
+                           const std::vector<std::string>& results, absl::Time ended) {
+  const auto end = [&](ClusterJobState& shared) {
+    if (IsFinalShared(shared)) return false;
+    SetEnding(shared, status, results, ended);
+    return true;
+  };
+  return cluster.Change(id, end).status();
+}
+
+}  // namespace
+
+absl::StatusOr<JobManager::Accepted> JobManager::EnqueueInCluster(std::shared_ptr<Job> job) {
+  absl::StatusOr<std::optional<ClusterJobState>> earlier = cluster_->Enqueue(job->spec());
+  if (!earlier.ok()) return earlier.status();
+  if (!earlier->has_value()) return Accepted{std::move(job), false};
+  // Submitted before, here or to another replica: the same submission, or a conflict.
+  const ClusterJobState& state = **earlier;
+  if (state.fingerprint() != job->spec().fingerprint) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("job ", job->spec().id, " was submitted before with another model, study or options"));
+  }
+  absl::StatusOr<std::shared_ptr<Job>> copy = CopyOf(job->spec().id, state);
+  if (!copy.ok()) return copy.status();
+  return Accepted{*std::move(copy), true};
+}
+
+absl::StatusOr<std::shared_ptr<Job>> JobManager::CopyOf(const std::string& id, const ClusterJobState& state) {
+  if (const auto it = jobs_.find(id); it != jobs_.end()) return it->second;
+  absl::StatusOr<JobRecord> record = ReadJobRecord(state.directory());
+  if (!record.ok()) {
+    return absl::NotFoundError(absl::StrCat("job '", id, "' is known to the cluster but its folder is gone"));
+  }
+  auto job = std::make_shared<Job>(std::move(record->spec));
+  if (state.state() == ClusterJobState::RUNNING) job->SetStage(state.stage(), state.progress());
+  if (IsFinalShared(state)) {
+    job->End(SharedStatus(state), {state.results().begin(), state.results().end()},
+             absl::FromUnixMicros(state.ended_unix_micros()));
+  }
+  jobs_[id] = job;
+  job_order_.push_back(id);
+  return job;
+}
+
+std::shared_ptr<Job> JobManager::TakeFromCluster() {
+  while (true) {
+    bool held;
+    {
+      absl::MutexLock lock(&mutex_);
+      if (shutting_down_) return nullptr;
+      held = held_;
+    }
+    if (held) {  // a held replica's workers wait; the other replicas take the jobs
+      absl::SleepFor(absl::Milliseconds(250));
+      continue;
+    }
+    absl::StatusOr<std::unique_ptr<JobLease>> lease = cluster_->Take(absl::Milliseconds(250));
+    if (!lease.ok()) {
+      absl::SleepFor(absl::Milliseconds(250));  // NATS away: the client reconnects by itself
+      continue;
+    }
+    if (*lease == nullptr) continue;
+    if (std::shared_ptr<Job> job = Claim(*std::move(lease)); job != nullptr) return job;
+  }
+}
+
+std::shared_ptr<Job> JobManager::Claim(std::unique_ptr<JobLease> lease) {
+  const std::string id = lease->id();
+  absl::StatusOr<JobRecord> record = ReadJobRecord(lease->payload());
+  if (!record.ok()) {  // deleted (expired, or by hand): nothing to run, the clients learn why
+    const absl::Status gone = absl::UnavailableError("the job's folder is gone from the shared spool; submit it again");
+    if (ShareEndingOf(*cluster_, id, gone, {}, absl::Now()).ok()) lease->Complete().IgnoreError();
+    return nullptr;
+  }
+  const std::optional<JobEnding> ended = record->ending;
+  std::shared_ptr<Job> job;
+  {
+    absl::MutexLock lock(&mutex_);
+    if (const auto it = jobs_.find(id); it != jobs_.end()) {
+      job = it->second;  // accepted or watched here
+    } else {
+      job = std::make_shared<Job>(std::move(record->spec));
+      jobs_[id] = job;
+      job_order_.push_back(id);
+    }
+  }
+  if (ended.has_value()) {
+    // It ended, and its record says so, but the replica that ran it could not say so to the cluster (NATS was away,
+    // or the replica died in between): the record is what was stored. Share it; do not run the job again.
+    job->End(ended->status, ended->results, ended->ended);
+    if (ShareEndingOf(*cluster_, id, ended->status, ended->results, ended->ended).ok()) {
+      lease->Complete().IgnoreError();
+    }  // else NATS is away: the job comes round again after the ack wait
+    return nullptr;
+  }
+  if (lease->exhausted()) {  // its earlier takers all stopped while running it: running it again would not help
+    const std::string why = absl::StrCat("the job stopped the ", lease->deliveries() - 1,
+                                         " replicas that ran it (killed, or out of memory?); not run again");
+    auto held = std::make_shared<Lease>();
+    held->lease = std::move(lease);
+    {
+      absl::MutexLock lock(&mutex_);
+      leases_[id] = held;
+    }
+    Finish(*job, absl::AbortedError(why));
+    return nullptr;
+  }
+  bool runs = false;
+  absl::StatusOr<ClusterJobState> state = cluster_->Change(id, [&](ClusterJobState& shared) {
+    runs = !IsFinalShared(shared);
+    if (!runs) return false;
+    shared.set_state(ClusterJobState::RUNNING);
+    shared.set_replica(cluster_->options().replica);
+    return true;
+  });
+  if (!state.ok() && !absl::IsNotFound(state.status())) {  // NATS away: back into the queue, for whoever comes next
+    lease->Release().IgnoreError();
+    return nullptr;
+  }
+  if (!state.ok() || !runs) {  // ended meanwhile (cancelled while queued), or its state expired
+    if (state.ok()) job->End(SharedStatus(*state), {state->results().begin(), state->results().end()});
+    lease->Complete().IgnoreError();
+    return nullptr;
+  }
+  if (state->cancel_requested()) job->RequestCancel();
+  if (lease->deliveries() > 1) RemoveTree(job->spec().OutputDirectory()).IgnoreError();  // what the last taker wrote
+  lease->KeepRenewing(cluster_->options().queue.ack_wait / 3);
+  auto held = std::make_shared<Lease>();
+  held->lease = std::move(lease);
+  std::weak_ptr<Job> weak = job;
+  held->sharer = std::make_shared<ProgressSharer>([this, weak] {
+    if (std::shared_ptr<Job> running = weak.lock()) ShareProgress(*running);
+  });
+  job->AddObserver(held->sharer);
+  {
+    absl::MutexLock lock(&mutex_);
+    leases_[id] = std::move(held);
+  }
+  metrics_->cluster_jobs_taken.Add({});
+  return job;
+}
+
+void JobManager::ShareProgress(const Job& job) {
+  const Job::Snapshot now = job.Get();
+  if (now.state != JobState::kRunning) return;  // the ending is ShareEnding's
+  const auto progress = [&](ClusterJobState& shared) {
+    if (IsFinalShared(shared) || shared.replica() != cluster_->options().replica) return false;  // given away
+    if (shared.stage() == now.stage && shared.progress() == now.progress) return false;
+    shared.set_state(ClusterJobState::RUNNING);
+    shared.set_stage(now.stage);
+    shared.set_progress(now.progress);
+    return true;
+  };
+  cluster_->Change(job.spec().id, progress).IgnoreError();  // NATS away: the next change, or the ending, is shared
+}
+
+std::shared_ptr<JobManager::Lease> JobManager::EndLease(const std::string& id) {
+  absl::MutexLock lock(&mutex_);
+  const auto it = leases_.find(id);
+  if (it == leases_.end()) return nullptr;
+  std::shared_ptr<Lease> held = std::move(it->second);
+  leases_.erase(it);
+  return held;
+}
+
+void JobManager::RequeueInCluster(Job& job) {
+  const std::shared_ptr<Lease> held = EndLease(job.spec().id);
+  const auto requeue = [](ClusterJobState& shared) {
+    if (IsFinalShared(shared)) return false;
+    shared.set_state(ClusterJobState::QUEUED);
+    shared.set_replica("");
+    shared.set_stage("");
+    shared.set_progress(0);
+    return true;
+  };
+  cluster_->Change(job.spec().id, requeue).IgnoreError();  // NATS away: it is redelivered after the ack wait
+  if (held != nullptr) held->lease->Release().IgnoreError();
+  job.End(absl::UnavailableError("the replica running the job stopped; another replica runs it"));
+  Audit(audit_, AuditEvent::kInterrupted, job);
+}
+
+void JobManager::ShareEnding(Job& job, const absl::Status& status, const std::vector<std::string>& results,
+                             absl::Time ended) {
+  // The results and the record are on the shared spool: share the ending, then complete the lease. A replica that
+  // dies in between, or cannot reach NATS for longer than this, has the job redelivered, and its next taker finds
+  // the ending in the record (Claim).
+  const std::shared_ptr<Lease> held = EndLease(job.spec().id);
+  absl::Status shared = ShareEndingOf(*cluster_, job.spec().id, status, results, ended);
+  for (int attempt = 0; absl::IsUnavailable(shared) && attempt < 40; ++attempt) {  // 10 s; the lease is renewed
+    absl::SleepFor(absl::Milliseconds(250));
+    shared = ShareEndingOf(*cluster_, job.spec().id, status, results, ended);
+  }
+  if (held != nullptr && shared.ok()) held->lease->Complete().IgnoreError();
+}
+
+void JobManager::Follow(const std::string& id, const ClusterJobState& state) {
+  std::shared_ptr<Job> job;
+  bool runs_here = false;
+  {
+    absl::MutexLock lock(&mutex_);
+    const auto it = jobs_.find(id);
+    if (it == jobs_.end()) return;  // not known here: made when asked for (Find)
+    job = it->second;
+    runs_here = leases_.contains(id);
+  }
+  if (runs_here) {  // this replica writes its state; from the others only a cancel request
+    if (state.cancel_requested()) job->RequestCancel();
+    return;
+  }
+  if (state.state() == ClusterJobState::RUNNING) job->SetStage(state.stage(), state.progress());
+  if (IsFinalShared(state)) {
+    job->End(SharedStatus(state), {state.results().begin(), state.results().end()},
+             absl::FromUnixMicros(state.ended_unix_micros()));
+  }
+}
+
+void JobManager::SweepSharedSpool(absl::Time now) {
+  std::error_code error;
+  for (const fs::directory_entry& entry : fs::directory_iterator(options_.spool_dir, error)) {
+    if (!IsJobFolder(entry)) continue;
+    absl::StatusOr<JobRecord> record = ReadJobRecord(entry.path().string());
+    if (record.ok() && record->ending.has_value() && record->ending->ended + options_.retention < now) {
+      RemoveTree(entry.path().string()).IgnoreError();  // another replica may be removing it too
+    }
   }
 }
 

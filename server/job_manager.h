@@ -13,6 +13,12 @@
 // watchable until the retention time. A job the server stops before it ended (Shutdown, or the grace time ran out)
 // keeps its inputs and its queued record, so the next process on the spool runs it. Nothing of a job stays on disk
 // past the retention time or Delete.
+//
+// In a cluster (JobManagerOptions::cluster) the queue is the cluster's (server/cluster_jobs.h): Accept queues there,
+// NextJob takes from there (and holds the job's lease until Finish), and every change of a job is written to its
+// shared state, from which the other replicas' copies of the job follow. A job another replica accepted or runs
+// becomes known here when asked for (Find). The replica that finishes a job deletes its inputs; ended jobs' folders are
+// deleted after the retention time by whichever replica sweeps first.
 #ifndef SEGREL_SERVER_JOB_MANAGER_H_
 #define SEGREL_SERVER_JOB_MANAGER_H_
 
@@ -32,6 +38,7 @@
 #include "absl/time/time.h"
 #include "core/report/summary.h"
 #include "server/audit_log.h"
+#include "server/cluster_jobs.h"
 #include "server/job.h"
 #include "server/job_queue.h"
 #include "server/job_record.h"
@@ -58,6 +65,11 @@ struct JobManagerOptions {
   bool durable = true;  // record accepted jobs and recover them at start-up (the file comment); off: jobs live in
                         // memory only and Create removes the job folders an earlier process left
   std::vector<std::string> reserved_entries;  // spool entries other parts own (the DICOM node's): left alone
+  // A replica of a cluster (server/cluster_jobs.h): jobs are queued in the cluster's NATS and taken from it, their
+  // states shared; the spool is the cluster's (every replica mounts it), so Create neither recovers nor cleans it.
+  // None: the in-process queue.
+  std::optional<ClusterOptions> cluster;
+  bool accepts_uploads = true;  // false: a cluster replica that only runs jobs; CheckAdmission answers Unavailable
 };
 
 // What Create found in the spool.
@@ -80,7 +92,8 @@ class JobManager {
   // audit trail) must outlive the manager; it records the lifecycle events of server/audit_log.h on `audit`.
   // Errors: InvalidArgument for options out of range; Internal when the spool cannot be made or read;
   // FailedPrecondition when, after the recovery, it cannot be written (read-only, full, over a quota). Less free space
-  // than `min_free_bytes` is not an error (recovery().below_watermark): uploads wait for space, as later on.
+  // than `min_free_bytes` is not an error (recovery().below_watermark): uploads wait for space, as later on. In a
+  // cluster: those of ClusterJobs::Connect (Unavailable when its NATS cannot be reached).
   static absl::StatusOr<std::unique_ptr<JobManager>> Create(JobManagerOptions options, Metrics* metrics,
                                                             AuditLog* audit);
   ~JobManager();
@@ -95,8 +108,9 @@ class JobManager {
   // or the spool's free space would fall below the watermark.
   absl::Status CheckAdmission(uint64_t incoming_bytes = 0) const;
 
-  // The job with client id `id`, or null when there is none (never submitted, or forgotten).
-  std::shared_ptr<Job> Find(const std::string& id) const;
+  // The job with client id `id`, or null when there is none (never submitted, or forgotten). In a cluster also a job
+  // another replica accepted: from then on it follows the shared state.
+  std::shared_ptr<Job> Find(const std::string& id);
 
   // Makes a new, empty folder for an upload of job `id`: unique among this process's folders and those an earlier
   // process left. REQUIRES: `id` is a valid job id (IsValidJobId). Errors: Internal when it cannot be made.
@@ -159,6 +173,32 @@ class JobManager {
   // Deletes the folders of forgotten jobs (the expired event).
   void Remove(const std::vector<std::shared_ptr<Job>>& forgotten);
   void SweepUntilDestroyed();  // the sweeper thread: ForgetOldJobs now and then
+
+  // The cluster's side (JobManagerOptions::cluster; the file comment).
+  struct Lease;
+  // Accept's queueing in a cluster: the job is new to the cluster, or the earlier submission of its id (returned).
+  absl::StatusOr<Accepted> EnqueueInCluster(std::shared_ptr<Job> job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // This replica's copy of the cluster's job `state`, made from the record in its folder and brought to its state.
+  absl::StatusOr<std::shared_ptr<Job>> CopyOf(const std::string& id, const ClusterJobState& state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Takes a job from the cluster's queue for a worker; null when none came or it must not run (the lease is ended).
+  std::shared_ptr<Job> TakeFromCluster();
+  std::shared_ptr<Job> Claim(std::unique_ptr<JobLease> lease);
+  // Follows a state another replica wrote (ClusterJobs::Listen).
+  void Follow(const std::string& id, const ClusterJobState& state);
+  // Writes a running job's stage and progress to its shared state (the replica running it).
+  void ShareProgress(const Job& job);
+  // Finish's part in a cluster, after the record: the ending to the shared state, then the lease completed.
+  void ShareEnding(Job& job, const absl::Status& status, const std::vector<std::string>& results, absl::Time ended);
+  // Finish's part for a job this replica stops running (shutdown): back into the cluster's queue, inputs kept.
+  void RequeueInCluster(Job& job);
+  // Forgets the lease of job `id` this replica runs, returning it (null when it runs none).
+  std::shared_ptr<Lease> EndLease(const std::string& id);
+  // Deletes the folders of jobs that ended past the retention time on the shared spool.
+  void SweepSharedSpool(absl::Time now);
+  std::unique_ptr<ClusterJobs> cluster_;
+  absl::flat_hash_map<std::string, std::shared_ptr<Lease>> leases_ ABSL_GUARDED_BY(mutex_);  // jobs running here
+  bool held_ ABSL_GUARDED_BY(mutex_) = false;
 
   const JobManagerOptions options_;
   Metrics* const metrics_;

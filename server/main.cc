@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "core/common/allocator.h"
@@ -81,6 +82,16 @@ const std::vector<Option>& ServerFlags() {
       {"dicom-study-timeout", "DURATION", "a DICOM study is complete this long after its last instance (default 5s)"},
       {"dicom-acse-timeout", "DURATION", "DICOM association negotiation and release timeout (default 30s)"},
       {"dicom-dimse-timeout", "DURATION", "a DICOM association that sends nothing this long is aborted (default 60s)"},
+      {"queue", "URL",
+       "a cluster's job queue, nats://HOST:PORT of a NATS with JetStream: replicas on one shared --spool-dir share "
+       "jobs, states and results (default: the in-process queue)"},
+      {"replica-name", "NAME", "this replica's name in the cluster's job states (default: the host name)"},
+      {"role", "ROLE",
+       "a cluster replica's part: all (accept uploads and run jobs), accept (no workers) or work (no uploads) "
+       "(default all)"},
+      {"queue-ack-wait", "DURATION",
+       "a job whose replica stops renewing it this long (killed) goes to another replica (default 30s)"},
+      {"queue-max-deliveries", "N", "times one job is given to a replica before it fails (default 3)"},
       {"listener-watchdog", "DURATION",
        "a connection left unaccepted this long means gRPC stopped accepting (after running out of "
        "file descriptors): the server stops with exit code 3 for its supervisor to restart it; 0: off "
@@ -107,6 +118,52 @@ absl::Status SetInteger(const CommandLine& flags, const std::string& name, int64
 }
 
 // The DICOM node's options: off unless --dicom-port is given.
+absl::Status ParseClusterSettings(const CommandLine& flags, segrel::server::ServerOptions& options) {
+  using Role = segrel::server::ServerOptions::Role;
+  SEGREL_ASSIGN_OR_RETURN(const std::optional<std::string> role, flags.Single("role"));
+  if (role.has_value()) {
+    if (*role == "all") {
+      options.role = Role::kAll;
+    } else if (*role == "accept") {
+      options.role = Role::kAccept;
+    } else if (*role == "work") {
+      options.role = Role::kWork;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("--role must be all, accept or work, not '", *role, "'"));
+    }
+  }
+  SEGREL_ASSIGN_OR_RETURN(const std::optional<std::string> url, flags.Single("queue"));
+  if (!url.has_value()) {
+    for (const char* name : {"replica-name", "queue-ack-wait", "queue-max-deliveries"}) {
+      SEGREL_ASSIGN_OR_RETURN(const std::optional<std::string> value, flags.Single(name));
+      if (value.has_value()) return absl::InvalidArgumentError(absl::StrCat("--", name, " needs --queue"));
+    }
+    if (options.role != Role::kAll) return absl::InvalidArgumentError("--role needs --queue");
+    return absl::OkStatus();
+  }
+  if (!absl::StartsWith(*url, "nats://")) {
+    return absl::InvalidArgumentError(absl::StrCat("--queue must be nats://HOST:PORT, not '", *url, "'"));
+  }
+  segrel::server::ClusterOptions cluster;
+  cluster.url = *url;
+  SEGREL_ASSIGN_OR_RETURN(const std::optional<std::string> name, flags.Single("replica-name"));
+  if (name.has_value()) {
+    cluster.replica = *name;
+  } else {
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    cluster.replica = host;
+  }
+  SEGREL_ASSIGN_OR_RETURN(const std::optional<absl::Duration> ack_wait, flags.Duration("queue-ack-wait"));
+  cluster.queue.ack_wait = ack_wait.value_or(absl::Seconds(30));
+  if (cluster.queue.ack_wait < absl::Seconds(1)) return absl::InvalidArgumentError("--queue-ack-wait must be >= 1s");
+  int64_t deliveries = 3;
+  SEGREL_RETURN_IF_ERROR(SetInteger(flags, "queue-max-deliveries", 1, deliveries));
+  cluster.queue.max_deliveries = static_cast<int>(deliveries);
+  options.cluster = std::move(cluster);
+  return absl::OkStatus();
+}
+
 absl::Status ParseDicomSettings(const CommandLine& flags, segrel::server::ServerOptions& options) {
   int port = 0;
   SEGREL_RETURN_IF_ERROR(SetInteger(flags, "dicom-port", 0, port));
@@ -193,6 +250,7 @@ absl::StatusOr<Settings> ParseSettings(const std::vector<std::string>& arguments
   if (options.retention <= absl::ZeroDuration()) return absl::InvalidArgumentError("--retention must be positive");
   options.durable = !flags.Flag("no-job-records");
   SEGREL_RETURN_IF_ERROR(ParseDicomSettings(flags, options));
+  SEGREL_RETURN_IF_ERROR(ParseClusterSettings(flags, options));
   SEGREL_ASSIGN_OR_RETURN(const std::optional<absl::Duration> watchdog, flags.Duration("listener-watchdog"));
   options.listener_stuck_after = watchdog.value_or(absl::Seconds(30));
   SEGREL_ASSIGN_OR_RETURN(const std::optional<absl::Duration> grace, flags.Duration("shutdown-grace"));
@@ -216,6 +274,11 @@ void LogStart(const segrel::server::SegrelServer& server, const segrel::server::
   if (found.unknown_kept > 0) {
     out << "segrel-server: warning: " << found.unknown_kept
         << " entries in the spool are not job folders; left alone\n";
+  }
+  if (options.cluster.has_value()) {
+    static constexpr const char* kRoles[] = {"accepts uploads and runs jobs", "accepts uploads", "runs jobs"};
+    out << "segrel-server: replica " << options.cluster->replica << " of the cluster queue at " << options.cluster->url
+        << "; " << kRoles[static_cast<int>(options.role)] << "\n";
   }
   if (found.below_watermark) {
     out << "segrel-server: warning: the spool " << server.jobs().spool_dir() << " has " << (found.free_bytes >> 20)

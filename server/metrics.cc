@@ -71,7 +71,19 @@ Metrics::Metrics()
                                       {"outcome"})),
       dicom_results(registry_.Counter("segrel_dicom_results_total",
                                       "DICOM results sent back to the peer, by outcome (sent, retried, failed).",
-                                      {"outcome"})) {
+                                      {"outcome"})),
+      cluster_jobs_waiting(registry_.Gauge("segrel_cluster_jobs_waiting",
+                                           "Jobs queued in the cluster, not yet taken by a worker (the same on every "
+                                           "replica).")),
+      cluster_jobs_running(
+          registry_.Gauge("segrel_cluster_jobs_running", "Jobs taken by a worker of the cluster, not yet completed.")),
+      cluster_oldest_job_age(registry_.Gauge("segrel_cluster_oldest_job_age_seconds",
+                                             "Since the oldest job of the cluster not yet completed was queued.")),
+      cluster_jobs_redelivered(registry_.Gauge("segrel_cluster_jobs_redelivered",
+                                               "Jobs of the cluster running again after the replica that took them "
+                                               "stopped.")),
+      cluster_jobs_taken(registry_.Counter("segrel_cluster_jobs_taken_total",
+                                           "Jobs this replica's workers took from the cluster's queue.")) {
   // Series without labels exist from the start, so a scrape sees 0 rather than nothing.
   jobs_received.Add({}, 0);
   bytes_received.Add({}, 0);

@@ -27,6 +27,13 @@
 //                                                  written, synced, committed), stored instances
 //   segrel_dicom_studies_total{outcome}            complete studies: job, unrouted, waiting (offered again)
 //   segrel_dicom_results_total{outcome}            results sent back to the peer: sent, retried, failed
+// A replica of a cluster (--queue; server/cluster_jobs.h) also exports the cluster's queue as the stream has it, the
+// same value on every replica (Prometheus: take max or any, not sum):
+//   segrel_cluster_jobs_waiting                    jobs queued in the cluster, not yet taken by a worker
+//   segrel_cluster_jobs_running                    jobs taken by a worker, not yet completed
+//   segrel_cluster_oldest_job_age_seconds          since the oldest job not yet completed was queued
+//   segrel_cluster_jobs_redelivered                jobs running again after the replica that took them stopped
+//   segrel_cluster_jobs_taken_total                jobs this replica's workers took from the cluster's queue
 #ifndef SEGREL_SERVER_METRICS_H_
 #define SEGREL_SERVER_METRICS_H_
 
@@ -74,6 +81,11 @@ class Metrics {
   MetricFamily& dicom_store_seconds;
   MetricFamily& dicom_studies;
   MetricFamily& dicom_results;
+  MetricFamily& cluster_jobs_waiting;
+  MetricFamily& cluster_jobs_running;
+  MetricFamily& cluster_oldest_job_age;
+  MetricFamily& cluster_jobs_redelivered;
+  MetricFamily& cluster_jobs_taken;
 
   // Records a finished job's stage times and explanation telemetry from its summary (as written for the client).
   void RecordSummary(const std::string& model, const report::AnalysisSummary& summary);

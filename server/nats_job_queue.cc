@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -18,6 +19,8 @@ namespace {
 
 constexpr std::array<PriorityClass, 3> kClasses = {PriorityClass::kHigh, PriorityClass::kNormal, PriorityClass::kLow};
 constexpr char kIdHeader[] = "Nats-Msg-Id";  // JetStream's de-duplication header: the job id
+// Heard by every waiting Take with the job subjects, and no subject of the stream: a job was given back.
+constexpr char kReleasedSubject[] = "segrel.jobs.released";
 
 int64_t Millis(absl::Duration d) { return std::max<int64_t>(1, absl::ToInt64Milliseconds(d)); }
 
@@ -79,6 +82,12 @@ absl::StatusOr<std::shared_ptr<NatsConnection>> NatsConnection::Connect(const st
   // Reconnect for ever, every 250 ms: a NATS restart must not end a replica; calls fail meanwhile.
   if (status == NATS_OK) status = natsOptions_SetMaxReconnect(options.p, -1);
   if (status == NATS_OK) status = natsOptions_SetReconnectWait(options.p, 250);
+  auto reconnects = std::make_unique<std::atomic<uint64_t>>(0);
+  if (status == NATS_OK) {
+    status = natsOptions_SetReconnectedCB(
+        options.p, [](natsConnection*, void* count) { ++*static_cast<std::atomic<uint64_t>*>(count); },
+        reconnects.get());
+  }
   if (status != NATS_OK) return absl::InvalidArgumentError(absl::StrCat("NATS URL ", url, ": ", LastError(status)));
   natsConnection* connection = nullptr;
   status = natsConnection_Connect(&connection, options.p);
@@ -97,7 +106,7 @@ absl::StatusOr<std::shared_ptr<NatsConnection>> NatsConnection::Connect(const st
     natsConnection_Destroy(connection);
     return error;
   }
-  return std::shared_ptr<NatsConnection>(new NatsConnection(connection, jetstream, timeout));
+  return std::shared_ptr<NatsConnection>(new NatsConnection(connection, jetstream, timeout, std::move(reconnects)));
 }
 
 NatsConnection::~NatsConnection() {
@@ -171,7 +180,10 @@ absl::Status JobLease::Complete() {
 
 absl::Status JobLease::Release() {
   StopRenewing();
-  return Acknowledge("-NAK", /*confirmed=*/false, "give back");
+  if (absl::Status given = Acknowledge("-NAK", /*confirmed=*/false, "give back"); !given.ok()) return given;
+  // A job given back does not count as waiting in its consumer: tell the idle workers to look for it.
+  natsConnection_PublishString(connection_->connection(), kReleasedSubject, id_.c_str());
+  return absl::OkStatus();
 }
 
 // --- NatsJobQueue ---
@@ -279,20 +291,41 @@ absl::StatusOr<bool> NatsJobQueue::Publish(const std::string& id, int32_t priori
   return !duplicate;
 }
 
-absl::StatusOr<std::unique_ptr<JobLease>> NatsJobQueue::TakeWaiting() const {
+absl::StatusOr<std::unique_ptr<JobLease>> NatsJobQueue::Pull(PriorityClass priority_class,
+                                                             absl::Duration expires) const {
+  const std::string next =
+      absl::StrCat("$JS.API.CONSUMER.MSG.NEXT.", options_.stream, ".", ConsumerName(priority_class));
+  const std::string request = absl::StrCat(R"({"batch":1,"expires":)", absl::ToInt64Nanoseconds(expires), "}");
+  natsMsg* answer = nullptr;
+  // Waiting for the server's "408 Request Timeout" is not enough: NATS 2.9 leaves a pull request that lost the race
+  // for a job to another replica unanswered past its expiry. The server delivers nothing after the expiry, and the
+  // margin covers the request's way there, so a request given up here has no job on its way.
+  const natsStatus status = natsConnection_RequestString(&answer, connection_->connection(), next.c_str(),
+                                                         request.c_str(), Millis(expires + absl::Milliseconds(100)));
+  if (status == NATS_TIMEOUT) return std::unique_ptr<JobLease>();
+  if (status != NATS_OK) return NatsError(status, "cannot take a job");
+  Owned<natsMsg, natsMsg_Destroy> delivery{answer};
+  const char* code = nullptr;
+  if (natsMsgHeader_Get(answer, "Status", &code) == NATS_OK) return std::unique_ptr<JobLease>();  // 408: none came
+  return JobLease::FromDelivery(connection_, answer, priority_class, options_.max_deliveries);
+}
+
+absl::StatusOr<std::unique_ptr<JobLease>> NatsJobQueue::TakeWaiting(bool redeliveries) const {
+  jsOptions request = RequestOptions(*connection_);
   for (PriorityClass c : kClasses) {
-    // JetStream's pull request: one job, and an immediate "404 No Messages" status when the class has none waiting
-    // (nor due for redelivery).
-    const std::string next = absl::StrCat("$JS.API.CONSUMER.MSG.NEXT.", options_.stream, ".", ConsumerName(c));
-    natsMsg* answer = nullptr;
-    const natsStatus status =
-        natsConnection_RequestString(&answer, connection_->connection(), next.c_str(), R"({"batch":1,"no_wait":true})",
-                                     Millis(connection_->timeout()));
-    if (status != NATS_OK) return NatsError(status, "cannot take a job");
-    Owned<natsMsg, natsMsg_Destroy> delivery{answer};
-    const char* code = nullptr;
-    if (natsMsgHeader_Get(answer, "Status", &code) == NATS_OK) continue;  // 404: none in this class
-    return JobLease::FromDelivery(connection_, answer, c, options_.max_deliveries);
+    jsConsumerInfo* consumer = nullptr;
+    const natsStatus status = js_GetConsumerInfo(&consumer, connection_->jetstream(), options_.stream.c_str(),
+                                                 ConsumerName(c).c_str(), &request, nullptr);
+    if (status != NATS_OK) return NatsError(status, absl::StrCat("cannot read the consumer ", ConsumerName(c)));
+    const bool waiting = consumer->NumPending > 0;
+    const bool taken = consumer->NumAckPending > 0;
+    jsConsumerInfo_Destroy(consumer);
+    // Waiting: the job is handed over at once (or, taken by another replica first, the next one of the class within
+    // the expiry). Taken only: one that is due for redelivery comes at once, else the request expires soon.
+    if (!waiting && !(redeliveries && taken)) continue;
+    absl::StatusOr<std::unique_ptr<JobLease>> lease =
+        Pull(c, waiting ? absl::Milliseconds(250) : absl::Milliseconds(20));
+    if (!lease.ok() || *lease != nullptr) return lease;
   }
   return std::unique_ptr<JobLease>();
 }
@@ -300,18 +333,27 @@ absl::StatusOr<std::unique_ptr<JobLease>> NatsJobQueue::TakeWaiting() const {
 absl::StatusOr<std::unique_ptr<JobLease>> NatsJobQueue::Take(absl::Duration timeout) {
   absl::MutexLock lock(&take_mutex_);
   const absl::Time deadline = absl::Now() + timeout;
+  bool released = false;  // a job was given back: look for it among the taken ones
+  const auto hear = [&](natsMsg* heard) {
+    released |= std::string_view(natsMsg_GetSubject(heard)) == kReleasedSubject;
+    natsMsg_Destroy(heard);
+  };
   while (true) {
     // Forget the arrivals heard so far, then look: a job published after this point is heard below, so none is
     // missed between looking and waiting.
     natsMsg* heard = nullptr;
-    while (natsSubscription_NextMsg(&heard, arrivals_, 0) == NATS_OK) natsMsg_Destroy(heard);
-    absl::StatusOr<std::unique_ptr<JobLease>> lease = TakeWaiting();
+    while (natsSubscription_NextMsg(&heard, arrivals_, 0) == NATS_OK) hear(heard);
+    const bool redeliveries = released || absl::Now() - redeliveries_looked_for_ > absl::Seconds(1);
+    if (redeliveries) redeliveries_looked_for_ = absl::Now();
+    released = false;
+    absl::StatusOr<std::unique_ptr<JobLease>> lease = TakeWaiting(redeliveries);
     if (!lease.ok() || *lease != nullptr) return lease;
     const absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) return std::unique_ptr<JobLease>();
-    // Redeliveries are not published again, so they are not heard: look again at least every 250 ms.
+    // Redeliveries are not published again, so they are not heard: look again at least every 250 ms (and for them at
+    // most every second).
     if (natsSubscription_NextMsg(&heard, arrivals_, Millis(std::min(left, absl::Milliseconds(250)))) == NATS_OK) {
-      natsMsg_Destroy(heard);
+      hear(heard);
     }
   }
 }
@@ -358,7 +400,46 @@ absl::StatusOr<std::unique_ptr<NatsJobStates>> NatsJobStates::Create(std::shared
   return std::unique_ptr<NatsJobStates>(new NatsJobStates(std::move(connection), store));
 }
 
-NatsJobStates::~NatsJobStates() { kvStore_Destroy(store_); }
+NatsJobStates::~NatsJobStates() {
+  destroying_.Notify();
+  if (listener_.joinable()) listener_.join();
+  kvStore_Destroy(store_);
+}
+
+void NatsJobStates::Listen(std::function<void(const std::string& id, const Entry& entry)> listener) {
+  listener_ = std::thread([this, listener = std::move(listener)] { ListenUntilDestroyed(listener); });
+}
+
+void NatsJobStates::ListenUntilDestroyed(const std::function<void(const std::string&, const Entry&)>& listener) {
+  uint64_t seen = 0;  // the newest revision given: after watching again, older entries are not given twice
+  while (!destroying_.HasBeenNotified()) {
+    kvWatchOptions options;
+    kvWatchOptions_Init(&options);
+    options.IgnoreDeletes = true;
+    options.Timeout = Millis(connection_->timeout());
+    Owned<kvWatcher, kvWatcher_Destroy> watcher;
+    const uint64_t connected = connection_->reconnects();
+    if (kvStore_WatchAll(&watcher.p, store_, &options) != NATS_OK) {
+      destroying_.WaitForNotificationWithTimeout(absl::Milliseconds(250));  // NATS away: try again
+      continue;
+    }
+    while (!destroying_.HasBeenNotified() && connection_->reconnects() == connected) {
+      kvEntry* entry = nullptr;
+      const natsStatus status = kvWatcher_Next(&entry, watcher.p, 250);
+      if (status == NATS_TIMEOUT) continue;
+      if (status != NATS_OK) break;    // watch again
+      if (entry == nullptr) continue;  // the marker after the entries that existed
+      Entry value;
+      value.value.assign(static_cast<const char*>(kvEntry_Value(entry)), kvEntry_ValueLen(entry));
+      value.revision = kvEntry_Revision(entry);
+      const std::string id = kvEntry_Key(entry);
+      kvEntry_Destroy(entry);
+      if (value.revision <= seen) continue;
+      seen = value.revision;
+      listener(id, value);
+    }
+  }
+}
 
 absl::StatusOr<uint64_t> NatsJobStates::Put(const std::string& id, const std::string& value) {
   uint64_t revision = 0;
@@ -379,6 +460,11 @@ absl::StatusOr<uint64_t> NatsJobStates::Update(const std::string& id, const std:
     return absl::FailedPreconditionError(absl::StrCat("the state of job ", id, " changed since revision ", revision));
   }
   return absl::UnavailableError(absl::StrCat("NATS: cannot record the state of job ", id, ": ", text));
+}
+
+absl::Status NatsJobStates::Remove(const std::string& id) {
+  const natsStatus status = kvStore_Delete(store_, id.c_str());
+  return status == NATS_OK ? absl::OkStatus() : NatsError(status, absl::StrCat("cannot remove the state of job ", id));
 }
 
 absl::StatusOr<NatsJobStates::Entry> NatsJobStates::Get(const std::string& id) const {

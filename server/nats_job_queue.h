@@ -3,19 +3,22 @@
 // distribution: JetStream keeps the jobs (file storage, so a NATS restart loses none) and decides who runs what.
 //
 // The queue is a work-queue stream with one subject per priority class (segrel.jobs.high|normal|low) and one durable
-// pull consumer per class. A worker asks for a job only when it has a free device (Take: one no-wait pull request per
-// class, highest first; JetStream's own pull API, since the C client's fetch cannot ask without waiting), so work
-// goes to idle replicas; it holds the job as a JobLease, renews it while the job runs (an in-progress ack), and
-// completes it only once the results are stored. A lease that is neither renewed nor completed within `ack_wait` (the
-// worker was killed) is redelivered to another worker; after `max_deliveries` deliveries the next taker is told to fail
-// it (JobLease::exhausted) instead of running it again.
+// pull consumer per class. A worker asks for a job only when it has a free device (Take), so work goes to idle
+// replicas: it pulls from the highest class the consumers report jobs waiting in (JetStream's pull API with a short
+// expiry; NATS 2.9 answers a no-wait pull, or one that lost a job to another replica, only sometimes, and the C
+// client's fetch cannot ask without waiting); it holds the job as a JobLease, renews it while the job runs (an
+// in-progress ack), and completes it only once the results are stored. A lease that is neither renewed nor completed
+// within `ack_wait` (the worker was killed) is redelivered to another worker; after `max_deliveries` deliveries the
+// next taker is told to fail it (JobLease::exhausted) instead of running it again.
 //
 // Job states live in a JetStream key-value bucket (NatsJobStates), which every replica reads and watches: Submit on
 // one replica, Watch on a second and Cancel on a third see the same job.
 #ifndef SEGREL_SERVER_NATS_JOB_QUEUE_H_
 #define SEGREL_SERVER_NATS_JOB_QUEUE_H_
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -53,13 +56,18 @@ class NatsConnection {
   jsCtx* jetstream() const { return jetstream_; }
   // How long a JetStream request may wait for its answer.
   absl::Duration timeout() const { return timeout_; }
+  // How often the connection was made again after NATS went away: watches started before must start again (a
+  // JetStream watch does not always survive a NATS restart).
+  uint64_t reconnects() const { return reconnects_->load(); }
 
  private:
-  NatsConnection(natsConnection* connection, jsCtx* jetstream, absl::Duration timeout)
-      : connection_(connection), jetstream_(jetstream), timeout_(timeout) {}
+  NatsConnection(natsConnection* connection, jsCtx* jetstream, absl::Duration timeout,
+                 std::unique_ptr<std::atomic<uint64_t>> reconnects)
+      : connection_(connection), jetstream_(jetstream), timeout_(timeout), reconnects_(std::move(reconnects)) {}
   natsConnection* const connection_;
   jsCtx* const jetstream_;
   const absl::Duration timeout_;
+  const std::unique_ptr<std::atomic<uint64_t>> reconnects_;  // counted by the client's reconnected callback
 };
 
 struct NatsQueueOptions {
@@ -160,7 +168,11 @@ class NatsJobQueue {
  private:
   NatsJobQueue(std::shared_ptr<NatsConnection> connection, NatsQueueOptions options)
       : connection_(std::move(connection)), options_(std::move(options)) {}
-  absl::StatusOr<std::unique_ptr<JobLease>> TakeWaiting() const;
+  // A job waiting now, highest class first; null when none. `redeliveries`: also pull from classes with jobs taken
+  // but not completed, which may be due for redelivery (the consumers do not count those as waiting).
+  absl::StatusOr<std::unique_ptr<JobLease>> TakeWaiting(bool redeliveries) const;
+  // One pull request to `priority_class`'s consumer, held by the server up to `expires` when it has no job.
+  absl::StatusOr<std::unique_ptr<JobLease>> Pull(PriorityClass priority_class, absl::Duration expires) const;
   std::string Subject(PriorityClass priority_class) const;
   std::string ConsumerName(PriorityClass priority_class) const;
 
@@ -169,6 +181,7 @@ class NatsJobQueue {
   absl::Mutex take_mutex_;  // one Take at a time reads the arrivals
   // A plain subscription to the job subjects: it hears every publish, which wakes a waiting Take without polling.
   natsSubscription* arrivals_ ABSL_GUARDED_BY(take_mutex_) = nullptr;
+  absl::Time redeliveries_looked_for_ ABSL_GUARDED_BY(take_mutex_) = absl::InfinitePast();
 };
 
 // Job states every replica reads: one key per job id in a JetStream key-value bucket (file storage). Thread-safe.
@@ -192,6 +205,8 @@ class NatsJobStates {
   // replicas that race on one job (a cancel and a worker's progress) cannot overwrite each other unseen. Errors:
   // FailedPrecondition when the entry moved on (read it again); Unavailable.
   absl::StatusOr<uint64_t> Update(const std::string& id, const std::string& value, uint64_t revision);
+  // Removes `id`'s entry (Get answers NotFound, Update with revision 0 may write it again). Errors: Unavailable.
+  absl::Status Remove(const std::string& id);
   // The entry of `id`. Errors: NotFound when it has none (never written, or expired); Unavailable.
   absl::StatusOr<Entry> Get(const std::string& id) const;
   // Waits up to `timeout` for `id`'s entry to move past `revision`; returns the newer entry, or nothing when it did
@@ -199,11 +214,20 @@ class NatsJobStates {
   absl::StatusOr<std::optional<Entry>> WaitForChange(const std::string& id, uint64_t revision,
                                                      absl::Duration timeout) const;
 
+  // Calls `listener(id, entry)` for every entry written from now on, by any replica, on a thread of its own, until
+  // the store is destroyed (watching again after NATS came back: the entries written meanwhile are given then).
+  // REQUIRES: called once.
+  void Listen(std::function<void(const std::string& id, const Entry& entry)> listener);
+
  private:
   NatsJobStates(std::shared_ptr<NatsConnection> connection, kvStore* store)
       : connection_(std::move(connection)), store_(store) {}
+  void ListenUntilDestroyed(const std::function<void(const std::string&, const Entry&)>& listener);
+
   const std::shared_ptr<NatsConnection> connection_;
   kvStore* const store_;
+  absl::Notification destroying_;
+  std::thread listener_;
 };
 
 }  // namespace segrel::server

@@ -19,7 +19,12 @@ constexpr int kMaxMessageBytes = (4 << 20) + (64 << 10);
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerOptions& options) {
-  absl::StatusOr<std::vector<at::Device>> devices = WorkerDevices(options.workers, options.cuda_workers);
+  if (options.role != ServerOptions::Role::kAll && !options.cluster.has_value()) {
+    return absl::InvalidArgumentError("a replica role other than accept-and-work needs a cluster queue");
+  }
+  const bool works = options.role != ServerOptions::Role::kAccept;
+  absl::StatusOr<std::vector<at::Device>> devices =
+      works ? WorkerDevices(options.workers, options.cuda_workers) : std::vector<at::Device>{};
   if (!devices.ok()) return devices.status();
   // Once, before any worker starts: LibTorch's default here is one thread, and workers inherit the setting.
   if (options.threads < 0) return absl::InvalidArgumentError("threads must not be negative");
@@ -47,6 +52,8 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
   job_options.min_free_bytes = options.min_free_bytes;
   job_options.durable = options.durable;
   job_options.reserved_entries = {kDicomIncomingFolder};
+  job_options.cluster = options.cluster;
+  job_options.accepts_uploads = options.role != ServerOptions::Role::kWork;
   absl::StatusOr<std::unique_ptr<JobManager>> jobs =
       JobManager::Create(std::move(job_options), &server->metrics_, server->audit_.get());
   if (!jobs.ok()) return jobs.status();
@@ -64,7 +71,7 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
   server->cuda_workers_ = static_cast<int>(
       std::count_if(devices->begin(), devices->end(), [](const at::Device& device) { return device.is_cuda(); }));
   Metrics* metrics = &server->metrics_;
-  server->workers_ = std::make_unique<WorkerPool>(server->jobs_.get(), metrics, *std::move(devices));
+  if (works) server->workers_ = std::make_unique<WorkerPool>(server->jobs_.get(), metrics, *std::move(devices));
   if (!options.metrics_address.empty()) {
     absl::StatusOr<std::unique_ptr<MetricsExposer>> exposer =
         MetricsExposer::Create(options.metrics_address, &server->metrics_.registry());

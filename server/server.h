@@ -48,6 +48,13 @@ struct ServerOptions {
   size_t max_jobs_kept = 1000;                  // ended jobs kept for Watch
   absl::Duration retention = absl::Hours(24);   // an ended job's results are deleted this long after it ended
   bool durable = true;  // jobs survive a crash or restart on the same spool (JobManager); off: memory only
+  // A replica of a cluster sharing one job queue on NATS JetStream (server/cluster_jobs.h); none: in-process. The
+  // spool must then be the one every replica mounts.
+  std::optional<ClusterOptions> cluster;
+  // A cluster replica's part: accepting uploads (Submit, DICOM), running jobs, or both. Watch, Cancel and the other
+  // calls are served by every replica.
+  enum class Role { kAll, kAccept, kWork };
+  Role role = Role::kAll;
   // The DICOM node (server/dicom_node.h): on when dicom.receiver.port is set.
   std::optional<DicomNodeOptions> dicom;
   // A connection left unaccepted this long on a gRPC port means gRPC stopped accepting (server/listener_watchdog.h);

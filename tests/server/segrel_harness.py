@@ -71,11 +71,12 @@ def submit_messages(pb, fixtures, job_id, model=MODEL, options=None, corrupt=Non
             yield pb.SubmitRequest(chunk=pb.Chunk(file_index=index, offset=offset, data=piece, crc32=crc))
 
 
-def watch(pb, stub, job_id, out_dir):
-    """Follows job `job_id` to its end; writes the result files into `out_dir`. Returns (states, {name: bytes})."""
+def watch(pb, stub, job_id, out_dir, timeout=None):
+    """Follows job `job_id` to its end (for at most `timeout` seconds); writes the result files into `out_dir`.
+    Returns (states, {name: bytes})."""
     os.makedirs(out_dir, exist_ok=True)
     states, files = [], {}
-    for message in stub.Watch(pb.WatchRequest(job_id=job_id)):
+    for message in stub.Watch(pb.WatchRequest(job_id=job_id), timeout=timeout):
         if message.HasField("status"):
             states.append(message.status)
         else:
