@@ -251,18 +251,78 @@ absl::StatusOr<std::unique_ptr<NatsJobQueue>> NatsJobQueue::Create(std::shared_p
     if (consumer_info != nullptr) jsConsumerInfo_Destroy(consumer_info);
     if (status != NATS_OK) return NatsError(status, absl::StrCat("cannot make the consumer ", name));
   }
-  absl::MutexLock lock(&queue->take_mutex_);
-  status = natsConnection_SubscribeSync(&queue->arrivals_, queue->connection_->connection(), "segrel.jobs.*");
-  if (status != NATS_OK) return NatsError(status, "cannot listen for new jobs");
+  if (absl::Status subscribed = queue->Subscribe(); !subscribed.ok()) return subscribed;
   return queue;
 }
 
-NatsJobQueue::~NatsJobQueue() {
-  absl::MutexLock lock(&take_mutex_);
-  if (arrivals_ != nullptr) {
-    natsSubscription_Unsubscribe(arrivals_);
-    natsSubscription_Destroy(arrivals_);
+absl::Status NatsJobQueue::Subscribe() {
+  natsConnection* connection = connection_->connection();
+  for (PriorityClass c : kClasses) {
+    Inbox& inbox = inboxes_[static_cast<int>(c)];
+    inbox.queue = this;
+    inbox.priority_class = c;
+    natsInbox* name = nullptr;
+    natsStatus status = natsInbox_Create(&name);
+    if (status == NATS_OK) inbox.subject = name;
+    natsInbox_Destroy(name);
+    if (status == NATS_OK) {
+      status = natsConnection_Subscribe(&inbox.subscription, connection, inbox.subject.c_str(), OnAnswer, &inbox);
+    }
+    if (status != NATS_OK) return NatsError(status, "cannot listen for jobs");
   }
+  const natsStatus status = natsConnection_Subscribe(&arrivals_, connection, "segrel.jobs.*", OnArrival, this);
+  return status == NATS_OK ? absl::OkStatus() : NatsError(status, "cannot listen for new jobs");
+}
+
+NatsJobQueue::~NatsJobQueue() {
+  // Drained, so no callback runs once they are destroyed.
+  std::vector<natsSubscription*> subscriptions = {arrivals_};
+  for (Inbox& inbox : inboxes_) subscriptions.push_back(inbox.subscription);
+  for (natsSubscription* subscription : subscriptions) {
+    if (subscription == nullptr) continue;
+    if (natsSubscription_Drain(subscription) == NATS_OK) natsSubscription_WaitForDrainCompletion(subscription, 2000);
+    natsSubscription_Destroy(subscription);
+  }
+  absl::MutexLock lock(&mutex_);
+  if (handed_ != nullptr) {  // nobody took it: back to the queue
+    natsConnection_PublishString(connection_->connection(), natsMsg_GetReply(handed_), "-NAK");
+    natsMsg_Destroy(handed_);
+  }
+}
+
+void NatsJobQueue::OnAnswer(natsConnection* connection, natsSubscription*, natsMsg* message, void* closure) {
+  Inbox& inbox = *static_cast<Inbox*>(closure);
+  NatsJobQueue& queue = *inbox.queue;
+  const char* code = nullptr;
+  const bool job = natsMsgHeader_Get(message, "Status", &code) != NATS_OK;  // else 404, 408: no job this time
+  {
+    absl::MutexLock lock(&queue.mutex_);
+    inbox.asking = false;  // a request for one job is answered once
+    queue.woken_ = true;
+    if (!job) {
+      natsMsg_Destroy(message);
+      return;
+    }
+    if (queue.taking_ && queue.handed_ == nullptr) {
+      queue.handed_ = message;
+      queue.handed_class_ = inbox.priority_class;
+      return;
+    }
+  }
+  // Answered after its taker went on (NATS 2.9 holds a request that lost a job to another replica past its expiry
+  // and may answer it with the next job): back to the queue at once, and the waiting workers told.
+  natsConnection_PublishString(connection, natsMsg_GetReply(message), "-NAK");
+  natsConnection_PublishString(connection, kReleasedSubject, "");
+  natsMsg_Destroy(message);
+}
+
+void NatsJobQueue::OnArrival(natsConnection*, natsSubscription*, natsMsg* message, void* closure) {
+  NatsJobQueue& queue = *static_cast<NatsJobQueue*>(closure);
+  const bool released = std::string_view(natsMsg_GetSubject(message)) == kReleasedSubject;
+  natsMsg_Destroy(message);
+  absl::MutexLock lock(&queue.mutex_);
+  queue.woken_ = true;
+  queue.released_ |= released;
 }
 
 absl::StatusOr<bool> NatsJobQueue::Publish(const std::string& id, int32_t priority, const std::string& payload) {
@@ -291,26 +351,7 @@ absl::StatusOr<bool> NatsJobQueue::Publish(const std::string& id, int32_t priori
   return !duplicate;
 }
 
-absl::StatusOr<std::unique_ptr<JobLease>> NatsJobQueue::Pull(PriorityClass priority_class,
-                                                             absl::Duration expires) const {
-  const std::string next =
-      absl::StrCat("$JS.API.CONSUMER.MSG.NEXT.", options_.stream, ".", ConsumerName(priority_class));
-  const std::string request = absl::StrCat(R"({"batch":1,"expires":)", absl::ToInt64Nanoseconds(expires), "}");
-  natsMsg* answer = nullptr;
-  // Waiting for the server's "408 Request Timeout" is not enough: NATS 2.9 leaves a pull request that lost the race
-  // for a job to another replica unanswered past its expiry. The server delivers nothing after the expiry, and the
-  // margin covers the request's way there, so a request given up here has no job on its way.
-  const natsStatus status = natsConnection_RequestString(&answer, connection_->connection(), next.c_str(),
-                                                         request.c_str(), Millis(expires + absl::Milliseconds(100)));
-  if (status == NATS_TIMEOUT) return std::unique_ptr<JobLease>();
-  if (status != NATS_OK) return NatsError(status, "cannot take a job");
-  Owned<natsMsg, natsMsg_Destroy> delivery{answer};
-  const char* code = nullptr;
-  if (natsMsgHeader_Get(answer, "Status", &code) == NATS_OK) return std::unique_ptr<JobLease>();  // 408: none came
-  return JobLease::FromDelivery(connection_, answer, priority_class, options_.max_deliveries);
-}
-
-absl::StatusOr<std::unique_ptr<JobLease>> NatsJobQueue::TakeWaiting(bool redeliveries) const {
+absl::StatusOr<std::optional<PriorityClass>> NatsJobQueue::ClassToAsk(bool redeliveries) const {
   jsOptions request = RequestOptions(*connection_);
   for (PriorityClass c : kClasses) {
     jsConsumerInfo* consumer = nullptr;
@@ -320,42 +361,74 @@ absl::StatusOr<std::unique_ptr<JobLease>> NatsJobQueue::TakeWaiting(bool redeliv
     const bool waiting = consumer->NumPending > 0;
     const bool taken = consumer->NumAckPending > 0;
     jsConsumerInfo_Destroy(consumer);
-    // Waiting: the job is handed over at once (or, taken by another replica first, the next one of the class within
-    // the expiry). Taken only: one that is due for redelivery comes at once, else the request expires soon.
-    if (!waiting && !(redeliveries && taken)) continue;
-    absl::StatusOr<std::unique_ptr<JobLease>> lease =
-        Pull(c, waiting ? absl::Milliseconds(250) : absl::Milliseconds(20));
-    if (!lease.ok() || *lease != nullptr) return lease;
+    if (waiting || (redeliveries && taken)) return std::optional<PriorityClass>(c);
   }
-  return std::unique_ptr<JobLease>();
+  return std::optional<PriorityClass>();
+}
+
+absl::Status NatsJobQueue::Ask(Inbox& inbox) {
+  constexpr absl::Duration kExpiry = absl::Milliseconds(250);
+  {
+    absl::MutexLock lock(&mutex_);
+    // One request out per class; one the server never answered is asked again after a while.
+    if (inbox.asking && absl::Now() - inbox.asked < kExpiry + absl::Seconds(1)) return absl::OkStatus();
+    inbox.asking = true;
+    inbox.asked = absl::Now();
+  }
+  const std::string next =
+      absl::StrCat("$JS.API.CONSUMER.MSG.NEXT.", options_.stream, ".", ConsumerName(inbox.priority_class));
+  const std::string body = absl::StrCat(R"({"batch":1,"expires":)", absl::ToInt64Nanoseconds(kExpiry), "}");
+  const natsStatus status =
+      natsConnection_PublishRequestString(connection_->connection(), next.c_str(), inbox.subject.c_str(), body.c_str());
+  if (status == NATS_OK) return absl::OkStatus();
+  absl::MutexLock lock(&mutex_);
+  inbox.asking = false;
+  return NatsError(status, "cannot ask for a job");
 }
 
 absl::StatusOr<std::unique_ptr<JobLease>> NatsJobQueue::Take(absl::Duration timeout) {
-  absl::MutexLock lock(&take_mutex_);
+  absl::MutexLock take(&take_mutex_);
   const absl::Time deadline = absl::Now() + timeout;
-  bool released = false;  // a job was given back: look for it among the taken ones
-  const auto hear = [&](natsMsg* heard) {
-    released |= std::string_view(natsMsg_GetSubject(heard)) == kReleasedSubject;
-    natsMsg_Destroy(heard);
-  };
-  while (true) {
-    // Forget the arrivals heard so far, then look: a job published after this point is heard below, so none is
-    // missed between looking and waiting.
-    natsMsg* heard = nullptr;
-    while (natsSubscription_NextMsg(&heard, arrivals_, 0) == NATS_OK) hear(heard);
-    const bool redeliveries = released || absl::Now() - redeliveries_looked_for_ > absl::Seconds(1);
-    if (redeliveries) redeliveries_looked_for_ = absl::Now();
-    released = false;
-    absl::StatusOr<std::unique_ptr<JobLease>> lease = TakeWaiting(redeliveries);
-    if (!lease.ok() || *lease != nullptr) return lease;
-    const absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) return std::unique_ptr<JobLease>();
-    // Redeliveries are not published again, so they are not heard: look again at least every 250 ms (and for them at
-    // most every second).
-    if (natsSubscription_NextMsg(&heard, arrivals_, Millis(std::min(left, absl::Milliseconds(250)))) == NATS_OK) {
-      hear(heard);
-    }
+  {
+    absl::MutexLock lock(&mutex_);
+    taking_ = true;
   }
+  absl::Status failed;
+  natsMsg* message = nullptr;
+  PriorityClass priority_class = PriorityClass::kNormal;
+  while (true) {
+    bool redeliveries;
+    {
+      absl::MutexLock lock(&mutex_);
+      if (handed_ != nullptr) break;
+      redeliveries = released_ || absl::Now() - redeliveries_looked_for_ > absl::Seconds(1);
+      released_ = false;
+      woken_ = false;  // what happens from here on wakes the wait below
+    }
+    if (redeliveries) redeliveries_looked_for_ = absl::Now();
+    absl::StatusOr<std::optional<PriorityClass>> ask = ClassToAsk(redeliveries);
+    failed = ask.ok() && ask->has_value() ? Ask(inboxes_[static_cast<int>(**ask)]) : ask.status();
+    if (!failed.ok()) break;
+    // Woken by an answer, a publish or a job given back; looks again at least every 250 ms (redeliveries are not
+    // published again, so they are not heard).
+    absl::MutexLock lock(&mutex_);
+    mutex_.AwaitWithDeadline(absl::Condition(this, &NatsJobQueue::HandedOrWoken),
+                             std::min(deadline, absl::Now() + absl::Milliseconds(250)));
+    if (handed_ != nullptr || absl::Now() >= deadline) break;
+  }
+  {
+    absl::MutexLock lock(&mutex_);
+    taking_ = false;
+    message = handed_;
+    priority_class = handed_class_;
+    handed_ = nullptr;
+  }
+  if (message != nullptr) {
+    Owned<natsMsg, natsMsg_Destroy> delivery{message};
+    return JobLease::FromDelivery(connection_, message, priority_class, options_.max_deliveries);
+  }
+  if (!failed.ok()) return failed;
+  return std::unique_ptr<JobLease>();
 }
 
 absl::StatusOr<NatsJobQueue::Depth> NatsJobQueue::Measure() const {

@@ -16,6 +16,7 @@
 #ifndef SEGREL_SERVER_NATS_JOB_QUEUE_H_
 #define SEGREL_SERVER_NATS_JOB_QUEUE_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -168,20 +169,42 @@ class NatsJobQueue {
  private:
   NatsJobQueue(std::shared_ptr<NatsConnection> connection, NatsQueueOptions options)
       : connection_(std::move(connection)), options_(std::move(options)) {}
-  // A job waiting now, highest class first; null when none. `redeliveries`: also pull from classes with jobs taken
-  // but not completed, which may be due for redelivery (the consumers do not count those as waiting).
-  absl::StatusOr<std::unique_ptr<JobLease>> TakeWaiting(bool redeliveries) const;
-  // One pull request to `priority_class`'s consumer, held by the server up to `expires` when it has no job.
-  absl::StatusOr<std::unique_ptr<JobLease>> Pull(PriorityClass priority_class, absl::Duration expires) const;
+  // Where one class's pull requests are answered: a subscription of this replica for its whole life, so an answer
+  // that comes late is still received (and given back when nobody takes it then).
+  struct Inbox {
+    NatsJobQueue* queue = nullptr;
+    PriorityClass priority_class = PriorityClass::kNormal;
+    std::string subject;
+    natsSubscription* subscription = nullptr;
+    bool asking = false;  // a pull request is out, unanswered
+    absl::Time asked;
+  };
+  absl::Status Subscribe();
+  // The class to ask for a job: the highest with jobs waiting (with `redeliveries` also one with jobs taken, which
+  // may be due again); none when every class is empty.
+  absl::StatusOr<std::optional<PriorityClass>> ClassToAsk(bool redeliveries) const;
+  // Sends one pull request for `inbox`'s class, unless one is out already (and not overdue).
+  absl::Status Ask(Inbox& inbox);
+  // The subscriptions' callbacks (the C client's delivery threads).
+  static void OnAnswer(natsConnection* connection, natsSubscription* subscription, natsMsg* message, void* inbox);
+  static void OnArrival(natsConnection* connection, natsSubscription* subscription, natsMsg* message, void* queue);
+  bool HandedOrWoken() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_) { return handed_ != nullptr || woken_; }
   std::string Subject(PriorityClass priority_class) const;
   std::string ConsumerName(PriorityClass priority_class) const;
 
   const std::shared_ptr<NatsConnection> connection_;
   const NatsQueueOptions options_;
-  absl::Mutex take_mutex_;  // one Take at a time reads the arrivals
-  // A plain subscription to the job subjects: it hears every publish, which wakes a waiting Take without polling.
-  natsSubscription* arrivals_ ABSL_GUARDED_BY(take_mutex_) = nullptr;
+  absl::Mutex take_mutex_;  // one Take at a time
   absl::Time redeliveries_looked_for_ ABSL_GUARDED_BY(take_mutex_) = absl::InfinitePast();
+  mutable absl::Mutex mutex_;     // between Take and the callbacks
+  std::array<Inbox, 3> inboxes_;  // subject and subscription set once; asking and asked under mutex_
+  // A plain subscription to the job subjects: it hears every publish, which wakes a waiting Take without polling.
+  natsSubscription* arrivals_ = nullptr;
+  bool taking_ ABSL_GUARDED_BY(mutex_) = false;        // a Take waits for a job
+  natsMsg* handed_ ABSL_GUARDED_BY(mutex_) = nullptr;  // the job an answer brought it
+  PriorityClass handed_class_ ABSL_GUARDED_BY(mutex_) = PriorityClass::kNormal;
+  bool woken_ ABSL_GUARDED_BY(mutex_) = false;     // something happened since the taker last looked
+  bool released_ ABSL_GUARDED_BY(mutex_) = false;  // a job was given back (not counted as waiting)
 };
 
 // Job states every replica reads: one key per job id in a JetStream key-value bucket (file storage). Thread-safe.
