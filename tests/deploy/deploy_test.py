@@ -36,7 +36,7 @@ del sys.argv[1:5]
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEPLOY = os.path.join(REPOSITORY, "deploy")
 VALIDATOR = os.path.join(REPOSITORY, "tools", "deploy", "validate_manifests.mjs")
-OVERLAYS = ["cpu", "gpu"]
+OVERLAYS = ["cpu", "gpu", "scaleout"]
 FLAGS_FILE = "segrel-server.flags"
 # Container port name -> the flag whose address or port it serves.
 PORT_FLAGS = {"grpc": "address", "grpc-health": "health-address", "metrics": "metrics-address", "dicom": "dicom-port"}
@@ -126,14 +126,15 @@ def port_problems(objects):
                             f"{probe_port}")
         if got.get("service") != service:
             problems.append(f"{probe} asks for health service {got.get('service')!r}, not {service!r}")
-    for service in (o for o in objects if o["kind"] == "Service"):
+    for service in (o for o in objects if o["kind"] == "Service" and
+                    o["spec"].get("selector", {}).get("app.kubernetes.io/component") == "server"):
         for port in service["spec"]["ports"]:
             target = port.get("targetPort", port["port"])
             if (isinstance(target, str) and target not in ports) or (isinstance(target, int) and
                                                                      target not in ports.values()):
                 problems.append(f"Service {service['metadata']['name']} port {port['name']} targets {target}, "
                                 f"which the container does not open")
-    for rule in find(objects, "NetworkPolicy")["spec"]["ingress"]:
+    for rule in find(objects, "NetworkPolicy", "segrel")["spec"]["ingress"]:
         for port in rule["ports"]:
             if port["port"] not in ports and port["port"] not in ports.values():
                 problems.append(f"the NetworkPolicy admits port {port['port']}, which the container does not open")
@@ -151,6 +152,9 @@ def mount_problems(objects):
     spec = find(objects, "StatefulSet", "segrel")["spec"]
     mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
     claims = {c["metadata"]["name"] for c in spec.get("volumeClaimTemplates", [])}
+    # A cluster's replicas (--queue) share one spool: a claim every pod mounts, which must be ReadWriteMany.
+    shared = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in spec["template"]["spec"].get("volumes", [])
+              if "persistentVolumeClaim" in v}
     for flag in ("flagfile", "tls-cert", "tls-key", "tls-client-ca", "tokens-file", "dicom-peers", "spool-dir"):
         path = flags.get(flag) if flag != "flagfile" else container["args"][0].split("=", 1)[1]
         if not path:
@@ -158,8 +162,13 @@ def mount_problems(objects):
         mount = next((m for m in mounts if path == m or path.startswith(m.rstrip("/") + "/")), None)
         if mount is None:
             problems.append(f"--{flag}={path} is on no mounted volume")
-        elif flag == "spool-dir" and mounts[mount] not in claims:
+        elif flag == "spool-dir" and "queue" not in flags and mounts[mount] not in claims:
             problems.append(f"the spool ({path}) is not on the pod's own volume claim")
+        elif flag == "spool-dir" and "queue" in flags:
+            claim = shared.get(mounts[mount])
+            modes = find(objects, "PersistentVolumeClaim", claim)["spec"]["accessModes"] if claim else []
+            if "ReadWriteMany" not in modes:
+                problems.append(f"the replicas of a cluster share no spool: {path} is not on a ReadWriteMany claim")
     return problems
 
 
@@ -193,6 +202,30 @@ def monitoring_problems(objects):
             problems.append(f"the HPA scales on {name}, which the adapter does not serve")
         elif not served[name].startswith(record + "{"):
             problems.append(f"the adapter serves {name} from {served[name]}, not the recording rule {record}")
+    return problems
+
+
+def scaleout_problems(objects):
+    """A cluster's replicas reach the NATS the overlay runs, and NATS keeps its streams on a volume."""
+    problems = []
+    flags = flags_of(objects)
+    match = re.fullmatch(r"nats://([^:/]+):(\d+)", flags.get("queue", ""))
+    if not match:
+        return [f"--queue={flags.get('queue')} is not nats://SERVICE:PORT"]
+    service = next((o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == match.group(1)), None)
+    if service is None:
+        return [f"--queue names {match.group(1)}, which is no Service here"]
+    if int(match.group(2)) not in [p["port"] for p in service["spec"]["ports"]]:
+        problems.append(f"--queue asks port {match.group(2)} of Service {match.group(1)}, which does not open it")
+    nats = find(objects, "StatefulSet", "segrel-nats")["spec"]
+    args = nats["template"]["spec"]["containers"][0]["args"]
+    store = next((a.split("=", 1)[1] for a in args if a.startswith("--store_dir=")), None)
+    mounts = {m["mountPath"]: m["name"] for m in nats["template"]["spec"]["containers"][0].get("volumeMounts", [])}
+    claims = {c["metadata"]["name"] for c in nats.get("volumeClaimTemplates", [])}
+    if "--jetstream" not in args or store is None or mounts.get(store) not in claims:
+        problems.append("NATS does not keep JetStream on its own volume (--jetstream, --store_dir on a claim)")
+    if find(objects, "StatefulSet", "segrel")["spec"].get("volumeClaimTemplates"):
+        problems.append("the replicas still have a spool each")
     return problems
 
 
@@ -264,6 +297,37 @@ class DeployTest(unittest.TestCase):
         self.assertTrue(monitoring_problems(broken(
             lambda o: find(o, "HorizontalPodAutoscaler")["spec"]["metrics"][0]["pods"]["metric"].update(name="x"))))
         self.assertTrue(gpu_problems(self.rendered["cpu"], flags_of(self.rendered["cpu"])))
+
+    def test_the_scaleout_overlay_joins_its_replicas_to_its_nats(self):
+        scaleout = self.rendered["scaleout"]
+        self.assertEqual(scaleout_problems(scaleout), [])
+        self.assertEqual(flags_of(scaleout), {**flags_of(self.rendered["cpu"]), "queue-capacity": "64",
+                                              "queue": "nats://segrel-nats:4222", "queue-ack-wait": "30s",
+                                              "queue-max-deliveries": "3"},
+                         "the cpu overlay's flags and the cluster's, nothing else")
+        # Every flag is one the server knows (the cpu overlay's file is also run by the test below).
+        known = set(re.findall(r"^  --([a-z0-9-]+)", subprocess.run([SERVER, "--help"], capture_output=True,
+                                                                     text=True).stdout, flags=re.M))
+        self.assertLessEqual(set(flags_of(scaleout)), known)
+
+        def broken(change):
+            objects = copy.deepcopy(scaleout)
+            change(objects)
+            return objects
+
+        def set_flag(objects, name, value):
+            data = find(objects, "ConfigMap", "segrel-server-flags")["data"]
+            data[FLAGS_FILE] = re.sub(rf"^--{name}=.*$", f"--{name}={value}", data[FLAGS_FILE], flags=re.M)
+
+        self.assertIn("--queue asks port 4223 of Service segrel-nats, which does not open it",
+                      scaleout_problems(broken(lambda o: set_flag(o, "queue", "nats://segrel-nats:4222".replace(
+                          "4222", "4223")))))
+        self.assertTrue(scaleout_problems(broken(lambda o: set_flag(o, "queue", "nats://nats:4222"))))
+        self.assertTrue(scaleout_problems(broken(lambda o: find(o, "StatefulSet", "segrel-nats")["spec"][
+            "template"]["spec"]["containers"][0]["args"].remove("--jetstream"))))
+        self.assertIn("the replicas of a cluster share no spool: /var/lib/segrel/spool is not on a ReadWriteMany "
+                      "claim", mount_problems(broken(lambda o: find(o, "PersistentVolumeClaim", "segrel-spool")[
+                          "spec"].update(accessModes=["ReadWriteOnce"]))))
 
     def test_promtool_checks_and_tests_the_recording_rule(self):
         monitoring = os.path.join(DEPLOY, "monitoring")
