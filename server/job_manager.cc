@@ -602,17 +602,7 @@ std::shared_ptr<Job> JobManager::Claim(std::unique_ptr<JobLease> lease) {
     return nullptr;
   }
   const std::optional<JobEnding> ended = record->ending;
-  std::shared_ptr<Job> job;
-  {
-    absl::MutexLock lock(&mutex_);
-    if (const auto it = jobs_.find(id); it != jobs_.end()) {
-      job = it->second;  // accepted or watched here
-    } else {
-      job = std::make_shared<Job>(std::move(record->spec));
-      jobs_[id] = job;
-      job_order_.push_back(id);
-    }
-  }
+  std::shared_ptr<Job> job = LocalCopy(std::move(record->spec));
   if (ended.has_value()) {
     // It ended, and its record says so, but the replica that ran it could not say so to the cluster (NATS was away,
     // or the replica died in between): the record is what was stored. Share it; do not run the job again.
@@ -623,19 +613,36 @@ std::shared_ptr<Job> JobManager::Claim(std::unique_ptr<JobLease> lease) {
     return nullptr;
   }
   if (lease->exhausted()) {  // its earlier takers all stopped while running it: running it again would not help
-    const std::string why = absl::StrCat("the job stopped the ", lease->deliveries() - 1,
-                                         " replicas that ran it (killed, or out of memory?); not run again");
-    auto held = std::make_shared<Lease>();
-    held->lease = std::move(lease);
-    {
-      absl::MutexLock lock(&mutex_);
-      leases_[id] = held;
-    }
+    const std::string why =
+        absl::StrCat("the replicas that took the job stopped while running it (killed, or out of memory?); delivered ",
+                     lease->deliveries(), " times, not run again");
+    Hold(*job, std::move(lease));
     Finish(*job, absl::AbortedError(why));
     return nullptr;
   }
+  return StartRunning(std::move(job), std::move(lease));
+}
+
+std::shared_ptr<Job> JobManager::LocalCopy(JobSpec spec) {
+  absl::MutexLock lock(&mutex_);
+  if (const auto it = jobs_.find(spec.id); it != jobs_.end()) return it->second;  // accepted or watched here
+  auto job = std::make_shared<Job>(std::move(spec));
+  jobs_[job->spec().id] = job;
+  job_order_.push_back(job->spec().id);
+  return job;
+}
+
+void JobManager::Hold(Job& job, std::unique_ptr<JobLease> lease, std::shared_ptr<JobObserver> sharer) {
+  auto held = std::make_shared<Lease>();
+  held->lease = std::move(lease);
+  held->sharer = std::move(sharer);
+  absl::MutexLock lock(&mutex_);
+  leases_[job.spec().id] = std::move(held);
+}
+
+std::shared_ptr<Job> JobManager::StartRunning(std::shared_ptr<Job> job, std::unique_ptr<JobLease> lease) {
   bool runs = false;
-  absl::StatusOr<ClusterJobState> state = cluster_->Change(id, [&](ClusterJobState& shared) {
+  absl::StatusOr<ClusterJobState> state = cluster_->Change(job->spec().id, [&](ClusterJobState& shared) {
     runs = !IsFinalShared(shared);
     if (!runs) return false;
     shared.set_state(ClusterJobState::RUNNING);
@@ -654,17 +661,12 @@ std::shared_ptr<Job> JobManager::Claim(std::unique_ptr<JobLease> lease) {
   if (state->cancel_requested()) job->RequestCancel();
   if (lease->deliveries() > 1) RemoveTree(job->spec().OutputDirectory()).IgnoreError();  // what the last taker wrote
   lease->KeepRenewing(cluster_->options().queue.ack_wait / 3);
-  auto held = std::make_shared<Lease>();
-  held->lease = std::move(lease);
   std::weak_ptr<Job> weak = job;
-  held->sharer = std::make_shared<ProgressSharer>([this, weak] {
+  auto sharer = std::make_shared<ProgressSharer>([this, weak] {
     if (std::shared_ptr<Job> running = weak.lock()) ShareProgress(*running);
   });
-  job->AddObserver(held->sharer);
-  {
-    absl::MutexLock lock(&mutex_);
-    leases_[id] = std::move(held);
-  }
+  job->AddObserver(sharer);
+  Hold(*job, std::move(lease), std::move(sharer));
   metrics_->cluster_jobs_taken.Add({});
   return job;
 }

@@ -184,6 +184,13 @@ class JobManager {
   // Takes a job from the cluster's queue for a worker; null when none came or it must not run (the lease is ended).
   std::shared_ptr<Job> TakeFromCluster();
   std::shared_ptr<Job> Claim(std::unique_ptr<JobLease> lease);
+  // This replica's copy of the job of `spec` (the one it has, or a new one).
+  std::shared_ptr<Job> LocalCopy(JobSpec spec);
+  // Marks the job to run here: RUNNING in its shared state, the lease renewed and held, progress shared. Null when
+  // it must not run (ended meanwhile; NATS away: given back).
+  std::shared_ptr<Job> StartRunning(std::shared_ptr<Job> job, std::unique_ptr<JobLease> lease);
+  // Keeps `lease` (and the observer that shares the job's progress) until the job ends here (EndLease).
+  void Hold(Job& job, std::unique_ptr<JobLease> lease, std::shared_ptr<JobObserver> sharer = nullptr);
   // Follows a state another replica wrote (ClusterJobs::Listen).
   void Follow(const std::string& id, const ClusterJobState& state);
   // Writes a running job's stage and progress to its shared state (the replica running it).

@@ -34,16 +34,29 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = ServerCredentialsFor(options.tls);
   if (!credentials.ok()) return credentials.status();
   std::unique_ptr<SegrelServer> server(new SegrelServer());
+  if (absl::Status opened = server->OpenAccessAndAudit(options); !opened.ok()) return opened;
+  if (absl::Status started = server->StartJobs(options); !started.ok()) return started;
+  if (absl::Status started = server->StartWorkersAndEndpoints(options, *std::move(devices)); !started.ok())
+    return started;
+  if (absl::Status started = server->StartGrpc(options, *credentials); !started.ok()) return started;
+  return server;
+}
+
+absl::Status SegrelServer::OpenAccessAndAudit(const ServerOptions& options) {
   if (!options.tokens_file.empty()) {
     absl::StatusOr<AccessControl> access = AccessControl::FromTokensFile(options.tokens_file);
     if (!access.ok()) return access.status();
-    server->access_ = *std::move(access);
+    access_ = *std::move(access);
   }
   if (!options.audit_log.empty()) {
     absl::StatusOr<std::unique_ptr<AuditLog>> audit = AuditLog::Open(options.audit_log);
     if (!audit.ok()) return audit.status();
-    server->audit_ = *std::move(audit);
+    audit_ = *std::move(audit);
   }
+  return absl::OkStatus();
+}
+
+absl::Status SegrelServer::StartJobs(const ServerOptions& options) {
   JobManagerOptions job_options;
   job_options.spool_dir = options.spool_dir;
   job_options.queue_capacity = options.queue_capacity;
@@ -55,51 +68,59 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
   job_options.cluster = options.cluster;
   job_options.accepts_uploads = options.role != ServerOptions::Role::kWork;
   absl::StatusOr<std::unique_ptr<JobManager>> jobs =
-      JobManager::Create(std::move(job_options), &server->metrics_, server->audit_.get());
+      JobManager::Create(std::move(job_options), &metrics_, audit_.get());
   if (!jobs.ok()) return jobs.status();
-  server->jobs_ = *std::move(jobs);
+  jobs_ = *std::move(jobs);
   absl::StatusOr<std::unique_ptr<ModelRepository>> models = ModelRepository::Create(options.model_repository);
   if (!models.ok()) return models.status();
-  server->models_ = *std::move(models);
-  for (const model::Bundle& bundle : server->models_->models()) {
-    server->metrics_.model_loaded.Set({bundle.name, bundle.version}, 1);
+  models_ = *std::move(models);
+  for (const model::Bundle& bundle : models_->models()) {
+    metrics_.model_loaded.Set({bundle.name, bundle.version}, 1);
   }
-  for (const FailedModel& failed : server->models_->failed()) {
-    server->metrics_.model_loaded.Set({failed.name, ""}, 0);
+  for (const FailedModel& failed : models_->failed()) {
+    metrics_.model_loaded.Set({failed.name, ""}, 0);
   }
 
-  server->cuda_workers_ = static_cast<int>(
-      std::count_if(devices->begin(), devices->end(), [](const at::Device& device) { return device.is_cuda(); }));
-  Metrics* metrics = &server->metrics_;
-  if (works) server->workers_ = std::make_unique<WorkerPool>(server->jobs_.get(), metrics, *std::move(devices));
+  return absl::OkStatus();
+}
+
+absl::Status SegrelServer::StartWorkersAndEndpoints(const ServerOptions& options, std::vector<at::Device> devices) {
+  cuda_workers_ = static_cast<int>(
+      std::count_if(devices.begin(), devices.end(), [](const at::Device& device) { return device.is_cuda(); }));
+  // None for a replica that only accepts (ServerOptions::Role::kAccept).
+  if (!devices.empty()) workers_ = std::make_unique<WorkerPool>(jobs_.get(), &metrics_, std::move(devices));
   if (!options.metrics_address.empty()) {
     absl::StatusOr<std::unique_ptr<MetricsExposer>> exposer =
-        MetricsExposer::Create(options.metrics_address, &server->metrics_.registry());
+        MetricsExposer::Create(options.metrics_address, &metrics_.registry());
     if (!exposer.ok()) return exposer.status();
-    server->exposer_ = *std::move(exposer);
+    exposer_ = *std::move(exposer);
   }
   if (options.dicom.has_value()) {
     DicomNodeOptions dicom = *options.dicom;
     dicom.limits = options.limits;
     dicom.retention = options.retention;
-    absl::StatusOr<std::unique_ptr<DicomNode>> node = DicomNode::Start(
-        std::move(dicom), server->models_.get(), server->jobs_.get(), &server->metrics_, server->audit_.get());
+    absl::StatusOr<std::unique_ptr<DicomNode>> node =
+        DicomNode::Start(std::move(dicom), models_.get(), jobs_.get(), &metrics_, audit_.get());
     if (!node.ok()) return node.status();
-    server->dicom_ = *std::move(node);
+    dicom_ = *std::move(node);
   }
+  return absl::OkStatus();
+}
+
+absl::Status SegrelServer::StartGrpc(const ServerOptions& options,
+                                     const std::shared_ptr<grpc::ServerCredentials>& credentials) {
   ServiceOptions service_options;
   service_options.limits = options.limits;
   service_options.limits.sync_files = options.durable;
-  service_options.access = server->access_;
+  service_options.access = access_;
   service_options.streams = options.streams;
-  service_options.audit = server->audit_.get();
-  server->service_ = std::make_unique<SegrelServiceImpl>(server->models_.get(), server->jobs_.get(), metrics,
-                                                         std::move(service_options));
+  service_options.audit = audit_.get();
+  service_ = std::make_unique<SegrelServiceImpl>(models_.get(), jobs_.get(), &metrics_, std::move(service_options));
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.address, *credentials, &server->port_);
+  builder.AddListeningPort(options.address, credentials, &port_);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   // Connections that carry no call are closed after a while, and one connection carries a bounded number of calls:
   // idle or hoarding clients cannot pile up file descriptors (see RaiseOpenFileLimit in main.cc).
@@ -107,33 +128,33 @@ absl::StatusOr<std::unique_ptr<SegrelServer>> SegrelServer::Create(const ServerO
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 256);
   // A connection that never completes its HTTP/2 (or TLS) handshake is closed after 10 s, not gRPC's 120 s.
   builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 10 * 1000);
-  builder.RegisterService(server->service_.get());
-  server->server_ = builder.BuildAndStart();
-  if (server->server_ == nullptr || server->port_ == 0) {
+  builder.RegisterService(service_.get());
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.address));
   }
   if (!options.health_address.empty()) {
     // A server of its own: a second port on the main server would serve every service in plaintext.
     grpc::ServerBuilder health;
-    health.AddListeningPort(options.health_address, grpc::InsecureServerCredentials(), &server->health_port_);
-    server->health_server_ = health.BuildAndStart();
-    if (server->health_server_ == nullptr || server->health_port_ == 0) {
+    health.AddListeningPort(options.health_address, grpc::InsecureServerCredentials(), &health_port_);
+    health_server_ = health.BuildAndStart();
+    if (health_server_ == nullptr || health_port_ == 0) {
       return absl::UnavailableError(absl::StrCat("cannot listen on ", options.health_address));
     }
   }
   // Liveness is SERVING while the process runs; the overall status (readiness) is SERVING only with a model to
   // serve (server/health_only_server.h).
-  for (grpc::Server* grpc_server : {server->server_.get(), server->health_server_.get()}) {
+  for (grpc::Server* grpc_server : {server_.get(), health_server_.get()}) {
     if (grpc_server == nullptr) continue;
     // SetServingStatus(bool) sets every service, so the overall status goes first.
-    if (server->models_->models().empty()) grpc_server->GetHealthCheckService()->SetServingStatus(false);
+    if (models_->models().empty()) grpc_server->GetHealthCheckService()->SetServingStatus(false);
     grpc_server->GetHealthCheckService()->SetServingStatus(kLivenessService, true);
   }
   if (options.on_listener_stuck && options.listener_stuck_after > absl::ZeroDuration()) {
-    server->watchdog_ = std::make_unique<ListenerWatchdog>(std::vector<int>{server->port_, server->health_port_},
-                                                           options.listener_stuck_after, options.on_listener_stuck);
+    watchdog_ = std::make_unique<ListenerWatchdog>(std::vector<int>{port_, health_port_}, options.listener_stuck_after,
+                                                   options.on_listener_stuck);
   }
-  return server;
+  return absl::OkStatus();
 }
 
 SegrelServer::~SegrelServer() { Shutdown(absl::Now()); }

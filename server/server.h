@@ -95,6 +95,12 @@ class SegrelServer {
 
  private:
   SegrelServer() = default;
+  // Create's steps, in order.
+  absl::Status OpenAccessAndAudit(const ServerOptions& options);
+  absl::Status StartJobs(const ServerOptions& options);  // the job manager and the model repository
+  absl::Status StartWorkersAndEndpoints(const ServerOptions& options,
+                                        std::vector<at::Device> devices);  // + metrics, DICOM
+  absl::Status StartGrpc(const ServerOptions& options, const std::shared_ptr<grpc::ServerCredentials>& credentials);
 
   Metrics metrics_;
   std::unique_ptr<AuditLog> audit_;  // before the job manager and the service, which record on it

@@ -238,17 +238,8 @@ absl::Status CopyPatientAndStudy(DcmItem& from, DcmItem& to, const std::string& 
   return absl::OkStatus();
 }
 
-}  // namespace
-
-absl::Status WriteDicomRelevanceReport(const std::string& path, const RelevanceReportContent& content,
-                                       const std::string& seg_path, const DicomSrOptions& options) {
-  SEGREL_RETURN_IF_ERROR(dicom::InitDicom());
-  SEGREL_RETURN_IF_ERROR(CheckContent(content));
-  DcmFileFormat seg_file;
-  if (seg_file.loadFile(seg_path.c_str()).bad()) {
-    return absl::NotFoundError(absl::StrCat(seg_path, ": cannot read the DICOM SEG the report refers to"));
-  }
-  DcmDataset& seg_dataset = *seg_file.getDataset();
+// What the report needs to know of the SEG it measures.
+absl::StatusOr<SegFacts> ReadSegFacts(DcmDataset& seg_dataset, const std::string& seg_path) {
   SegFacts seg;
   seg_dataset.findAndGetOFString(DCM_SOPClassUID, seg.sop_class);
   seg_dataset.findAndGetOFString(DCM_SOPInstanceUID, seg.sop_instance);
@@ -258,8 +249,12 @@ absl::Status WriteDicomRelevanceReport(const std::string& path, const RelevanceR
     return absl::InvalidArgumentError(absl::StrCat(seg_path, " lacks SOPInstanceUID or StudyInstanceUID"));
   }
   seg.voxel_mm3 = VoxelVolume(seg_dataset);
+  return seg;
+}
 
-  CMR_TID1500 report(CMR_CID7021::ImagingMeasurementReport);
+// The TID 1500 content: the observer, the procedure and one measurement group per region and sequence.
+absl::Status FillReport(CMR_TID1500& report, const RelevanceReportContent& content, const SegFacts& seg,
+                        const std::string& path) {
   char device_uid[100];
   SEGREL_RETURN_IF_ERROR(Check(
       report.getObservationContext().addDeviceObserver(dcmGenerateUniqueIdentifier(device_uid, SITE_INSTANCE_UID_ROOT),
@@ -284,10 +279,13 @@ absl::Status WriteDicomRelevanceReport(const std::string& path, const RelevanceR
     }
   }
   if (!report.isValid()) return absl::InternalError(absl::StrCat(path, ": the TID 1500 report is incomplete"));
+  return absl::OkStatus();
+}
 
-  DSRDocument document(DSRTypes::DT_ComprehensiveSR);
-  SEGREL_RETURN_IF_ERROR(Check(document.createNewSeriesInStudy(seg.study), path, "start the report's series"));
-  SEGREL_RETURN_IF_ERROR(Check(document.setTreeFromRootTemplate(report, OFTrue), path, "build the report's tree"));
+// The document around the report: its series, the device, the private coding scheme, and the evidence (the SEG it
+// measures and every image the explanation was computed from).
+absl::Status DescribeDocument(DSRDocument& document, const RelevanceReportContent& content, const SegFacts& seg,
+                              const DicomSrOptions& options, const std::string& path) {
   document.setSeriesDescription(options.series_description.c_str());
   document.setSeriesNumber(absl::StrCat(options.series_number).c_str());
   document.setInstanceNumber("1");
@@ -302,8 +300,6 @@ absl::Status WriteDicomRelevanceReport(const std::string& path, const RelevanceR
   SEGREL_RETURN_IF_ERROR(Check(schemes.setCodingSchemeName("segrel relevance codes"), path, "name the coding scheme"));
   SEGREL_RETURN_IF_ERROR(
       Check(schemes.setCodingSchemeResponsibleOrganization("segrel"), path, "name the coding scheme's owner"));
-
-  // The evidence: the SEG it measures and every image the explanation was computed from.
   DSRSOPInstanceReferenceList& evidence = document.getCurrentRequestedProcedureEvidence();
   SEGREL_RETURN_IF_ERROR(
       Check(evidence.addItem(seg.study, seg.series, seg.sop_class, seg.sop_instance), path, "reference the SEG"));
@@ -315,7 +311,27 @@ absl::Status WriteDicomRelevanceReport(const std::string& path, const RelevanceR
                 path, "reference the source images"));
     }
   }
+  return absl::OkStatus();
+}
 
+}  // namespace
+
+absl::Status WriteDicomRelevanceReport(const std::string& path, const RelevanceReportContent& content,
+                                       const std::string& seg_path, const DicomSrOptions& options) {
+  SEGREL_RETURN_IF_ERROR(dicom::InitDicom());
+  SEGREL_RETURN_IF_ERROR(CheckContent(content));
+  DcmFileFormat seg_file;
+  if (seg_file.loadFile(seg_path.c_str()).bad()) {
+    return absl::NotFoundError(absl::StrCat(seg_path, ": cannot read the DICOM SEG the report refers to"));
+  }
+  DcmDataset& seg_dataset = *seg_file.getDataset();
+  SEGREL_ASSIGN_OR_RETURN(const SegFacts seg, ReadSegFacts(seg_dataset, seg_path));
+  CMR_TID1500 report(CMR_CID7021::ImagingMeasurementReport);
+  SEGREL_RETURN_IF_ERROR(FillReport(report, content, seg, path));
+  DSRDocument document(DSRTypes::DT_ComprehensiveSR);
+  SEGREL_RETURN_IF_ERROR(Check(document.createNewSeriesInStudy(seg.study), path, "start the report's series"));
+  SEGREL_RETURN_IF_ERROR(Check(document.setTreeFromRootTemplate(report, OFTrue), path, "build the report's tree"));
+  SEGREL_RETURN_IF_ERROR(DescribeDocument(document, content, seg, options, path));
   DcmFileFormat file;
   SEGREL_RETURN_IF_ERROR(Check(document.write(*file.getDataset()), path, "encode the report"));
   SEGREL_RETURN_IF_ERROR(CopyPatientAndStudy(seg_dataset, *file.getDataset(), path));

@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,7 +20,9 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/job_manager.h"
 #include "server/job_queue.h"
+#include "server/metrics.h"
 #include "tests/test_util.h"
 
 namespace segrel::server {
@@ -336,6 +340,61 @@ TEST_F(NatsJobQueueTest, NoServerOrNoJetStreamIsUnavailableNamingTheUrl) {
   plain.Start();
   EXPECT_THAT(NatsConnection::Connect(plain.url(), absl::Seconds(1)),
               StatusIs(absl::StatusCode::kUnavailable, ::testing::HasSubstr("has no JetStream")));
+}
+
+// Two job managers as two replicas of one cluster: a job whose replicas keep dying while they run it is failed with
+// the reason once it has been delivered more than --queue-max-deliveries times, not run for ever.
+TEST_F(NatsJobQueueTest, AJobThatKeepsStoppingItsReplicasFailsWithTheReasonAfterTheDeliveryBound) {
+  Metrics metrics;
+  const std::string spool = temp_ + "/spool";
+  const auto replica = [&](const std::string& name) {
+    JobManagerOptions options;
+    options.spool_dir = spool;
+    options.min_free_bytes = 0;
+    ClusterOptions cluster;
+    cluster.url = nats_->url();
+    cluster.replica = name;
+    cluster.queue.ack_wait = absl::Seconds(1);
+    cluster.queue.max_deliveries = 1;
+    options.cluster = cluster;
+    absl::StatusOr<std::unique_ptr<JobManager>> manager = JobManager::Create(options, &metrics, nullptr);
+    EXPECT_TRUE(manager.ok()) << manager.status();
+    return manager.ok() ? *std::move(manager) : nullptr;
+  };
+  std::unique_ptr<JobManager> dying = replica("dying");
+  ASSERT_NE(dying, nullptr);
+  JobSpec spec;
+  spec.id = "deadly";
+  spec.fingerprint = "f";
+  spec.received = absl::Now();
+  spec.directory = dying->NewJobDirectory(spec.id).value();
+  spec.dicom_dir = spec.InputDirectory() + "/dicom";
+  std::filesystem::create_directories(spec.dicom_dir);
+  std::ofstream(spec.dicom_dir + "/0.dcm") << "patient data";
+  ASSERT_TRUE(dying->Accept(spec).ok());
+  std::shared_ptr<Job> taken = dying->NextJob();
+  ASSERT_NE(taken, nullptr);
+  taken.reset();
+  dying.reset();  // the replica dies with the job: no renewal, no ending
+
+  std::unique_ptr<JobManager> next = replica("next");
+  ASSERT_NE(next, nullptr);
+  std::thread worker([&] { EXPECT_EQ(next->NextJob(), nullptr) << "the second delivery is not run"; });
+  std::shared_ptr<Job> watched;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline && (watched == nullptr || !IsFinal(watched->Get().state))) {
+    watched = next->Find("deadly");
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  next->Shutdown();
+  worker.join();
+  ASSERT_NE(watched, nullptr);
+  const Job::Snapshot ended = watched->Get();
+  EXPECT_EQ(ended.state, JobState::kFailed);
+  EXPECT_EQ(ended.status.code(), absl::StatusCode::kAborted);
+  EXPECT_THAT(std::string(ended.status.message()),
+              ::testing::HasSubstr("stopped while running it (killed, or out of memory?); delivered 2 times"));
+  EXPECT_FALSE(std::filesystem::exists(spec.InputDirectory())) << "its inputs are gone";
 }
 
 }  // namespace

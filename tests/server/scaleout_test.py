@@ -12,6 +12,7 @@ import concurrent.futures
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -250,6 +251,30 @@ class ScaleOutTest(unittest.TestCase):
             self.assertEqual(states[-1].state, pb.CANCELLED)
         started = self.events("started", "full-1") + self.events("started", "full-2")
         self.assertFalse([r for r in started if r is front], "the accept-only replica runs nothing")
+
+    def test_6_a_work_only_replica_takes_no_upload_and_runs_jobs(self):
+        worker = self.start_replica("worker", "--role=work")
+        self.replicas.append(worker)
+        self.assertIn("runs jobs", "".join(worker.start_lines))
+        with self.assertRaises(grpc.RpcError) as refused:
+            worker.stub.Submit(harness.submit_messages(pb, FIXTURES, "not-here"))
+        self.assertEqual(refused.exception.code(), grpc.StatusCode.UNAVAILABLE)
+        self.assertIn("only runs jobs", refused.exception.details())
+        # With the other workers stopped, the accept-only replica takes the study and the worker runs it.
+        front = next(r for r in self.replicas if "accepts uploads\n" in "".join(r.start_lines))
+        others = [r for r in self.replicas if r is not worker and r is not front]
+        self.scrape(front, waiting=0, running=0)  # the jobs test 5 cancelled have left the queue
+        for other in others:
+            other.process.send_signal(signal.SIGSTOP)
+        try:
+            front.stub.Submit(harness.submit_messages(pb, FIXTURES, "for-the-worker"))
+            states, _ = harness.watch(pb, front.stub, "for-the-worker", os.path.join(self.temp, "worker"),
+                                      timeout=WATCH_S)
+        finally:
+            for other in others:
+                other.process.send_signal(signal.SIGCONT)
+        self.assertEqual(states[-1].state, pb.DONE)
+        self.assertEqual(self.events("started", "for-the-worker"), [worker])
 
 
 if __name__ == "__main__":
