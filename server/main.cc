@@ -52,7 +52,9 @@ const std::vector<Option>& ServerFlags() {
       {"workers", "N", "CPU workers: jobs run at once on the CPU, one model replica each (default 1)"},
       {"cuda-workers", "N", "workers on CUDA devices, one per device; -1: every device LibTorch sees (default -1)"},
       {"threads", "N", "LibTorch threads, shared by the workers; 0: all cores (default 0)"},
-      {"queue-capacity", "N", "jobs waiting; beyond it Submit answers RESOURCE_EXHAUSTED (default 16)"},
+      {"queue-capacity", "N",
+       "jobs waiting (with --queue: queued or running in the whole cluster); beyond it Submit answers "
+       "RESOURCE_EXHAUSTED (default 16)"},
       {"max-study-mb", "MB", "largest study accepted, all files together (default 4096)"},
       {"max-files", "N", "most files per job; a DICOM study has one per slice (default 10000)"},
       {"max-uploads", "N", "Submit streams at once; beyond: RESOURCE_EXHAUSTED with a retry hint (default 32)"},
