@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,28 +27,6 @@ import segrel_harness as harness  # noqa: E402
 
 SERVER = os.path.join(ROOT, "build", "server", "segrel-server")
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "data")
-NATS_SERVER = "/usr/sbin/nats-server"
-
-
-class Nats:
-    def __init__(self, folder):
-        self.port = harness.free_port()
-        self.url = f"nats://127.0.0.1:{self.port}"
-        self.log = open(os.path.join(folder, "nats.log"), "w")
-        self.process = subprocess.Popen([NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd",
-                                         os.path.join(folder, "store")], stdout=self.log, stderr=self.log)
-        for _ in range(200):
-            try:
-                with harness.socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("nats-server did not start")
-
-    def stop(self):
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        self.log.close()
 
 
 def start(pb_grpc, grpc, spool, *flags):
@@ -66,7 +43,7 @@ def run_job(pb, replica, watcher, job):
 
 def throughput(pb, pb_grpc, grpc, replicas_wanted, jobs, temp):
     folder = tempfile.mkdtemp(prefix=f"throughput{replicas_wanted}.", dir=temp)
-    nats = Nats(folder)
+    nats = harness.NatsServer(folder)
     spool = os.path.join(folder, "spool")
     replicas = [start(pb_grpc, grpc, spool, f"--queue={nats.url}", f"--replica-name=r{i}")
                 for i in range(replicas_wanted)]
@@ -89,7 +66,7 @@ def throughput(pb, pb_grpc, grpc, replicas_wanted, jobs, temp):
 
 def latency(pb, pb_grpc, grpc, jobs, temp, *flags):
     folder = tempfile.mkdtemp(prefix="latency.", dir=temp)
-    nats = Nats(folder) if flags else None
+    nats = harness.NatsServer(folder) if flags else None
     cluster = [f"--queue={nats.url}", "--replica-name=r0"] if nats else []
     server = start(pb_grpc, grpc, os.path.join(folder, "spool"), *cluster)
     try:
@@ -125,7 +102,8 @@ def main():
         distributed = latency(pb, pb_grpc, grpc, args.latency_jobs, temp, "cluster")
         print(f"latency: one job at a time, submit to DONE, median of {args.latency_jobs}")
         print(f"  in-process queue {in_process * 1000:7.1f} ms")
-        print(f"  NATS JetStream   {distributed * 1000:7.1f} ms   ({(distributed - in_process) * 1000:+.1f} ms per job)")
+        added = (distributed - in_process) * 1000
+        print(f"  NATS JetStream   {distributed * 1000:7.1f} ms   ({added:+.1f} ms per job)")
     finally:
         shutil.rmtree(temp, ignore_errors=True)
 

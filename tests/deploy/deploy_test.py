@@ -106,6 +106,19 @@ def server_container(objects):
     return find(objects, "StatefulSet", "segrel")["spec"]["template"]["spec"]["containers"][0]
 
 
+def broken_copy(objects, change):
+    """A copy of OBJECTS with CHANGE(copy) made: the invariants below must reject it."""
+    objects = copy.deepcopy(objects)
+    change(objects)
+    return objects
+
+
+def set_flag(objects, name, value):
+    """Sets --NAME=VALUE in the rendered flag file."""
+    data = find(objects, "ConfigMap", "segrel-server-flags")["data"]
+    data[FLAGS_FILE] = re.sub(rf"^--{name}=.*$", f"--{name}={value}", data[FLAGS_FILE], flags=re.M)
+
+
 # ---- The invariants, each returning what is wrong (empty: fine) --------------------------------------------
 
 def port_problems(objects):
@@ -280,13 +293,7 @@ class DeployTest(unittest.TestCase):
         self.assertEqual(gpu_problems(self.rendered["gpu"], flags_of(self.rendered["cpu"])), [])
 
         def broken(change):
-            objects = copy.deepcopy(self.rendered["cpu"])
-            change(objects)
-            return objects
-
-        def set_flag(objects, name, value):
-            data = find(objects, "ConfigMap", "segrel-server-flags")["data"]
-            data[FLAGS_FILE] = re.sub(rf"^--{name}=.*$", f"--{name}={value}", data[FLAGS_FILE], flags=re.M)
+            return broken_copy(self.rendered["cpu"], change)
 
         self.assertIn("container port metrics is 9464, --metrics-address opens 9465",
                       port_problems(broken(lambda o: set_flag(o, "metrics-address", "0.0.0.0:9465"))))
@@ -311,13 +318,7 @@ class DeployTest(unittest.TestCase):
         self.assertLessEqual(set(flags_of(scaleout)), known)
 
         def broken(change):
-            objects = copy.deepcopy(scaleout)
-            change(objects)
-            return objects
-
-        def set_flag(objects, name, value):
-            data = find(objects, "ConfigMap", "segrel-server-flags")["data"]
-            data[FLAGS_FILE] = re.sub(rf"^--{name}=.*$", f"--{name}={value}", data[FLAGS_FILE], flags=re.M)
+            return broken_copy(scaleout, change)
 
         self.assertIn("--queue asks port 4223 of Service segrel-nats, which does not open it",
                       scaleout_problems(broken(lambda o: set_flag(o, "queue", "nats://segrel-nats:4222".replace(

@@ -141,12 +141,7 @@ class PythonClientTest(unittest.TestCase):
 
     def analyze(self):
         """`segrel analyze` on the fixture study with seed 5 and maps: the reference outputs."""
-        reference = os.path.join(self.temp, "analyze")
-        if not os.path.exists(reference):
-            inputs = [arg for name in SEQUENCES for arg in ("--input", f"{name}={study_file(name)}")]
-            subprocess.run([SEGREL, "analyze", "--model", os.path.join(FIXTURES, "bundle"), *inputs, "--seed", "5",
-                            "--maps", "--no-pictures", "--out", reference], check=True, capture_output=True)
-        return reference
+        return harness.analyze_reference(SEGREL, FIXTURES, os.path.join(self.temp, "analyze"))
 
     def assertSameOutputs(self, out, reference):
         self.assertEqual(harness.same_outputs(out, reference), [])

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,11 +20,10 @@ import unittest
 import urllib.request
 
 import segrel_harness as harness
-from segrel_harness import SEQUENCES, free_port
 
-NATS_SERVER = "/usr/sbin/nats-server"
-if not os.access(NATS_SERVER, os.X_OK):
-    print(f"scaleout_test: {NATS_SERVER} is not installed (Debian's nats-server; scripts/install-deps): not run")
+if not os.access(harness.NATS_SERVER, os.X_OK):
+    print(f"scaleout_test: {harness.NATS_SERVER} is not installed (Debian's nats-server; scripts/install-deps): "
+          "not run")
     sys.exit(77)
 
 SERVER, SEGREL, PROTO_DIR, FIXTURES, REPOSITORY, WORK = sys.argv[1:7]
@@ -35,38 +33,11 @@ ACK_WAIT_S = 2  # a killed replica's job goes to another this long after its las
 WATCH_S = 180  # the longest a job is watched: a watch that does not end is a failure, not a hang
 
 
-class Nats:
-    """nats-server -js on 127.0.0.1, its store in `folder`; restartable on the same port and store."""
-
-    def __init__(self, folder):
-        self.folder, self.port, self.process = folder, free_port(), None
-        self.url = f"nats://127.0.0.1:{self.port}"
-        self.start()
-
-    def start(self):
-        log = open(os.path.join(self.folder, "nats.log"), "a")
-        self.process = subprocess.Popen([NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd",
-                                         os.path.join(self.folder, "store")], stdout=log, stderr=log)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with harness.socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("nats-server did not start")
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-
-
 class ScaleOutTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.temp = tempfile.mkdtemp(prefix="scaleout.", dir=WORK)
-        cls.nats = Nats(cls.temp)
+        cls.nats = harness.NatsServer(cls.temp)
         # One repository with the fixture model (milliseconds a job) and the bundled ms-flair4 (seconds a job).
         cls.repository = os.path.join(cls.temp, "models")
         os.makedirs(cls.repository)
@@ -105,30 +76,11 @@ class ScaleOutTest(unittest.TestCase):
 
     def slow_messages(self, job_id):
         """The Submit messages of an ms-flair4 job on the window."""
-        import hashlib
-        metadata = pb.JobMetadata(job_id=job_id, model="ms-flair4", options=pb.AnalysisOptions(no_pictures=True))
-        blobs = []
-        for name in ("T1", "T1POST", "T2", "FLAIR"):
-            with open(os.path.join(self.slow_study, f"{name}.nii.gz"), "rb") as f:
-                data = f.read()
-            blobs.append(data)
-            metadata.files.add(role=pb.SEQUENCE, name=name, format=pb.NIFTI, size_bytes=len(data),
-                               sha256=hashlib.sha256(data).hexdigest())
-        yield pb.SubmitRequest(metadata=metadata)
-        for index, data in enumerate(blobs):
-            for offset in range(0, len(data), 1 << 20):
-                piece = data[offset:offset + (1 << 20)]
-                yield pb.SubmitRequest(chunk=pb.Chunk(file_index=index, offset=offset, data=piece,
-                                                      crc32=harness.zlib.crc32(piece)))
+        files = [(name, os.path.join(self.slow_study, f"{name}.nii.gz")) for name in ("T1", "T1POST", "T2", "FLAIR")]
+        return harness.submit_messages(pb, FIXTURES, job_id, model="ms-flair4", chunk=1 << 20, files=files)
 
     def reference(self):
-        """`segrel analyze` on the fixture study with the options the jobs below use."""
-        reference = os.path.join(self.temp, "analyze")
-        if not os.path.exists(reference):
-            inputs = [arg for name in SEQUENCES for arg in ("--input", f"{name}={harness.study_file(FIXTURES, name)}")]
-            subprocess.run([SEGREL, "analyze", "--model", os.path.join(FIXTURES, "bundle"), *inputs, "--seed", "5",
-                            "--maps", "--no-pictures", "--out", reference], check=True, capture_output=True)
-        return reference
+        return harness.analyze_reference(SEGREL, FIXTURES, os.path.join(self.temp, "analyze"))
 
     def events(self, event, job):
         """The replicas whose audit trail has `event` for `job`, one entry per line."""
@@ -225,7 +177,8 @@ class ScaleOutTest(unittest.TestCase):
         time.sleep(1)
         self.nats.start()
         for i, job in enumerate(ids):
-            states, _ = harness.watch(pb, self.replicas[(i + 2) % 3].stub, job, os.path.join(self.temp, job), timeout=WATCH_S)
+            watcher = self.replicas[(i + 2) % 3]
+            states, _ = harness.watch(pb, watcher.stub, job, os.path.join(self.temp, job), timeout=WATCH_S)
             self.assertEqual(states[-1].state, pb.DONE, f"{job}: {states[-1].message}")
         self.assertEqual([len(self.events("ended", job)) for job in ids], [1] * 9)
 

@@ -46,13 +46,14 @@ def study_file(fixtures, name):
     return os.path.join(fixtures, "study", name + ".nii.gz")
 
 
-def submit_messages(pb, fixtures, job_id, model=MODEL, options=None, corrupt=None, chunk=700, before_chunk=None):
-    """The SubmitRequests of the fixture study. `before_chunk(n)` is called before the n-th chunk is sent (a test
-    stalls an upload there)."""
+def submit_messages(pb, fixtures, job_id, model=MODEL, options=None, corrupt=None, chunk=700, before_chunk=None,
+                    files=None):
+    """The SubmitRequests of the fixture study, or of FILES ([(sequence, path)]). `before_chunk(n)` is called before
+    the n-th chunk is sent (a test stalls an upload there)."""
     metadata = pb.JobMetadata(job_id=job_id, model=model, options=options or pb.AnalysisOptions(no_pictures=True))
     blobs = []
-    for name in SEQUENCES:
-        with open(study_file(fixtures, name), "rb") as f:
+    for name, path in files or [(name, study_file(fixtures, name)) for name in SEQUENCES]:
+        with open(path, "rb") as f:
             data = f.read()
         blobs.append(data)
         metadata.files.add(role=pb.SEQUENCE, name=name, format=pb.NIFTI, size_bytes=len(data),
@@ -204,6 +205,50 @@ class ServerProcess:
             self.channel.close()
         self.process.kill()
         self.wait()
+
+
+def analyze_reference(segrel, fixtures, out):
+    """`segrel analyze` on the fixture study with seed 5, maps and no pictures (the options the server tests submit)
+    into OUT, once: the reference outputs. Returns OUT."""
+    if not os.path.exists(out):
+        inputs = [arg for name in SEQUENCES for arg in ("--input", f"{name}={study_file(fixtures, name)}")]
+        subprocess.run([segrel, "analyze", "--model", os.path.join(fixtures, "bundle"), *inputs, "--seed", "5",
+                        "--maps", "--no-pictures", "--out", out], check=True, capture_output=True)
+    return out
+
+
+NATS_SERVER = "/usr/sbin/nats-server"  # Debian's nats-server
+
+
+class NatsServer:
+    """nats-server with JetStream on 127.0.0.1, its store and log in FOLDER; stopped by its PID and restartable on the
+    same port and store."""
+
+    def __init__(self, folder):
+        self.folder, self.port, self.process, self.log = folder, free_port(), None, None
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.start()
+
+    def start(self):
+        self.log = open(os.path.join(self.folder, "nats.log"), "a")
+        self.process = subprocess.Popen([NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd",
+                                         os.path.join(self.folder, "store")], stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("nats-server did not start")
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+        if self.log:
+            self.log.close()
+            self.log = None
 
 
 class Orthanc:
