@@ -514,13 +514,6 @@ void NatsJobStates::ListenUntilDestroyed(const std::function<void(const std::str
   }
 }
 
-absl::StatusOr<uint64_t> NatsJobStates::Put(const std::string& id, const std::string& value) {
-  uint64_t revision = 0;
-  const natsStatus status = kvStore_Put(&revision, store_, id.c_str(), value.data(), static_cast<int>(value.size()));
-  if (status != NATS_OK) return NatsError(status, absl::StrCat("cannot record the state of job ", id));
-  return revision;
-}
-
 absl::StatusOr<uint64_t> NatsJobStates::Update(const std::string& id, const std::string& value, uint64_t revision) {
   uint64_t written = 0;
   const natsStatus status =
@@ -550,34 +543,6 @@ absl::StatusOr<NatsJobStates::Entry> NatsJobStates::Get(const std::string& id) c
   result.revision = kvEntry_Revision(entry);
   kvEntry_Destroy(entry);
   return result;
-}
-
-absl::StatusOr<std::optional<NatsJobStates::Entry>> NatsJobStates::WaitForChange(const std::string& id,
-                                                                                 uint64_t revision,
-                                                                                 absl::Duration timeout) const {
-  kvWatchOptions options;
-  kvWatchOptions_Init(&options);
-  options.IgnoreDeletes = true;
-  options.Timeout = Millis(connection_->timeout());
-  Owned<kvWatcher, kvWatcher_Destroy> watcher;
-  natsStatus status = kvStore_Watch(&watcher.p, store_, id.c_str(), &options);
-  if (status != NATS_OK) return NatsError(status, absl::StrCat("cannot watch job ", id));
-  // The watcher first gives the current entry (or a null one when there is none), then every later write.
-  const absl::Time deadline = absl::Now() + timeout;
-  while (true) {
-    const absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) return std::optional<Entry>();
-    kvEntry* entry = nullptr;
-    status = kvWatcher_Next(&entry, watcher.p, Millis(left));
-    if (status == NATS_TIMEOUT) return std::optional<Entry>();
-    if (status != NATS_OK) return NatsError(status, absl::StrCat("cannot watch job ", id));
-    if (entry == nullptr) continue;  // the marker after the current entries
-    Entry result;
-    result.value.assign(static_cast<const char*>(kvEntry_Value(entry)), kvEntry_ValueLen(entry));
-    result.revision = kvEntry_Revision(entry);
-    kvEntry_Destroy(entry);
-    if (result.revision > revision) return std::optional<Entry>(std::move(result));
-  }
 }
 
 }  // namespace segrel::server

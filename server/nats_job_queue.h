@@ -222,8 +222,6 @@ class NatsJobStates {
     std::string value;
     uint64_t revision = 0;
   };
-  // Writes `value` for `id`; returns the new revision.
-  absl::StatusOr<uint64_t> Put(const std::string& id, const std::string& value);
   // Writes `value` only if `id` is still at `revision` (0: only if it has no entry): a compare-and-set, so two
   // replicas that race on one job (a cancel and a worker's progress) cannot overwrite each other unseen. Errors:
   // FailedPrecondition when the entry moved on (read it again); Unavailable.
@@ -232,11 +230,6 @@ class NatsJobStates {
   absl::Status Remove(const std::string& id);
   // The entry of `id`. Errors: NotFound when it has none (never written, or expired); Unavailable.
   absl::StatusOr<Entry> Get(const std::string& id) const;
-  // Waits up to `timeout` for `id`'s entry to move past `revision`; returns the newer entry, or nothing when it did
-  // not change in time. Errors: Unavailable.
-  absl::StatusOr<std::optional<Entry>> WaitForChange(const std::string& id, uint64_t revision,
-                                                     absl::Duration timeout) const;
-
   // Calls `listener(id, entry)` for every entry written from now on, by any replica, on a thread of its own, until
   // the store is destroyed (watching again after NATS came back: the entries written meanwhile are given then).
   // REQUIRES: called once.
