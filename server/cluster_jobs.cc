@@ -57,7 +57,11 @@ absl::StatusOr<std::unique_ptr<ClusterJobs>> ClusterJobs::Connect(ClusterOptions
   if (options.replica.empty()) return absl::InvalidArgumentError("a cluster replica needs a name");
   absl::StatusOr<std::shared_ptr<NatsConnection>> connection = NatsConnection::Connect(options.url);
   if (!connection.ok()) return connection.status();
-  absl::StatusOr<std::unique_ptr<NatsJobQueue>> queue = NatsJobQueue::Create(*connection, options.queue);
+  // Runs are bounded by the job's state (ClusterJobState::runs), not by deliveries: a job handed to a busy replica
+  // is given back and delivered again without running.
+  NatsQueueOptions queue_options = options.queue;
+  queue_options.max_deliveries = 0;
+  absl::StatusOr<std::unique_ptr<NatsJobQueue>> queue = NatsJobQueue::Create(*connection, queue_options);
   if (!queue.ok()) return queue.status();
   absl::StatusOr<std::unique_ptr<NatsJobStates>> states =
       NatsJobStates::Create(*connection, options.bucket, options.retention);

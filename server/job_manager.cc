@@ -612,14 +612,6 @@ std::shared_ptr<Job> JobManager::Claim(std::unique_ptr<JobLease> lease) {
     }  // else NATS is away: the job comes round again after the ack wait
     return nullptr;
   }
-  if (lease->exhausted()) {  // its earlier takers all stopped while running it: running it again would not help
-    const std::string why =
-        absl::StrCat("the replicas that took the job stopped while running it (killed, or out of memory?); delivered ",
-                     lease->deliveries(), " times, not run again");
-    Hold(*job, std::move(lease));
-    Finish(*job, absl::AbortedError(why));
-    return nullptr;
-  }
   return StartRunning(std::move(job), std::move(lease));
 }
 
@@ -641,14 +633,27 @@ void JobManager::Hold(Job& job, std::unique_ptr<JobLease> lease, std::shared_ptr
 }
 
 std::shared_ptr<Job> JobManager::StartRunning(std::shared_ptr<Job> job, std::unique_ptr<JobLease> lease) {
+  const int max_runs = cluster_->options().queue.max_deliveries;
   bool runs = false;
+  bool exhausted = false;
   absl::StatusOr<ClusterJobState> state = cluster_->Change(job->spec().id, [&](ClusterJobState& shared) {
     runs = !IsFinalShared(shared);
-    if (!runs) return false;
+    // Started that often, and never ended: each replica running it stopped. Running it again would not help.
+    exhausted = runs && shared.runs() >= max_runs;
+    if (!runs || exhausted) return false;
     shared.set_state(ClusterJobState::RUNNING);
     shared.set_replica(cluster_->options().replica);
+    shared.set_runs(shared.runs() + 1);
     return true;
   });
+  if (state.ok() && exhausted) {
+    const std::string why =
+        absl::StrCat("the job was started ", state->runs(), state->runs() == 1 ? " time" : " times",
+                     " and each replica running it stopped (killed, or out of memory?); not run again");
+    Hold(*job, std::move(lease));
+    Finish(*job, absl::AbortedError(why));
+    return nullptr;
+  }
   if (!state.ok() && !absl::IsNotFound(state.status())) {  // NATS away: back into the queue, for whoever comes next
     lease->Release().IgnoreError();
     return nullptr;
@@ -659,7 +664,7 @@ std::shared_ptr<Job> JobManager::StartRunning(std::shared_ptr<Job> job, std::uni
     return nullptr;
   }
   if (state->cancel_requested()) job->RequestCancel();
-  if (lease->deliveries() > 1) RemoveTree(job->spec().OutputDirectory()).IgnoreError();  // what the last taker wrote
+  if (state->runs() > 1) RemoveTree(job->spec().OutputDirectory()).IgnoreError();  // what the last run wrote
   lease->KeepRenewing(cluster_->options().queue.ack_wait / 3);
   std::weak_ptr<Job> weak = job;
   auto sharer = std::make_shared<ProgressSharer>([this, weak] {

@@ -93,7 +93,7 @@ const std::vector<Option>& ServerFlags() {
        "(default all)"},
       {"queue-ack-wait", "DURATION",
        "a job whose replica stops renewing it this long (killed) goes to another replica (default 30s)"},
-      {"queue-max-deliveries", "N", "times one job is given to a replica before it fails (default 3)"},
+      {"queue-max-deliveries", "N", "runs of one job started without an ending before it fails (default 3)"},
       {"listener-watchdog", "DURATION",
        "a connection left unaccepted this long means gRPC stopped accepting (after running out of "
        "file descriptors): the server stops with exit code 3 for its supervisor to restart it; 0: off "

@@ -133,7 +133,7 @@ absl::StatusOr<std::unique_ptr<JobLease>> JobLease::FromDelivery(std::shared_ptr
   }
   lease->deliveries_ = static_cast<int>(delivered);
   lease->published_ = absl::FromUnixNanos(nanos);
-  lease->exhausted_ = delivered > max_deliveries;
+  lease->exhausted_ = max_deliveries > 0 && delivered > max_deliveries;
   lease->payload_.assign(natsMsg_GetData(message), natsMsg_GetDataLength(message));
   const char* id = nullptr;
   if (natsMsgHeader_Get(message, kIdHeader, &id) == NATS_OK && id != nullptr) lease->id_ = id;
@@ -199,7 +199,7 @@ std::string NatsJobQueue::ConsumerName(PriorityClass priority_class) const {
 absl::StatusOr<std::unique_ptr<NatsJobQueue>> NatsJobQueue::Create(std::shared_ptr<NatsConnection> connection,
                                                                    NatsQueueOptions options) {
   if (options.capacity < 1) return absl::InvalidArgumentError("the queue capacity must be at least 1");
-  if (options.max_deliveries < 1) return absl::InvalidArgumentError("max_deliveries must be at least 1");
+  if (options.max_deliveries < 0) return absl::InvalidArgumentError("max_deliveries must not be negative");
   if (options.ack_wait < absl::Seconds(1)) return absl::InvalidArgumentError("ack_wait must be at least 1 s");
   std::unique_ptr<NatsJobQueue> queue(new NatsJobQueue(std::move(connection), std::move(options)));
   const NatsQueueOptions& o = queue->options_;
@@ -238,7 +238,8 @@ absl::StatusOr<std::unique_ptr<NatsJobQueue>> NatsJobQueue::Create(std::shared_p
     consumer.Durable = name.c_str();
     consumer.AckPolicy = js_AckExplicit;
     consumer.AckWait = absl::ToInt64Nanoseconds(o.ack_wait);
-    consumer.MaxDeliver = o.max_deliveries + 1;  // the extra delivery is the one that fails the job (exhausted)
+    // The extra delivery is the one that fails the job (exhausted); without a bound, JetStream's -1.
+    consumer.MaxDeliver = o.max_deliveries > 0 ? o.max_deliveries + 1 : -1;
     consumer.FilterSubject = subject.c_str();
     consumer.MaxAckPending = -1;
     jsConsumerInfo* consumer_info = nullptr;

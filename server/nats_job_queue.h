@@ -75,7 +75,7 @@ struct NatsQueueOptions {
   std::string stream = "SEGREL_JOBS";  // the stream's name; its subjects are "segrel.jobs.<class>"
   int64_t capacity = 16;               // jobs queued or running in the whole cluster; beyond it Publish refuses
   absl::Duration ack_wait = absl::Seconds(30);  // a lease not renewed for this long is redelivered to another worker
-  int max_deliveries = 3;                       // deliveries of one job before its next taker fails it
+  int max_deliveries = 3;  // deliveries of one job before its next taker fails it; 0: no bound (the taker's own)
   absl::Duration duplicate_window = absl::Hours(1);  // a job id published again within it is queued once
 };
 
