@@ -19,7 +19,7 @@
 #include "core/analysis/sliding_window.h"
 #include "core/analysis/stages.h"
 #include "core/graph/layer_graph.h"
-#include "core/graph/torchscript_importer.h"
+#include "core/graph/network_model.h"
 #include "core/lrp/rule_registry.h"
 #include "core/model/model_replica.h"
 

@@ -12,6 +12,7 @@
 #include <ATen/core/ivalue.h>
 #include <ATen/core/stack.h>
 
+#include <functional>
 #include <vector>
 
 namespace segrel::graph {
@@ -22,6 +23,11 @@ class OpCall {
   // (by a copy of it when `copies_input`, for in-place operators).
   OpCall(torch::jit::Operation operation, std::vector<c10::IValue> arguments, size_t data_index,
          bool copies_input = false);
+
+  // A LibTorch function of the data tensor and constant tensors, for importers whose operators are not TorchScript's
+  // (ONNX). ConvertTo() moves `constants`; `function` must not capture tensors of its own.
+  using TensorFunction = std::function<at::Tensor(const at::Tensor& x, const std::vector<at::Tensor>& constants)>;
+  static OpCall OfFunction(TensorFunction function, std::vector<at::Tensor> constants = {});
 
   // Returns the operator's (first) output for `x`.
   at::Tensor operator()(const at::Tensor& x) const;

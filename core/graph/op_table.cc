@@ -217,14 +217,9 @@ absl::StatusOr<ImportedLayer> MultiplyOrDivide(const NodeArgs& args) {
 
 // ---- normalisation ---------------------------------------------------------------------------------------------
 
-// Per-channel affine from running statistics: scale = gamma / sqrt(var + eps), shift = beta - mean * scale.
 ImportedLayer RunningStatisticsAffine(std::string kind, int data, const at::Tensor& gamma, const at::Tensor& beta,
                                       const at::Tensor& mean, const at::Tensor& var, double eps) {
-  at::Tensor scale = at::rsqrt(var + eps);
-  if (gamma.defined()) scale = scale * gamma;
-  at::Tensor shift = -mean * scale;
-  if (beta.defined()) shift = shift + beta;
-  return Make(std::make_unique<ChannelAffineLayer>(std::move(kind), scale, shift), {data});
+  return Make(MakeRunningStatisticsAffine(std::move(kind), gamma, beta, mean, var, eps), {data});
 }
 
 absl::StatusOr<ImportedLayer> BatchNorm(const NodeArgs& args) {

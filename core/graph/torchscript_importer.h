@@ -18,20 +18,22 @@
 
 #include "absl/status/statusor.h"
 #include "core/graph/layer_graph.h"
+#include "core/graph/network_model.h"
 
 namespace segrel::graph {
 
 // A loaded and frozen TorchScript network. Copies share the network.
 //
 // Thread-safety: all methods are const and safe to call concurrently.
-class TorchScriptModel {
+class TorchScriptModel final : public NetworkModel {
  public:
   // Loads the TorchScript file at `path` onto the CPU in float32, in evaluation mode, and freezes it.
   // Errors: NotFound when the file does not exist; InvalidArgument when it is not a loadable TorchScript archive
   // or has no forward method.
   static absl::StatusOr<TorchScriptModel> Load(const std::string& path);
 
-  const std::string& path() const;
+  const std::string& path() const override;
+  absl::string_view format() const override { return "torchscript"; }
 
   // Runs the frozen TorchScript module itself: the reference the layer graph must reproduce.
   // Errors: InvalidArgument when the module rejects the input or returns something other than one tensor.
@@ -41,7 +43,7 @@ class TorchScriptModel {
   // Errors: Unimplemented, naming the operator and its source location, for an operation segrel cannot explain
   // (or control flow that depends on the data); InvalidArgument when the network does not take exactly one tensor
   // or does not return exactly one tensor that depends on its input.
-  absl::StatusOr<LayerGraph> ImportGraph(const std::vector<int64_t>& input_sizes) const;
+  absl::StatusOr<LayerGraph> ImportGraph(const std::vector<int64_t>& input_sizes) const override;
 
  private:
   struct State;

@@ -7,7 +7,7 @@
 namespace segrel::model {
 
 absl::StatusOr<std::unique_ptr<ModelReplica>> ModelReplica::Load(const std::string& path) {
-  SEGREL_ASSIGN_OR_RETURN(graph::TorchScriptModel model, graph::TorchScriptModel::Load(path));
+  SEGREL_ASSIGN_OR_RETURN(std::unique_ptr<graph::NetworkModel> model, graph::LoadNetworkModel(path));
   return std::make_unique<ModelReplica>(std::move(model));
 }
 
@@ -16,7 +16,7 @@ absl::StatusOr<std::shared_ptr<const graph::LayerGraph>> ModelReplica::Graph(con
   const auto key = std::make_pair(input_sizes, device.str());
   absl::MutexLock lock(&mutex_);  // held while importing: two jobs of one worker never import the same graph twice
   if (const auto found = graphs_.find(key); found != graphs_.end()) return found->second;
-  SEGREL_ASSIGN_OR_RETURN(graph::LayerGraph imported, model_.ImportGraph(input_sizes));
+  SEGREL_ASSIGN_OR_RETURN(graph::LayerGraph imported, model_->ImportGraph(input_sizes));
   SEGREL_RETURN_IF_ERROR(imported.ConvertTo(at::TensorOptions().device(device)));
   auto graph = std::make_shared<const graph::LayerGraph>(std::move(imported));
   graphs_[key] = graph;

@@ -1,5 +1,5 @@
-// A model kept loaded between analyses: the TorchScript module and the layer graphs imported from it, one per
-// input shape and device. Importing a network (freezing, shape-specialised conversion) costs about a second for a
+// A model kept loaded between analyses: the network (TorchScript or ONNX) and the layer graphs imported from it, one
+// per input shape and device. Importing a network (freezing, shape-specialised conversion) costs about a second for a
 // 128^3 patch, so a server worker keeps one replica per model and reuses it for every job.
 #ifndef SEGREL_CORE_MODEL_MODEL_REPLICA_H_
 #define SEGREL_CORE_MODEL_MODEL_REPLICA_H_
@@ -16,19 +16,19 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "core/graph/layer_graph.h"
-#include "core/graph/torchscript_importer.h"
+#include "core/graph/network_model.h"
 
 namespace segrel::model {
 
 // Thread-safe; graphs handed out are immutable and may be used by several threads.
 class ModelReplica {
  public:
-  explicit ModelReplica(graph::TorchScriptModel model) : model_(std::move(model)) {}
+  explicit ModelReplica(std::unique_ptr<const graph::NetworkModel> model) : model_(std::move(model)) {}
 
-  // Errors: those of TorchScriptModel::Load.
+  // Errors: those of graph::LoadNetworkModel.
   static absl::StatusOr<std::unique_ptr<ModelReplica>> Load(const std::string& path);
 
-  const graph::TorchScriptModel& model() const { return model_; }
+  const graph::NetworkModel& model() const { return *model_; }
 
   // The network imported for inputs of `input_sizes` ([N, C, spatial...]) with its tensors on `device`: imported
   // on the first call for these sizes and device, the same graph afterwards. Errors: those of ImportGraph.
@@ -39,7 +39,7 @@ class ModelReplica {
   int imports() const;
 
  private:
-  const graph::TorchScriptModel model_;
+  const std::unique_ptr<const graph::NetworkModel> model_;
   mutable absl::Mutex mutex_;
   std::map<std::pair<std::vector<int64_t>, std::string>, std::shared_ptr<const graph::LayerGraph>> graphs_
       ABSL_GUARDED_BY(mutex_);
@@ -49,7 +49,7 @@ class ModelReplica {
 // Replicas by model file, each loaded on first use: what one server worker keeps. Thread-safe.
 class ModelReplicas {
  public:
-  // The replica of the TorchScript file at `path`. Errors: those of ModelReplica::Load (not kept: a later call
+  // The replica of the network file at `path`. Errors: those of ModelReplica::Load (not kept: a later call
   // tries again).
   absl::StatusOr<ModelReplica*> Get(const std::string& path);
 

@@ -17,7 +17,7 @@
 #include "core/common/files.h"
 #include "core/common/status_macros.h"
 #include "core/common/torch_status.h"
-#include "core/graph/torchscript_importer.h"
+#include "core/graph/network_model.h"
 #include "core/io/dicom_seg.h"
 #include "core/io/dicom_sr.h"
 #include "core/io/dicom_study.h"
@@ -113,7 +113,7 @@ void SetBoxBounds(const model::Bundle& bundle, lrp::RuleParameters& parameters) 
   parameters.box_high = at::tensor(high).view({1, channels, 1, 1, 1});
 }
 
-// The bundle, when `model` is one; else nothing (a bare TorchScript file).
+// The bundle, when `model` is one; else nothing (a bare TorchScript or ONNX file).
 absl::StatusOr<std::optional<model::Bundle>> ReadBundleIfAny(const std::string& model) {
   if (!model::LooksLikeBundle(model)) return std::optional<model::Bundle>();
   SEGREL_ASSIGN_OR_RETURN(model::Bundle bundle, model::ReadBundle(model));

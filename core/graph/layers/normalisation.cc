@@ -17,6 +17,16 @@ at::Tensor AlongChannels(const at::Tensor& values, int64_t ndim) {
 
 }  // namespace
 
+std::unique_ptr<ChannelAffineLayer> MakeRunningStatisticsAffine(std::string kind, const at::Tensor& gamma,
+                                                                const at::Tensor& beta, const at::Tensor& mean,
+                                                                const at::Tensor& var, double eps) {
+  at::Tensor scale = at::rsqrt(var + eps);
+  if (gamma.defined()) scale = scale * gamma;
+  at::Tensor shift = -mean * scale;
+  if (beta.defined()) shift = shift + beta;
+  return std::make_unique<ChannelAffineLayer>(std::move(kind), scale, shift);
+}
+
 ChannelAffineLayer::ChannelAffineLayer(std::string kind, at::Tensor scale, at::Tensor shift)
     : kind_(std::move(kind)), scale_(std::move(scale)), shift_(std::move(shift)) {}
 

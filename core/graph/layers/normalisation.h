@@ -10,6 +10,7 @@
 
 #include <ATen/ATen.h>
 
+#include <memory>
 #include <string>
 
 #include "core/graph/layer.h"
@@ -35,6 +36,12 @@ class ChannelAffineLayer final : public ParametricLayer {
   at::Tensor scale_;  // [C]
   at::Tensor shift_;  // [C]
 };
+
+// Batch norm (or instance norm with running statistics) in evaluation mode as a per-channel affine map:
+// scale = gamma / sqrt(var + eps), shift = beta - mean * scale. `gamma` and `beta` may be undefined (1 and 0).
+std::unique_ptr<ChannelAffineLayer> MakeRunningStatisticsAffine(std::string kind, const at::Tensor& gamma,
+                                                                const at::Tensor& beta, const at::Tensor& mean,
+                                                                const at::Tensor& var, double eps);
 
 // Group normalisation with `groups` groups (instance norm: one group per channel) and an optional per-channel
 // affine (gamma, beta). ParametersAt(x) returns weight and bias of shape [N, C].

@@ -1,0 +1,42 @@
+// NetworkModel: a segmentation network file that segrel imports into its layer graph, whatever its format.
+//
+// Two formats: TorchScript (torch.jit.trace / torch.jit.script archives, torchscript_importer.h) and ONNX
+// (onnx/onnx_model.h). Both give the same LayerGraph, so every rule, composite and the whole pipeline work the same
+// on either.
+#ifndef SEGREL_CORE_GRAPH_NETWORK_MODEL_H_
+#define SEGREL_CORE_GRAPH_NETWORK_MODEL_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "core/graph/layer_graph.h"
+
+namespace segrel::graph {
+
+// Thread-safety: implementations' const methods are safe to call concurrently.
+class NetworkModel {
+ public:
+  virtual ~NetworkModel() = default;
+
+  // The file the network was loaded from.
+  virtual const std::string& path() const = 0;
+  // "torchscript" or "onnx".
+  virtual absl::string_view format() const = 0;
+
+  // Returns the network as a layer graph for inputs of `input_sizes` ([N, C, spatial...]). Errors: Unimplemented
+  // naming the operation segrel cannot explain; InvalidArgument when the network does not fit such an input.
+  virtual absl::StatusOr<LayerGraph> ImportGraph(const std::vector<int64_t>& input_sizes) const = 0;
+};
+
+// Whether `path` names an ONNX file (by its extension, ".onnx").
+bool IsOnnxPath(const std::string& path);
+
+// Loads the network at `path`: ONNX for ".onnx" files, TorchScript otherwise. Errors: those of the format's Load.
+absl::StatusOr<std::unique_ptr<NetworkModel>> LoadNetworkModel(const std::string& path);
+
+}  // namespace segrel::graph
+
+#endif  // SEGREL_CORE_GRAPH_NETWORK_MODEL_H_
