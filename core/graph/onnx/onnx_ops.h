@@ -47,6 +47,9 @@ absl::StatusOr<std::optional<OnnxValue>> FoldPaddingIntoAveragePool(OnnxNode& no
                                                                     const std::vector<int64_t>& begin,
                                                                     const std::vector<int64_t>& end);
 
+// Resize (onnx_resize.cc).
+absl::StatusOr<std::vector<OnnxValue>> Resize(OnnxNode& node);
+
 // The two halves of the table (onnx_ops_nn.cc: convolutions, pooling, normalisation, activations, resizing;
 // onnx_ops_tensor.cc: arithmetic, shapes and everything else).
 OnnxOpFactory FindNnOp(absl::string_view op_type);

@@ -210,9 +210,10 @@ absl::StatusOr<std::vector<OnnxValue>> ConvTranspose(OnnxNode& node) {
     const int64_t full = geometry.stride[d] * (input[d] - 1) + geometry.output_padding[d] +
                          (weight.size(d + 2) - 1) * geometry.dilation[d] + 1;
     if (output_shape.empty()) continue;
+    // A negative total extends the output with zeros; ONNX's reference halves it rounding down.
     const int64_t total = full - output_shape[d];
-    if (total < 0) return node.Unsupported("an output_shape larger than the transposed convolution's full output");
-    padding.begin[d] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+    const int64_t half = total >= 0 ? total / 2 : -((1 - total) / 2);
+    padding.begin[d] = auto_pad == "SAME_UPPER" ? half : total - half;
     padding.end[d] = total - padding.begin[d];
   }
   if (output_shape.empty() && auto_pad == "NOTSET") {
@@ -221,25 +222,21 @@ absl::StatusOr<std::vector<OnnxValue>> ConvTranspose(OnnxNode& node) {
     return node.Unsupported(absl::StrCat("auto_pad ", auto_pad));
   }
   if (geometry.groups == 1) SEGREL_RETURN_IF_ERROR(FoldBatchNorm(node, /*channel_dim=*/1, weight, bias));
-  for (size_t d = 0; d < dims; ++d) geometry.padding.push_back(std::min(padding.begin[d], padding.end[d]));
-  const std::vector<int64_t> kept = geometry.padding;
+  bool extends = false;
+  for (size_t d = 0; d < dims; ++d) {
+    geometry.padding.push_back(std::max<int64_t>(0, std::min(padding.begin[d], padding.end[d])));
+    extends |= padding.begin[d] < 0 || padding.end[d] < 0;
+  }
+  if (extends && bias.defined()) return node.Unsupported("an output_shape beyond the full output, with a bias");
+  Padding rest = padding;  // what the symmetric padding leaves: cropped, or (negative padding) zeros added
+  for (size_t d = 0; d < dims; ++d) {
+    rest.begin[d] = geometry.padding[d] - padding.begin[d];
+    rest.end[d] = geometry.padding[d] - padding.end[d];
+  }
   SEGREL_ASSIGN_OR_RETURN(OnnxValue output,
                           node.Add(std::make_unique<ConvolutionLayer>(weight, bias, std::move(geometry)), {data}));
-  if (padding.Symmetric()) return Outputs(std::move(output));
-  // Crop what the symmetric padding left: [begin - kept, size - (end - kept)) in each dimension.
-  std::vector<std::pair<int64_t, int64_t>> crops;
-  for (size_t d = 0; d < dims; ++d) crops.emplace_back(padding.begin[d] - kept[d], padding.end[d] - kept[d]);
-  auto crop = [crops](const at::Tensor& x, const std::vector<at::Tensor>&) {
-    at::Tensor y = x;
-    for (size_t d = 0; d < crops.size(); ++d) {
-      const int64_t dim = static_cast<int64_t>(d) + 2;
-      y = y.slice(dim, crops[d].first, y.size(dim) - crops[d].second);
-    }
-    return y;
-  };
-  SEGREL_ASSIGN_OR_RETURN(OnnxValue cropped, node.Add(std::make_unique<LinearFunctionLayer>(
-                                                          "slice", LayerRole::kStructural, OpCall::OfFunction(crop)),
-                                                      {output.data}));
+  if (!rest.Any()) return Outputs(std::move(output));
+  SEGREL_ASSIGN_OR_RETURN(OnnxValue cropped, AddPadding(node, output.data, rest, 0.0));
   return Outputs(std::move(cropped));
 }
 
@@ -568,94 +565,6 @@ absl::StatusOr<std::vector<OnnxValue>> ClassSoftmax(OnnxNode& node) {
   activated.data = data;
   activated.activation = log ? OutputActivation::kLogSoftmax : OutputActivation::kSoftmax;
   return Outputs(std::move(activated));
-}
-
-// ---- resizing ----------------------------------------------------------------------------------------------------
-
-// Resize (opset 11+: X, roi, scales, sizes) in the modes PyTorch's upsampling computes exactly:
-//   nearest, asymmetric, floor                       -> upsample_nearest (F.interpolate(mode="nearest"))
-//   nearest, half_pixel, round_prefer_ceil           -> _upsample_nearest_exact ("nearest-exact")
-//   linear, half_pixel (or pytorch_half_pixel)       -> upsample_{linear1d,bilinear2d,trilinear3d}, align_corners=False
-//   linear, align_corners                            -> the same with align_corners=True
-absl::StatusOr<std::vector<OnnxValue>> Resize(OnnxNode& node) {
-  SEGREL_ASSIGN_OR_RETURN(const std::string mode, node.String("mode", "nearest"));
-  SEGREL_ASSIGN_OR_RETURN(const std::string transform, node.String("coordinate_transformation_mode", "half_pixel"));
-  SEGREL_ASSIGN_OR_RETURN(const std::string nearest_mode, node.String("nearest_mode", "round_prefer_floor"));
-  const std::vector<int64_t> sizes = InputSizes(node, 0);
-  const size_t rank = sizes.size();
-  if (rank < 3 || rank > 5) return node.Unsupported(absl::StrCat("resizing a tensor of ", rank, " dimensions"));
-  const size_t dims = rank - 2;
-  std::vector<int64_t> output;
-  std::vector<c10::optional<double>> scales(dims);
-  const OnnxValue& scales_input = node.Input(2);
-  if (node.Input(3).kind != OnnxValue::Kind::kAbsent) {
-    SEGREL_ASSIGN_OR_RETURN(output, node.IntsInput(3, "sizes"));
-  } else if (scales_input.IsConstant() && scales_input.constant.numel() > 0) {
-    const at::Tensor factors = scales_input.constant.to(at::kDouble).reshape({-1});
-    if (factors.numel() != static_cast<int64_t>(rank)) return node.Invalid("scales has the wrong length");
-    for (size_t d = 0; d < rank; ++d) {
-      const double factor = factors[d].item<double>();
-      output.push_back(static_cast<int64_t>(std::floor(sizes[d] * factor)));
-      if (d >= 2) scales[d - 2] = factor;
-    }
-  } else {
-    SEGREL_RETURN_IF_ERROR(node.ConstantInput(2, "scales").status());
-    return node.Invalid("it has neither scales nor sizes");
-  }
-  if (output.size() != rank || output[0] != sizes[0] || output[1] != sizes[1]) {
-    return node.Unsupported("resizing the batch or channel dimension");
-  }
-  const std::vector<int64_t> spatial(output.begin() + 2, output.end());
-  const bool half_pixel = transform == "half_pixel" || transform == "pytorch_half_pixel";
-  if (transform == "pytorch_half_pixel") {
-    for (int64_t size : spatial) {
-      if (size == 1) return node.Unsupported("pytorch_half_pixel resizing to a size of 1");
-    }
-  }
-  OpCall::TensorFunction function;
-  std::string kind;
-  if (mode == "nearest" && transform == "asymmetric" && nearest_mode == "floor") {
-    kind = absl::StrCat("upsample_nearest", dims, "d");
-    function = [spatial, scales](const at::Tensor& x, const std::vector<at::Tensor>&) {
-      switch (spatial.size()) {
-        case 1:
-          return at::upsample_nearest1d(x, spatial, scales[0]);
-        case 2:
-          return at::upsample_nearest2d(x, spatial, scales[0], scales[1]);
-        default:
-          return at::upsample_nearest3d(x, spatial, scales[0], scales[1], scales[2]);
-      }
-    };
-  } else if (mode == "nearest" && half_pixel && nearest_mode == "round_prefer_ceil") {
-    kind = absl::StrCat("upsample_nearest_exact", dims, "d");
-    function = [spatial, scales](const at::Tensor& x, const std::vector<at::Tensor>&) {
-      switch (spatial.size()) {
-        case 1:
-          return at::_upsample_nearest_exact1d(x, spatial, scales[0]);
-        case 2:
-          return at::_upsample_nearest_exact2d(x, spatial, scales[0], scales[1]);
-        default:
-          return at::_upsample_nearest_exact3d(x, spatial, scales[0], scales[1], scales[2]);
-      }
-    };
-  } else if (mode == "linear" && (half_pixel || transform == "align_corners")) {
-    const bool align = transform == "align_corners";
-    kind = dims == 1 ? "upsample_linear1d" : dims == 2 ? "upsample_bilinear2d" : "upsample_trilinear3d";
-    function = [spatial, scales, align](const at::Tensor& x, const std::vector<at::Tensor>&) {
-      switch (spatial.size()) {
-        case 1:
-          return at::upsample_linear1d(x, spatial, align, scales[0]);
-        case 2:
-          return at::upsample_bilinear2d(x, spatial, align, scales[0], scales[1]);
-        default:
-          return at::upsample_trilinear3d(x, spatial, align, scales[0], scales[1], scales[2]);
-      }
-    };
-  } else {
-    return node.Unsupported(absl::StrCat("Resize with mode ", mode, ", coordinate_transformation_mode ", transform,
-                                         mode == "nearest" ? absl::StrCat(" and nearest_mode ", nearest_mode) : ""));
-  }
-  return LinearOfInput(node, kind, LayerRole::kStructural, std::move(function));
 }
 
 const absl::flat_hash_map<std::string, Factory>& Table() {

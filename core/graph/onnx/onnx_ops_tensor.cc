@@ -133,24 +133,35 @@ absl::StatusOr<std::vector<OnnxValue>> Gemm(OnnxNode& node) {
     if (c.defined()) y = y + c * beta;
     return Outputs(OnnxValue::Constant(y));
   }
-  if (trans_a != 0) return node.Unsupported("Gemm with transA=1 on data");
-  SEGREL_ASSIGN_OR_RETURN(const int data, node.DataInput(0, "A"));
+  SEGREL_ASSIGN_OR_RETURN(int data, node.DataInput(0, "A"));
+  if (trans_a != 0) {  // A' first: a transposition of the data
+    auto transpose = [](const at::Tensor& x, const std::vector<at::Tensor>&) { return x.t(); };
+    SEGREL_ASSIGN_OR_RETURN(const OnnxValue transposed,
+                            node.Add(std::make_unique<LinearFunctionLayer>("permute", LayerRole::kStructural,
+                                                                           OpCall::OfFunction(transpose)),
+                                     {data}));
+    data = transposed.data;
+  }
   const at::Tensor weight = AsParameter(b_matrix.t() * alpha);  // [N, K]
   const int64_t outputs = weight.size(0);
   at::Tensor bias;
+  at::Tensor row_bias;  // a C that differs between rows: an offset of the output, fixed to this batch
   if (c.defined()) {
     if (c.numel() == 1) {
       bias = AsParameter(c).reshape({1}).expand({outputs}).clone() * beta;
     } else if (c.numel() == outputs && c.size(-1) == outputs) {
       bias = AsParameter(c).reshape({outputs}) * beta;
     } else {
-      return node.Unsupported(
-          absl::StrCat("a Gemm bias C of sizes [", absl::StrJoin(c.sizes(), ", "), "] that differs between rows"));
+      row_bias = AsParameter(c) * beta;
     }
   } else {
     bias = FoldBias(node, outputs);
   }
-  return AddLinear(node, data, weight, bias);
+  if (!row_bias.defined()) return AddLinear(node, data, weight, bias);
+  SEGREL_ASSIGN_OR_RETURN(std::vector<OnnxValue> product, AddLinear(node, data, weight, at::Tensor()));
+  SEGREL_ASSIGN_OR_RETURN(OnnxValue output,
+                          node.Add(std::make_unique<ScaleLayer>("add", at::Tensor(), row_bias), {product[0].data}));
+  return Outputs(std::move(output));
 }
 
 absl::StatusOr<std::vector<OnnxValue>> MatMul(OnnxNode& node) {
@@ -179,7 +190,32 @@ absl::StatusOr<std::vector<OnnxValue>> Concat(OnnxNode& node) {
   }
   if (data.empty()) return Outputs(OnnxValue::Constant(at::cat(constants, axis)));
   if (!constants.empty()) {
-    return node.Unsupported("concatenating constants with data (every tensor must depend on the input)");
+    if (data.size() > 1) return node.Unsupported("concatenating constants with several data tensors");
+    // One data tensor among constants (e.g. coordinate channels): an affine map whose constant blocks carry no
+    // relevance, like a bias; its linear part has zeros in their place.
+    std::vector<bool> is_data;
+    for (size_t i = 0; i < node.num_inputs(); ++i) is_data.push_back(node.Input(i).IsData());
+    auto concatenate = [axis, is_data](bool with_constants) {
+      return [axis, is_data, with_constants](const at::Tensor& x, const std::vector<at::Tensor>& blocks) {
+        std::vector<at::Tensor> parts;
+        size_t next = 0;
+        for (bool data_part : is_data) {
+          if (data_part) {
+            parts.push_back(x);
+            continue;
+          }
+          const at::Tensor block = blocks[next++].to(x.options());
+          parts.push_back(with_constants ? block : at::zeros_like(block));
+        }
+        return at::cat(parts, axis);
+      };
+    };
+    SEGREL_ASSIGN_OR_RETURN(
+        OnnxValue output, node.Add(std::make_unique<LinearFunctionLayer>(
+                                       "cat", LayerRole::kStructural, OpCall::OfFunction(concatenate(true), constants),
+                                       OpCall::OfFunction(concatenate(false), constants)),
+                                   data));
+    return Outputs(std::move(output));
   }
   SEGREL_ASSIGN_OR_RETURN(OnnxValue output, node.Add(std::make_unique<CatLayer>(axis), data));
   return Outputs(std::move(output));
@@ -416,7 +452,11 @@ absl::StatusOr<std::vector<OnnxValue>> Cast(OnnxNode& node) {
   const OnnxValue& input = node.Input(0);
   if (input.IsConstant()) return Outputs(OnnxValue::Constant(input.constant.to(type)));
   if (!at::isFloatingType(type)) return node.Unsupported("converting data to a type that is not floating point");
-  return Outputs(input);
+  if (type == at::kFloat || type == at::kDouble) return Outputs(input);
+  // To 16 bits: the values are rounded as the network rounds them; the Jacobian is the identity.
+  return LinearOfInput(
+      node, "cast", LayerRole::kStructural,
+      [type](const at::Tensor& x, const std::vector<at::Tensor>&) { return x.to(type).to(x.scalar_type()); });
 }
 
 // ---- constants and shapes (folded at import) ----------------------------------------------------------------
