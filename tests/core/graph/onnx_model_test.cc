@@ -249,8 +249,9 @@ INSTANTIATE_TEST_SUITE_P(
                                   "uses opset 10 of the ONNX operators; segrel reads opsets 11 to 17"},
                       BadFileCase{"bad.missing_external.onnx", absl::StatusCode::kNotFound,
                                   "external data file not found"},
-                      BadFileCase{"bad.cubic.onnx", absl::StatusCode::kUnimplemented,
-                                  "Resize with mode cubic, coordinate_transformation_mode half_pixel"},
+                      BadFileCase{"bad.crop_and_resize.onnx", absl::StatusCode::kUnimplemented,
+                                  "node 0 (Resize \"up\"): segrel cannot explain Resize with mode linear, "
+                                  "coordinate_transformation_mode tf_crop_and_resize"},
                       BadFileCase{"bad.nonzero.onnx", absl::StatusCode::kUnimplemented, "ONNX operator NonZero"},
                       BadFileCase{"no_such_file.onnx", absl::StatusCode::kNotFound, "model file not found"}),
     [](const ::testing::TestParamInfo<BadFileCase>& info) {
