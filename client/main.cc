@@ -234,7 +234,7 @@ absl::Status ListModels(SegrelClient& client) {
     for (const v1::SequenceInfo& sequence : model.sequences()) sequences.push_back(sequence.name());
     std::cout << model.name() << "@" << model.version() << "  sequences " << absl::StrJoin(sequences, ", ")
               << "  classes " << absl::StrJoin(model.classes(), ", ") << "  composite " << model.default_composite()
-              << "\n";
+              << "  format " << model.format() << "\n";
   }
   return absl::OkStatus();
 }

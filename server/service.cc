@@ -557,6 +557,7 @@ absl::Status SegrelServiceImpl::ListBundles(const grpc::ServerContextBase& conte
     info->set_default_composite(bundle.composite);
     info->set_license(bundle.license);
     info->set_reads_dicom(bundle.series_rules.has_value());
+    info->set_format(bundle.model_format);
   }
   return absl::OkStatus();
 }

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/common/status_macros.h"
+#include "core/graph/network_model.h"
 #include "core/lrp/composite.h"
 
 namespace segrel::model {
@@ -222,6 +223,7 @@ absl::StatusOr<Bundle> ReadBundle(const std::string& path) {
 
   SEGREL_ASSIGN_OR_RETURN(const std::string model, fields.String(document, "model", "model"));
   bundle.model_path = (file.parent_path() / model).string();
+  bundle.model_format = graph::IsOnnxPath(bundle.model_path) ? "onnx" : "torchscript";
   if (!std::filesystem::is_regular_file(bundle.model_path, error)) {
     return absl::NotFoundError(absl::StrCat(file.string(), ": the model file ", bundle.model_path, " does not exist"));
   }

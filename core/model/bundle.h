@@ -1,7 +1,6 @@
-// Model bundles: a TorchScript network with everything segrel needs to run and explain it
-// (docs/conventions.md, model bundles).
+// Model bundles: a network with everything segrel needs to run and explain it (docs/conventions.md, model bundles).
 //
-// A bundle is a folder holding `segrel.json` and the TorchScript file it names:
+// A bundle is a folder holding `segrel.json` and the network file it names, TorchScript (.pt) or ONNX (.onnx):
 //   {"format": "segrel.bundle/1", "name": "ms-flair4", "version": "1.0.0", "description": "...",
 //    "model": "model.pt",
 //    "sequences": [{"name": "T1", "description": "...", "normalisation": "zscore-nonzero", "range": [lo, hi]}, ...],
@@ -37,7 +36,8 @@ struct Bundle {
   std::string name;
   std::string version;
   std::string description;
-  std::string model_path;  // the TorchScript file, resolved against the bundle folder
+  std::string model_path;    // the network file, resolved against the bundle folder
+  std::string model_format;  // "torchscript" or "onnx" (graph::IsOnnxPath: by the file's extension)
   std::vector<SequenceSpec> sequences;
   std::string reference_sequence;
   std::vector<std::string> classes;

@@ -47,6 +47,7 @@ TEST_F(ServerTest, ListModelsNamesTheBundleAndItsSequences) {
   ASSERT_EQ(model.sequences_size(), 3);
   for (int s = 0; s < 3; ++s) EXPECT_EQ(model.sequences(s).name(), kSequences[s]);
   EXPECT_EQ(model.default_composite(), "epsilon-plus");
+  EXPECT_EQ(model.format(), "torchscript");
 }
 
 TEST_F(ServerTest, RoundTripEqualsTheInProcessPipelineBitForBit) {
@@ -552,6 +553,49 @@ TEST_F(ServerTest, DicomStudyGivesWhatThePipelineGivesAndADicomSeg) {
     files += entry.is_regular_file() && entry.path().filename() != kJobRecordName;
   }
   EXPECT_EQ(files, static_cast<int>(written.size()));  // the results, kept for Watch
+}
+
+// Numbers equal to `tolerance`, everything else equal.
+void ExpectJsonNear(const json& a, const json& b, double tolerance, const std::string& where = "") {
+  if (a.is_number() && b.is_number()) {
+    EXPECT_NEAR(a.get<double>(), b.get<double>(), tolerance) << where;
+  } else if (a.is_object() && b.is_object()) {
+    ASSERT_EQ(a.size(), b.size()) << where;
+    for (const auto& [key, value] : a.items()) {
+      ASSERT_TRUE(b.contains(key)) << where << "/" << key;
+      ExpectJsonNear(value, b[key], tolerance, where + "/" + key);
+    }
+  } else if (a.is_array() && b.is_array()) {
+    ASSERT_EQ(a.size(), b.size()) << where;
+    for (size_t i = 0; i < a.size(); ++i) ExpectJsonNear(a[i], b[i], tolerance, absl::StrCat(where, "/", i));
+  } else {
+    EXPECT_EQ(a, b) << where;
+  }
+}
+
+// The same network as ONNX in a bundle: listed as such, and its analysis is the TorchScript bundle's (the same
+// segmentation, shares and every other number of relevance.json to 1e-6).
+TEST_F(ServerTest, AnOnnxBundleIsServedAsItsTorchScriptTwin) {
+  temp_ = TestTempDir();
+  json bundle = segrel::testing::ReadJson("bundle/segrel.json");
+  bundle["model"] = FixturePath("onnx/unet_bn.onnx");
+  fs::create_directories(temp_ + "/repository/unet");
+  std::ofstream(temp_ + "/repository/unet/segrel.json") << bundle.dump();
+  StartServer(4, 1, {}, temp_ + "/repository");
+  absl::StatusOr<v1::ListModelsResponse> models = client_->ListModels();
+  ASSERT_TRUE(models.ok() && models->models_size() == 1);
+  EXPECT_EQ(models->models(0).format(), "onnx");
+
+  const std::string out = temp_ + "/server";
+  const v1::JobStatus status = SubmitAndWatch(StudyOptions("onnx"), out);
+  ASSERT_EQ(status.state(), v1::DONE) << status.message();
+  pipeline::AnalysisRequest request;
+  request.model = FixturePath("bundle");
+  for (const std::string& name : kSequences) request.inputs.push_back({name, FixturePath("study/" + name + ".nii.gz")});
+  const std::vector<std::string> written = WriteInProcess(request, temp_ + "/in_process");
+  EXPECT_EQ(std::vector<std::string>(status.results().begin(), status.results().end()), written);
+  EXPECT_EQ(ReadFile(out + "/segmentation.nii.gz"), ReadFile(temp_ + "/in_process/segmentation.nii.gz"));
+  ExpectJsonNear(RelevanceWithoutSeconds(out), RelevanceWithoutSeconds(temp_ + "/in_process"), 1e-6);
 }
 
 TEST(ModelRepository, ServesSeveralVersionsAndNamesTheUnknown) {

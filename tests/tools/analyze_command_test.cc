@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -29,9 +30,9 @@ using segrel::testing::RunResult;
 // Runs `segrel analyze ARGUMENTS`.
 RunResult RunAnalyze(const std::string& arguments) { return segrel::testing::RunSegrel("analyze " + arguments); }
 
-std::string StudyInputs() {
+std::string StudyInputs(const std::string& model = "unet_bn.pt") {
   const std::string s = FixturePath("study/");
-  return "--model " + FixturePath("unet_bn.pt") + " --input T1=" + s + "T1.nii.gz --input T2=" + s +
+  return "--model " + FixturePath(model) + " --input T1=" + s + "T1.nii.gz --input T2=" + s +
          "T2.nii.gz --input FLAIR=" + s + "FLAIR.nii.gz";
 }
 
@@ -49,13 +50,14 @@ void ExpectPerSequenceNear(const json& actual, const json& expected, double scal
   }
 }
 
-class AnalyzeAgainstReferenceTest : public ::testing::TestWithParam<std::string> {};
+// The composite, and the network file: the TorchScript fixture or the same network exported to ONNX.
+class AnalyzeAgainstReferenceTest : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
 
 TEST_P(AnalyzeAgainstReferenceTest, MatchesIndependentLrpImplementation) {
-  const std::string composite = GetParam();
+  const auto& [composite, model] = GetParam();
   const std::string out = segrel::testing::TestTempDir();
   const RunResult run =
-      RunAnalyze(StudyInputs() + MaskRegions() + " --composite " + composite + " --maps --out " + out);
+      RunAnalyze(StudyInputs(model) + MaskRegions() + " --composite " + composite + " --maps --out " + out);
   ASSERT_EQ(run.exit_code, 0) << run.err;
 
   const json report = json::parse(ReadFile(out + "/relevance.json"));
@@ -83,9 +85,12 @@ TEST_P(AnalyzeAgainstReferenceTest, MatchesIndependentLrpImplementation) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Composites, AnalyzeAgainstReferenceTest, ::testing::ValuesIn(lrp::Composite::Names()),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                           std::string name = info.param;
+INSTANTIATE_TEST_SUITE_P(Composites, AnalyzeAgainstReferenceTest,
+                         ::testing::Combine(::testing::ValuesIn(lrp::Composite::Names()),
+                                            ::testing::Values("unet_bn.pt", "onnx/unet_bn.onnx")),
+                         [](const ::testing::TestParamInfo<std::tuple<std::string, std::string>>& info) {
+                           std::string name =
+                               std::get<0>(info.param) + (std::get<1>(info.param) == "unet_bn.pt" ? "" : "_onnx");
                            for (char& c : name) {
                              if (c == '-') c = '_';
                            }
@@ -207,6 +212,20 @@ TEST(AnalyzeErrors, UnsupportedOperation) {
   ExpectFailure("--model " + FixturePath("unsupported_op.pt") + " --input A=" + s + "T1.nii.gz --input B=" + s +
                     "T2.nii.gz --out /tmp/segrel_unused",
                 "aten::cumsum");
+}
+
+TEST(AnalyzeErrors, UnsupportedOnnxOperation) {
+  const std::string s = FixturePath("study/");
+  ExpectFailure("--model " + FixturePath("onnx/unsupported_op.onnx") + " --input A=" + s + "T1.nii.gz --input B=" + s +
+                    "T2.nii.gz --out /tmp/segrel_unused",
+                "ONNX operator CumSum at node 3");
+}
+
+TEST(AnalyzeErrors, NotAnOnnxFile) {
+  const std::string s = FixturePath("study/");
+  ExpectFailure("--model " + FixturePath("onnx/bad.truncated.onnx") + " --input T1=" + s + "T1.nii.gz --input T2=" + s +
+                    "T2.nii.gz --input FLAIR=" + s + "FLAIR.nii.gz --out /tmp/segrel_unused",
+                "is not an ONNX model");
 }
 
 TEST(AnalyzeErrors, WrongNumberOfSequences) {
