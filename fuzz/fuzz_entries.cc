@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "core/graph/onnx/onnx_model.h"
 #include "core/io/dicom_series.h"
 #include "core/io/nifti.h"
 #include "core/volume/volume.h"
@@ -110,6 +111,33 @@ int FuzzNifti(const uint8_t* data, size_t size) {
   } else {
     CheckError(volume.status());
   }
+  return 0;
+}
+
+int FuzzOnnx(const uint8_t* data, size_t size) {
+  const fs::path path = Temp().path() / "model.onnx";
+  WriteFile(path, absl::string_view(reinterpret_cast<const char*>(data), size));
+  graph::OnnxLoadOptions options;
+  options.max_elements = int64_t{1} << 20;
+  const absl::StatusOr<graph::OnnxModel> model = graph::OnnxModel::Load(path.string(), options);
+  if (!model.ok()) {
+    CheckError(model.status());
+    return 0;
+  }
+  std::vector<int64_t> sizes = model->declared_input_sizes();
+  if (sizes.size() < 2) sizes.resize(2, 1);
+  for (int64_t& size : sizes) size = size < 0 ? 4 : size;
+  const absl::StatusOr<graph::LayerGraph> imported = model->ImportGraph(sizes);
+  if (!imported.ok()) {
+    CheckError(imported.status());
+    return 0;
+  }
+  const absl::StatusOr<at::Tensor> output = imported->Forward(at::zeros(sizes));
+  if (!output.ok()) {
+    CheckError(output.status());
+    return 0;
+  }
+  Check(output->sizes() == at::IntArrayRef(imported->output_sizes()), "ONNX: output sizes differ from the graph's");
   return 0;
 }
 

@@ -27,6 +27,11 @@ inline constexpr char kDicomFileSeparator[] = "#SEGREL-NEXT-FILE#";
 inline constexpr int kMaxDicomFiles = 8;
 int FuzzDicomFolder(const uint8_t* data, size_t size);
 
+// `data` as one ONNX file loaded by OnnxModel::Load (imports limited to 2^20 elements per value) and, when that
+// succeeds, imported for its declared input sizes (4 for open dimensions) and run once on zeros. Aborts when an
+// error has no message or a graph's output disagrees with its output_sizes(). Returns 0.
+int FuzzOnnx(const uint8_t* data, size_t size);
+
 }  // namespace segrel::fuzz
 
 #endif  // SEGREL_FUZZ_FUZZ_ENTRIES_H_

@@ -53,6 +53,8 @@ TEST(FuzzCorpus, NiftiInputsDoNotBreakTheReader) { RunCorpus("nifti", FuzzNifti)
 
 TEST(FuzzCorpus, DicomInputsDoNotBreakTheFolderReader) { RunCorpus("dicom", FuzzDicomFolder); }
 
+TEST(FuzzCorpus, OnnxInputsDoNotBreakTheImporter) { RunCorpus("onnx", FuzzOnnx); }
+
 #ifdef SEGREL_FUZZ_MODEL_REPOSITORY
 TEST(FuzzCorpus, UploadInputsDoNotBreakTheUploadPromises) { RunCorpus("upload", FuzzUpload); }
 #endif

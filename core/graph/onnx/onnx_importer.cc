@@ -99,6 +99,14 @@ absl::StatusOr<std::vector<int64_t>> OnnxNode::Ints(absl::string_view name, std:
   if (attribute->type() != onnx::AttributeProto::INTS) {
     return Invalid(absl::StrCat("attribute ", name, " is not a list of ints"));
   }
+  // Sizes, strides, pads, axes and permutations: no network needs more, and bounded values keep the arithmetic on
+  // them from overflowing.
+  constexpr int64_t kLimit = int64_t{1} << 24;
+  for (int64_t value : attribute->ints()) {
+    if (value > kLimit || value < -kLimit) {
+      return Invalid(absl::StrCat("attribute ", name, " holds ", value, ", beyond +-2^24"));
+    }
+  }
   return std::vector<int64_t>(attribute->ints().begin(), attribute->ints().end());
 }
 
@@ -131,6 +139,18 @@ absl::StatusOr<at::Tensor> OnnxNode::TensorAttribute(absl::string_view name) con
     return Invalid(absl::StrCat("attribute ", name, " is not a tensor"));
   }
   return ReadTensor(attribute->t(), importer_.model_.dir, absl::StrCat(origin_, " attribute ", name));
+}
+
+absl::StatusOr<int64_t> OnnxNode::ElementCount(const std::vector<int64_t>& sizes, absl::string_view what) const {
+  int64_t count = 1;
+  for (int64_t size : sizes) {
+    if (size < 0) return Invalid(absl::StrCat(what, " [", absl::StrJoin(sizes, ", "), "] has a negative size"));
+    if (__builtin_mul_overflow(count, size, &count) || count > importer_.model_.max_elements) {
+      return Invalid(absl::StrCat(what, " [", absl::StrJoin(sizes, ", "), "] exceeds the import limit of ",
+                                  importer_.model_.max_elements, " elements"));
+    }
+  }
+  return count;
 }
 
 absl::StatusOr<OnnxValue> OnnxNode::Add(std::unique_ptr<Layer> layer, std::vector<int> inputs) {
@@ -227,6 +247,10 @@ absl::Status OnnxImporter::ImportNode(int index) {
     const std::string& name = proto.output(k);
     if (name.empty()) continue;
     if (static_cast<size_t>(k) < outputs.size()) {
+      if (outputs[k].IsConstant() && outputs[k].constant.numel() > model_.max_elements) {
+        return node.Invalid(absl::StrCat("its output ", k, " exceeds the import limit of ", model_.max_elements,
+                                         " elements"));
+      }
       values_[name] = std::move(outputs[k]);
     } else if (readers_.count(name) != 0 || graph_outputs_.count(name) != 0) {
       return node.Unsupported(absl::StrCat("an operation whose output ", k, " (\"", name, "\") is used"));
@@ -249,8 +273,13 @@ absl::StatusOr<OnnxValue> OnnxImporter::AddLayer(const std::string& origin, std:
     });
   };
   absl::StatusOr<at::Tensor> proxy = run(/*on_meta=*/true);
-  if (!proxy.ok()) proxy = run(/*on_meta=*/false);
+  if (!proxy.ok()) proxy = run(/*on_meta=*/false);  // the inputs' sizes are within the import's limit
   if (!proxy.ok()) return absl::InvalidArgumentError(proxy.status().message());
+  if (proxy->numel() > model_.max_elements) {
+    return absl::InvalidArgumentError(absl::StrCat(origin, ": its output [", absl::StrJoin(proxy->sizes(), ", "),
+                                                   "] exceeds the import limit of ", model_.max_elements,
+                                                   " elements"));
+  }
   const LayerRole role = layer->Role();
   if ((role == LayerRole::kActivation || role == LayerRole::kScaling) &&
       proxy->sizes() != proxies_.at(inputs[0]).sizes()) {

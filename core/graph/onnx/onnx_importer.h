@@ -33,6 +33,7 @@ struct OnnxModel::State {
   std::map<std::string, at::Tensor> constants;  // initializers and fixed inputs, by name
   std::string data_input;
   std::vector<int64_t> declared_input_sizes;  // -1: not fixed
+  int64_t max_elements = 0;                   // OnnxLoadOptions::max_elements
 };
 
 namespace onnx_import {
@@ -93,6 +94,10 @@ class OnnxNode {
   absl::StatusOr<double> Float(absl::string_view name, double fallback) const;
   absl::StatusOr<std::string> String(absl::string_view name, std::string fallback) const;
   absl::StatusOr<at::Tensor> TensorAttribute(absl::string_view name) const;
+
+  // The number of elements of a tensor of `sizes`. Errors: InvalidArgument naming `what` when a size is negative
+  // or the count exceeds the import's limit (OnnxLoadOptions::max_elements).
+  absl::StatusOr<int64_t> ElementCount(const std::vector<int64_t>& sizes, absl::string_view what) const;
 
   // Adds `layer` reading the data values `inputs` and returns its output. Errors: InvalidArgument when the layer
   // refuses the inputs' shapes (the message is LibTorch's, prefixed with the origin).

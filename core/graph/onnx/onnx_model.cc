@@ -125,6 +125,7 @@ absl::StatusOr<OnnxModel> OnnxModel::Load(const std::string& path, OnnxLoadOptio
   auto state = std::make_shared<State>();
   state->path = path;
   state->dir = std::filesystem::path(path).parent_path();
+  state->max_elements = options.max_elements;
   SEGREL_RETURN_IF_ERROR(ParseModel(path, state->model));
   SEGREL_ASSIGN_OR_RETURN(state->opset, DefaultDomainOpset(state->model, path));
   absl::Status read = CatchTorch(absl::StrCat("reading ", path), [&]() -> absl::Status {
@@ -142,6 +143,14 @@ absl::StatusOr<LayerGraph> OnnxModel::ImportGraph(const std::vector<int64_t>& in
   const std::vector<int64_t>& declared = state_->declared_input_sizes;
   bool fits = input_sizes.size() >= 2 && (declared.empty() || declared.size() == input_sizes.size());
   for (size_t i = 1; fits && i < declared.size(); ++i) fits = declared[i] < 0 || declared[i] == input_sizes[i];
+  int64_t elements = 1;
+  for (int64_t size : input_sizes) {
+    if (size < 0 || __builtin_mul_overflow(elements, size, &elements) || elements > state_->max_elements) {
+      return absl::InvalidArgumentError(absl::StrCat("input sizes [", absl::StrJoin(input_sizes, ", "),
+                                                     "] are negative or exceed the import limit of ",
+                                                     state_->max_elements, " elements"));
+    }
+  }
   if (!fits) {
     std::vector<std::string> shown;
     for (int64_t size : declared) shown.push_back(size < 0 ? "?" : absl::StrCat(size));

@@ -30,6 +30,9 @@ struct OnnxLoadOptions {
   // Graph inputs other than the network's data input, fixed to these values (by input name). Default: none, so
   // that the network must take exactly one input that is not an initializer.
   std::map<std::string, at::Tensor> fixed_inputs;
+  // The most elements any value of the graph may have (constants computed at import and layer outputs): a guard
+  // against files that would make segrel allocate without bound. Default 2^32.
+  int64_t max_elements = int64_t{1} << 32;
 };
 
 // A loaded ONNX network. Copies share it.

@@ -98,6 +98,9 @@ absl::StatusOr<std::vector<int64_t>> SpatialInts(const OnnxNode& node, absl::str
                                                  int64_t fallback) {
   SEGREL_ASSIGN_OR_RETURN(const std::vector<int64_t> values, node.Ints(name, std::vector<int64_t>(dims, fallback)));
   if (values.size() != dims) return node.Invalid(absl::StrCat(name, " has ", values.size(), " entries, not ", dims));
+  for (int64_t value : values) {
+    if (value < fallback) return node.Invalid(absl::StrCat(name, " holds ", value, "; the least it may be is ", fallback));
+  }
   return values;
 }
 
@@ -254,6 +257,9 @@ absl::StatusOr<PoolAttributes> ReadPool(const OnnxNode& node, int data) {
   PoolAttributes pool;
   SEGREL_ASSIGN_OR_RETURN(pool.kernel, node.Ints("kernel_shape"));
   if (pool.kernel.empty()) return node.Invalid("kernel_shape is missing");
+  for (int64_t size : pool.kernel) {
+    if (size < 1) return node.Invalid("kernel_shape holds a size below 1");
+  }
   const size_t dims = pool.kernel.size();
   SEGREL_ASSIGN_OR_RETURN(const std::vector<int64_t> input, SpatialSizes(node, data, dims));
   SEGREL_ASSIGN_OR_RETURN(pool.stride, SpatialInts(node, "strides", dims, 1));
@@ -344,6 +350,7 @@ absl::StatusOr<std::optional<OnnxValue>> FoldPaddingIntoAveragePool(OnnxNode& no
   SEGREL_ASSIGN_OR_RETURN(const std::string auto_pad, pool_node.String("auto_pad", "NOTSET"));
   SEGREL_ASSIGN_OR_RETURN(const std::vector<int64_t> pads, pool_node.Ints("pads"));
   SEGREL_ASSIGN_OR_RETURN(const std::vector<int64_t> dilations, pool_node.Ints("dilations"));
+  if (kernel.empty() || *std::min_element(kernel.begin(), kernel.end()) < 1) return std::optional<OnnxValue>();
   if (kernel.size() != begin.size() || auto_pad != "NOTSET" || !dilations.empty() ||
       std::any_of(pads.begin(), pads.end(), [](int64_t pad) { return pad != 0; })) {
     return std::optional<OnnxValue>();

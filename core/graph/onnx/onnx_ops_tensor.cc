@@ -226,6 +226,9 @@ absl::StatusOr<std::vector<OnnxValue>> Pad(OnnxNode& node) {
   SEGREL_ASSIGN_OR_RETURN(const std::string mode, node.String("mode", "constant"));
   const int64_t rank = InputSizes(node, 0).size();
   SEGREL_ASSIGN_OR_RETURN(const std::vector<int64_t> pads, node.IntsInput(1, "pads"));
+  for (int64_t pad : pads) {
+    if (pad > (int64_t{1} << 24) || pad < -(int64_t{1} << 24)) return node.Invalid("pads beyond +-2^24");
+  }
   if (static_cast<int64_t>(pads.size()) != 2 * rank) {
     return node.Invalid(absl::StrCat("pads has ", pads.size(), " entries for a tensor of ", rank, " dimensions"));
   }
@@ -326,10 +329,8 @@ absl::StatusOr<std::vector<OnnxValue>> Slice(OnnxNode& node) {
 // reshape does (ReshapeLayer, batch-generic); other reshapes are fixed to the import's batch.
 absl::StatusOr<std::vector<OnnxValue>> ReshapeTo(OnnxNode& node, std::vector<int64_t> sizes) {
   const std::vector<int64_t> input = InputSizes(node, 0);
-  int64_t count = 1;
-  for (int64_t size : input) count *= size;
-  int64_t new_count = 1;
-  for (int64_t size : sizes) new_count *= size;
+  SEGREL_ASSIGN_OR_RETURN(const int64_t count, node.ElementCount(input, "the input"));
+  SEGREL_ASSIGN_OR_RETURN(const int64_t new_count, node.ElementCount(sizes, "the new shape"));
   if (count != new_count) {
     return node.Invalid(
         absl::StrCat("cannot reshape [", absl::StrJoin(input, ", "), "] to [", absl::StrJoin(sizes, ", "), "]"));
@@ -349,7 +350,7 @@ absl::StatusOr<std::vector<OnnxValue>> Reshape(OnnxNode& node) {
   const std::vector<int64_t> input = InputSizes(node, 0);
   SEGREL_ASSIGN_OR_RETURN(std::vector<int64_t> shape, node.IntsInput(1, "shape"));
   SEGREL_ASSIGN_OR_RETURN(const int64_t allow_zero, node.Int("allowzero", 0));
-  int64_t known = 1;
+  std::vector<int64_t> known_sizes;
   int inferred = -1;
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == 0 && allow_zero == 0) {
@@ -360,12 +361,12 @@ absl::StatusOr<std::vector<OnnxValue>> Reshape(OnnxNode& node) {
       if (inferred >= 0) return node.Invalid("shape has more than one -1");
       inferred = static_cast<int>(i);
     } else {
-      known *= shape[i];
+      known_sizes.push_back(shape[i]);
     }
   }
   if (inferred >= 0) {
-    int64_t count = 1;
-    for (int64_t size : input) count *= size;
+    SEGREL_ASSIGN_OR_RETURN(const int64_t known, node.ElementCount(known_sizes, "the shape"));
+    SEGREL_ASSIGN_OR_RETURN(const int64_t count, node.ElementCount(input, "the input"));
     if (known == 0 || count % known != 0) return node.Invalid("shape's -1 cannot be inferred");
     shape[inferred] = count / known;
   }
@@ -514,6 +515,7 @@ absl::StatusOr<std::vector<OnnxValue>> Gather(OnnxNode& node) {
 
 absl::StatusOr<std::vector<OnnxValue>> ConstantOfShape(OnnxNode& node) {
   SEGREL_ASSIGN_OR_RETURN(const std::vector<int64_t> shape, node.IntsInput(0, "shape"));
+  SEGREL_RETURN_IF_ERROR(node.ElementCount(shape, "the shape").status());
   at::Tensor value = at::zeros({1}, at::kFloat);
   if (node.HasAttribute("value")) {
     SEGREL_ASSIGN_OR_RETURN(value, node.TensorAttribute("value"));
@@ -565,6 +567,20 @@ absl::StatusOr<std::vector<OnnxValue>> ConstantOnly(OnnxNode& node) {
   for (size_t i = 0; i < node.num_inputs(); ++i) {
     SEGREL_ASSIGN_OR_RETURN(at::Tensor input, node.ConstantInput(i, "an operand"));
     inputs.push_back(std::move(input));
+  }
+  // The two that can make large tensors from small ones: their sizes are checked before they are made.
+  if (node.op_type() == "Expand" && inputs.size() == 2) {
+    SEGREL_ASSIGN_OR_RETURN(const std::vector<int64_t> shape, node.IntsInput(1, "shape"));
+    std::vector<int64_t> target = shape;
+    for (size_t d = 0; d < std::min(shape.size(), static_cast<size_t>(inputs[0].dim())); ++d) {
+      target[shape.size() - 1 - d] = std::max(shape[shape.size() - 1 - d], inputs[0].size(inputs[0].dim() - 1 - d));
+    }
+    SEGREL_RETURN_IF_ERROR(node.ElementCount(target, "the expanded shape").status());
+  }
+  if (node.op_type() == "Range" && inputs.size() == 3) {
+    const double count = std::ceil((inputs[1].item<double>() - inputs[0].item<double>()) / inputs[2].item<double>());
+    if (!(count <= 1e12)) return node.Invalid("a Range of too many values (or not a number)");
+    SEGREL_RETURN_IF_ERROR(node.ElementCount({static_cast<int64_t>(std::max(0.0, count))}, "the range").status());
   }
   return Outputs(OnnxValue::Constant(ConstantFunctions().at(node.op_type())(inputs)));
 }

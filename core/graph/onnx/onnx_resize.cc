@@ -199,6 +199,9 @@ absl::StatusOr<std::vector<OnnxValue>> Resize(OnnxNode& node) {
     if (factors.numel() != static_cast<int64_t>(rank)) return node.Invalid("scales has the wrong length");
     for (size_t d = 0; d < rank; ++d) {
       scale[d] = factors[d].item<double>();
+      if (!std::isfinite(scale[d]) || scale[d] <= 0 || scale[d] > (int64_t{1} << 24)) {
+        return node.Invalid(absl::StrCat("scale ", scale[d], " is not a positive number up to 2^24"));
+      }
       length[d] = sizes[d] * scale[d];
       output.push_back(static_cast<int64_t>(std::floor(length[d])));
       integral_lengths &= length[d] == std::floor(length[d]);
@@ -208,8 +211,13 @@ absl::StatusOr<std::vector<OnnxValue>> Resize(OnnxNode& node) {
     SEGREL_RETURN_IF_ERROR(node.ConstantInput(2, "scales").status());
     return node.Invalid("it has neither scales nor sizes");
   }
-  if (output[0] != sizes[0] || output[1] != sizes[1])
+  if (output[0] != sizes[0] || output[1] != sizes[1]) {
     return node.Unsupported("resizing the batch or channel dimension");
+  }
+  SEGREL_RETURN_IF_ERROR(node.ElementCount(output, "the output").status());
+  for (size_t d = 2; d < rank; ++d) {
+    SEGREL_RETURN_IF_ERROR(node.ElementCount({output[d], sizes[d]}, "an interpolation matrix").status());
+  }
 
   const std::vector<int64_t> spatial(output.begin() + 2, output.end());
   if (auto kernel = TorchKernel(resize, spatial, torch_scales, integral_lengths); kernel.has_value()) {

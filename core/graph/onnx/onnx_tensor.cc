@@ -139,10 +139,10 @@ absl::StatusOr<at::Tensor> ReadTensor(const TensorProto& proto, const std::files
   std::vector<int64_t> dims(proto.dims().begin(), proto.dims().end());
   int64_t count = 1;
   for (int64_t dim : dims) {
-    if (dim < 0)
+    if (dim < 0 || __builtin_mul_overflow(count, dim, &count)) {
       return absl::InvalidArgumentError(
-          absl::StrCat(what, ": negative dimension in [", absl::StrJoin(dims, ", "), "]"));
-    count *= dim;
+          absl::StrCat(what, ": dimensions [", absl::StrJoin(dims, ", "), "] are negative or too large"));
+    }
   }
   if (proto.segment().end() != 0) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": segmented tensors are not supported"));
