@@ -249,6 +249,15 @@ absl::StatusOr<ImportedLayer> InstanceNorm(const NodeArgs& args) {
   return Make(std::make_unique<GroupNormLayer>("instance_norm", channels, gamma, beta, eps), {data});
 }
 
+absl::StatusOr<ImportedLayer> LayerNorm(const NodeArgs& args) {
+  SEGREL_ASSIGN_OR_RETURN(const int data, args.Data("input"));
+  SEGREL_ASSIGN_OR_RETURN(std::vector<int64_t> normalized_shape, args.Ints("normalized_shape"));
+  SEGREL_ASSIGN_OR_RETURN(const at::Tensor gamma, args.OptionalTensor("weight"));
+  SEGREL_ASSIGN_OR_RETURN(const at::Tensor beta, args.OptionalTensor("bias"));
+  SEGREL_ASSIGN_OR_RETURN(const double eps, args.Double("eps"));
+  return Make(std::make_unique<LayerNormLayer>(std::move(normalized_shape), gamma, beta, eps), {data});
+}
+
 absl::StatusOr<ImportedLayer> GroupNorm(const NodeArgs& args) {
   SEGREL_ASSIGN_OR_RETURN(const int data, args.Data("input"));
   SEGREL_ASSIGN_OR_RETURN(const int64_t groups, args.Int("num_groups"));
@@ -386,6 +395,7 @@ const absl::flat_hash_map<std::string, LayerFactory>& FactoryTable() {
     t["aten::batch_norm"] = BatchNorm;
     t["aten::instance_norm"] = InstanceNorm;
     t["aten::group_norm"] = GroupNorm;
+    t["aten::layer_norm"] = LayerNorm;
     for (const char* op : {"aten::max_pool1d", "aten::max_pool2d", "aten::max_pool3d"}) t[op] = MaxPool;
     for (const char* op : {"aten::avg_pool1d", "aten::avg_pool2d", "aten::avg_pool3d", "aten::adaptive_avg_pool1d",
                            "aten::adaptive_avg_pool2d", "aten::adaptive_avg_pool3d"}) {

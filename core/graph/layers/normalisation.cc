@@ -86,4 +86,36 @@ at::Tensor GroupNormLayer::BiasAsOutput(const at::Tensor& bias, const at::Tensor
   return AlongChannels(bias, x.dim());
 }
 
+LayerNormLayer::LayerNormLayer(std::vector<int64_t> normalized_shape, at::Tensor gamma, at::Tensor beta, double eps)
+    : normalized_shape_(std::move(normalized_shape)), gamma_(std::move(gamma)), beta_(std::move(beta)), eps_(eps) {}
+
+at::Tensor LayerNormLayer::Forward(const std::vector<at::Tensor>& inputs) const {
+  return at::layer_norm(inputs[0], normalized_shape_, gamma_, beta_, eps_);
+}
+
+void LayerNormLayer::ConvertTo(const at::TensorOptions& options) {
+  gamma_ = ConvertParameter(gamma_, options);
+  beta_ = ConvertParameter(beta_, options);
+}
+
+AffineParameters LayerNormLayer::ParametersAt(const at::Tensor& x) const {
+  std::vector<int64_t> dims;
+  for (size_t d = 0; d < normalized_shape_.size(); ++d) dims.push_back(x.dim() - 1 - static_cast<int64_t>(d));
+  // Biased variance, as layer_norm normalises with it.
+  const at::Tensor mean = x.mean(dims, /*keepdim=*/true);
+  const at::Tensor inv_std = at::rsqrt(x.var(dims, /*unbiased=*/false, /*keepdim=*/true) + eps_);
+  at::Tensor scale = inv_std.expand(x.sizes());
+  at::Tensor shift = -(mean * inv_std).expand(x.sizes());
+  if (gamma_.defined()) {
+    scale = scale * gamma_;
+    shift = shift * gamma_;
+  }
+  if (beta_.defined()) shift = shift + beta_;
+  return {scale.contiguous(), shift.contiguous()};
+}
+
+LinearMapPtr LayerNormLayer::WithWeight(const at::Tensor& weight, const at::Tensor& x) const {
+  return std::make_shared<ElementwiseScaleMap>(weight, x.sizes().vec());
+}
+
 }  // namespace segrel::graph

@@ -12,6 +12,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/graph/layer.h"
 
@@ -63,6 +64,30 @@ class GroupNormLayer final : public ParametricLayer {
   int64_t groups_;
   at::Tensor gamma_;  // [C] or undefined
   at::Tensor beta_;   // [C] or undefined
+  double eps_;
+};
+
+// Layer normalisation over the last normalized_shape.size() dimensions with an optional elementwise affine (gamma,
+// beta of normalized_shape), as the per-element affine map it is for the forward pass at hand (statistics frozen):
+// y = (gamma / sigma) x + (beta - gamma mu / sigma), mu and sigma per position of the leading dimensions.
+// ParametersAt(x) returns weight and bias of x's sizes.
+class LayerNormLayer final : public ParametricLayer {
+ public:
+  LayerNormLayer(std::vector<int64_t> normalized_shape, at::Tensor gamma, at::Tensor beta, double eps);
+
+  absl::string_view Kind() const override { return "layer_norm"; }
+  LayerRole Role() const override { return LayerRole::kNormalisation; }
+  at::Tensor Forward(const std::vector<at::Tensor>& inputs) const override;
+  void ConvertTo(const at::TensorOptions& options) override;
+
+  AffineParameters ParametersAt(const at::Tensor& x) const override;
+  LinearMapPtr WithWeight(const at::Tensor& weight, const at::Tensor& x) const override;
+  at::Tensor BiasAsOutput(const at::Tensor& bias, const at::Tensor& x) const override { return bias; }
+
+ private:
+  std::vector<int64_t> normalized_shape_;
+  at::Tensor gamma_;  // normalized_shape, or undefined
+  at::Tensor beta_;   // normalized_shape, or undefined
   double eps_;
 };
 

@@ -212,7 +212,8 @@ absl::StatusOr<LayerGraph> OnnxImporter::Import() {
     }
     for (const std::string& output : graph_proto_.node(i).output()) writers_[output] = i;
   }
-  for (const onnx::ValueInfoProto& output : graph_proto_.output()) graph_outputs_[output.name()] = true;
+  SEGREL_ASSIGN_OR_RETURN(output_name_, OutputName());
+  graph_outputs_[output_name_] = true;
   for (int i = 0; i < graph_proto_.node_size(); ++i) SEGREL_RETURN_IF_ERROR(ImportNode(i));
   SEGREL_RETURN_IF_ERROR(BindOutput());
   return std::move(graph_);
@@ -248,8 +249,8 @@ absl::Status OnnxImporter::ImportNode(int index) {
     if (name.empty()) continue;
     if (static_cast<size_t>(k) < outputs.size()) {
       if (outputs[k].IsConstant() && outputs[k].constant.numel() > model_.max_elements) {
-        return node.Invalid(absl::StrCat("its output ", k, " exceeds the import limit of ", model_.max_elements,
-                                         " elements"));
+        return node.Invalid(
+            absl::StrCat("its output ", k, " exceeds the import limit of ", model_.max_elements, " elements"));
       }
       values_[name] = std::move(outputs[k]);
     } else if (readers_.count(name) != 0 || graph_outputs_.count(name) != 0) {
@@ -277,8 +278,7 @@ absl::StatusOr<OnnxValue> OnnxImporter::AddLayer(const std::string& origin, std:
   if (!proxy.ok()) return absl::InvalidArgumentError(proxy.status().message());
   if (proxy->numel() > model_.max_elements) {
     return absl::InvalidArgumentError(absl::StrCat(origin, ": its output [", absl::StrJoin(proxy->sizes(), ", "),
-                                                   "] exceeds the import limit of ", model_.max_elements,
-                                                   " elements"));
+                                                   "] exceeds the import limit of ", model_.max_elements, " elements"));
   }
   const LayerRole role = layer->Role();
   if ((role == LayerRole::kActivation || role == LayerRole::kScaling) &&
@@ -298,12 +298,26 @@ const OnnxValue& OnnxImporter::Find(const std::string& name) const {
   return found == values_.end() ? *kAbsent : found->second;
 }
 
-absl::Status OnnxImporter::BindOutput() {
-  if (graph_proto_.output_size() != 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the network has ", graph_proto_.output_size(), " outputs; segrel needs one tensor"));
+absl::StatusOr<std::string> OnnxImporter::OutputName() const {
+  const int count = graph_proto_.output_size();
+  if (model_.output_index >= 0) {
+    if (model_.output_index >= count) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the network has ", count, " outputs; there is no output ", model_.output_index));
+    }
+    return graph_proto_.output(model_.output_index).name();
   }
-  const OnnxValue& output = Find(graph_proto_.output(0).name());
+  if (count != 1) {
+    std::vector<std::string> names;
+    for (const onnx::ValueInfoProto& output : graph_proto_.output()) names.push_back(output.name());
+    return absl::InvalidArgumentError(absl::StrCat("the network has ", count, " outputs (", absl::StrJoin(names, ", "),
+                                                   "); segrel needs one tensor"));
+  }
+  return graph_proto_.output(0).name();
+}
+
+absl::Status OnnxImporter::BindOutput() {
+  const OnnxValue& output = Find(output_name_);
   auto sizes = [&](int id) { return proxies_.at(id).sizes().vec(); };
   switch (output.kind) {
     case Kind::kAbsent:

@@ -34,6 +34,7 @@ struct OnnxModel::State {
   std::string data_input;
   std::vector<int64_t> declared_input_sizes;  // -1: not fixed
   int64_t max_elements = 0;                   // OnnxLoadOptions::max_elements
+  int output_index = -1;                      // OnnxLoadOptions::output_index
 };
 
 namespace onnx_import {
@@ -141,6 +142,8 @@ class OnnxImporter {
   friend class OnnxNode;
 
   absl::Status ImportNode(int index);
+  // The name of the graph output that is the segmentation (OnnxLoadOptions::output_index).
+  absl::StatusOr<std::string> OutputName() const;
   absl::Status BindOutput();
   absl::StatusOr<OnnxValue> AddLayer(const std::string& origin, std::unique_ptr<Layer> layer, std::vector<int> inputs);
   const OnnxValue& Find(const std::string& name) const;
@@ -152,7 +155,8 @@ class OnnxImporter {
   absl::flat_hash_map<int, at::Tensor> proxies_;               // layer graph value -> its sizes, as a meta tensor
   std::unordered_map<std::string, std::vector<int>> readers_;  // value name -> indices of the nodes reading it
   std::unordered_map<std::string, int> writers_;               // value name -> index of the node computing it
-  std::unordered_map<std::string, bool> graph_outputs_;
+  std::unordered_map<std::string, bool> graph_outputs_;        // the one graph output segrel explains
+  std::string output_name_;
   std::map<int, int> absorbed_;  // node index -> the node it was folded into
 };
 

@@ -126,6 +126,7 @@ absl::StatusOr<OnnxModel> OnnxModel::Load(const std::string& path, OnnxLoadOptio
   state->path = path;
   state->dir = std::filesystem::path(path).parent_path();
   state->max_elements = options.max_elements;
+  state->output_index = options.output_index;
   SEGREL_RETURN_IF_ERROR(ParseModel(path, state->model));
   SEGREL_ASSIGN_OR_RETURN(state->opset, DefaultDomainOpset(state->model, path));
   absl::Status read = CatchTorch(absl::StrCat("reading ", path), [&]() -> absl::Status {

@@ -33,6 +33,9 @@ struct OnnxLoadOptions {
   // The most elements any value of the graph may have (constants computed at import and layer outputs): a guard
   // against files that would make segrel allocate without bound. Default 2^32.
   int64_t max_elements = int64_t{1} << 32;
+  // Which graph output is the segmentation's logits, for networks with several (deep supervision, or statistics
+  // beside the result). Default -1: the network must have exactly one output.
+  int output_index = -1;
 };
 
 // A loaded ONNX network. Copies share it.

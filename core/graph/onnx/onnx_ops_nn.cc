@@ -99,7 +99,8 @@ absl::StatusOr<std::vector<int64_t>> SpatialInts(const OnnxNode& node, absl::str
   SEGREL_ASSIGN_OR_RETURN(const std::vector<int64_t> values, node.Ints(name, std::vector<int64_t>(dims, fallback)));
   if (values.size() != dims) return node.Invalid(absl::StrCat(name, " has ", values.size(), " entries, not ", dims));
   for (int64_t value : values) {
-    if (value < fallback) return node.Invalid(absl::StrCat(name, " holds ", value, "; the least it may be is ", fallback));
+    if (value < fallback)
+      return node.Invalid(absl::StrCat(name, " holds ", value, "; the least it may be is ", fallback));
   }
   return values;
 }
@@ -500,6 +501,29 @@ absl::StatusOr<std::vector<OnnxValue>> InstanceNormalization(OnnxNode& node) {
   return Outputs(std::move(output));
 }
 
+// LayerNormalization (opset 17): over the dimensions from `axis` on, scale and bias of their sizes.
+absl::StatusOr<std::vector<OnnxValue>> LayerNormalization(OnnxNode& node) {
+  const std::vector<int64_t> sizes = InputSizes(node, 0);
+  SEGREL_ASSIGN_OR_RETURN(int64_t axis, node.Int("axis", -1));
+  if (axis < 0) axis += static_cast<int64_t>(sizes.size());
+  if (axis < 0 || axis >= static_cast<int64_t>(sizes.size())) return node.Invalid("axis out of range");
+  const std::vector<int64_t> normalized(sizes.begin() + axis, sizes.end());
+  SEGREL_ASSIGN_OR_RETURN(const at::Tensor scale, node.ConstantInput(1, "scale"));
+  at::Tensor bias;
+  if (node.Input(2).kind != OnnxValue::Kind::kAbsent) {
+    SEGREL_ASSIGN_OR_RETURN(bias, node.ConstantInput(2, "bias"));
+    bias = AsParameter(bias.expand(normalized));
+  }
+  SEGREL_ASSIGN_OR_RETURN(const double eps, node.Float("epsilon", 1e-5));
+  auto layer = std::make_unique<LayerNormLayer>(normalized, AsParameter(scale.expand(normalized)), bias, eps);
+  if (node.Input(0).IsConstant()) {
+    return Outputs(OnnxValue::Constant(layer->Forward({AsParameter(node.Input(0).constant)})));
+  }
+  SEGREL_ASSIGN_OR_RETURN(const int data, node.DataInput(0, "input"));
+  SEGREL_ASSIGN_OR_RETURN(OnnxValue output, node.Add(std::move(layer), {data}));
+  return Outputs(std::move(output));
+}
+
 // ---- activations -------------------------------------------------------------------------------------------------
 
 absl::StatusOr<std::vector<OnnxValue>> Activation(OnnxNode& node, std::string kind, OpCall::TensorFunction function,
@@ -583,6 +607,7 @@ const absl::flat_hash_map<std::string, Factory>& Table() {
       {"GlobalAveragePool", GlobalAveragePool},
       {"BatchNormalization", BatchNormalization},
       {"InstanceNormalization", InstanceNormalization},
+      {"LayerNormalization", LayerNormalization},
       {"Relu", Relu},
       {"LeakyRelu", LeakyRelu},
       {"PRelu", PRelu},

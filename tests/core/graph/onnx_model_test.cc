@@ -104,7 +104,7 @@ INSTANTIATE_TEST_SUITE_P(
                       ForwardCase{"ops_zoo", "ops_zoo"}, ForwardCase{"ops_2d", "ops_2d"},
                       ForwardCase{"ops_1d", "ops_1d"}, ForwardCase{"classifier", "classifier"},
                       ForwardCase{"linear_ops", "linear_ops"}, ForwardCase{"unet_bn.external", "unet_bn"},
-                      ForwardCase{"unet_bn.folded", "unet_bn"}),
+                      ForwardCase{"unet_bn.folded", "unet_bn"}, ForwardCase{"layer_norm", "layer_norm"}),
     [](const ::testing::TestParamInfo<ForwardCase>& info) {
       std::string name =
           info.param.onnx + "_on_" + (info.param.data.empty() ? info.param.torchscript : info.param.data);
@@ -153,7 +153,7 @@ TEST_P(OnnxExplanationTest, RelevanceAndSharesEqualTheTorchScriptFiles) {
 
 std::vector<ExplanationCase> ExplanationCases() {
   std::vector<ExplanationCase> cases;
-  for (const char* network : {"unet_bn", "unet_variant", "unet_padded", "ops_zoo"}) {
+  for (const char* network : {"unet_bn", "unet_variant", "unet_padded", "ops_zoo", "layer_norm"}) {
     for (const std::string& composite : lrp::Composite::Names()) cases.push_back({network, composite});
   }
   return cases;

@@ -67,7 +67,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ImporterForwardTest,
                                            ForwardCase{"unet_bias_free", ""}, ForwardCase{"unet_padded", ""},
                                            ForwardCase{"unet_padded", "unet_padded.11"}, ForwardCase{"ops_zoo", ""},
                                            ForwardCase{"ops_2d", ""}, ForwardCase{"ops_1d", ""},
-                                           ForwardCase{"classifier", ""}, ForwardCase{"linear_ops", ""}),
+                                           ForwardCase{"classifier", ""}, ForwardCase{"linear_ops", ""},
+                                           ForwardCase{"layer_norm", ""}),
                          [](const ::testing::TestParamInfo<ForwardCase>& info) {
                            std::string name = info.param.data.empty() ? info.param.model : info.param.data;
                            for (char& c : name) {

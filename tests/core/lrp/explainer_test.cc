@@ -126,9 +126,9 @@ TEST_P(WholeNetworkTest, TwoPassRegionRelevanceEqualsNaive) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Composites, WholeNetworkTest,
-                         ::testing::ValuesIn(AllCases({"unet_bn", "unet_variant", "unet_padded", "ops_zoo"})),
-                         CaseName);
+INSTANTIATE_TEST_SUITE_P(
+    Composites, WholeNetworkTest,
+    ::testing::ValuesIn(AllCases({"unet_bn", "unet_variant", "unet_padded", "ops_zoo", "layer_norm"})), CaseName);
 
 // The production type: float32 two-pass against float32 naive, within 1e-5 of the largest relevance.
 TEST(RegionRelevance, TwoPassEqualsNaiveInFloat32) {
