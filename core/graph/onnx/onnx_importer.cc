@@ -160,7 +160,7 @@ absl::StatusOr<OnnxValue> OnnxNode::Add(std::unique_ptr<Layer> layer, std::vecto
 const onnx::NodeProto* OnnxNode::SoleReader(size_t output, int* reader_index) const {
   if (output >= static_cast<size_t>(proto_.output_size())) return nullptr;
   const std::string& name = proto_.output(output);
-  if (importer_.graph_outputs_.count(name) != 0) return nullptr;
+  if (name == importer_.output_name_) return nullptr;
   const auto found = importer_.readers_.find(name);
   if (found == importer_.readers_.end() || found->second.size() != 1) return nullptr;
   *reader_index = found->second[0];
@@ -213,7 +213,6 @@ absl::StatusOr<LayerGraph> OnnxImporter::Import() {
     for (const std::string& output : graph_proto_.node(i).output()) writers_[output] = i;
   }
   SEGREL_ASSIGN_OR_RETURN(output_name_, OutputName());
-  graph_outputs_[output_name_] = true;
   for (int i = 0; i < graph_proto_.node_size(); ++i) SEGREL_RETURN_IF_ERROR(ImportNode(i));
   SEGREL_RETURN_IF_ERROR(BindOutput());
   return std::move(graph_);
@@ -253,7 +252,7 @@ absl::Status OnnxImporter::ImportNode(int index) {
             absl::StrCat("its output ", k, " exceeds the import limit of ", model_.max_elements, " elements"));
       }
       values_[name] = std::move(outputs[k]);
-    } else if (readers_.count(name) != 0 || graph_outputs_.count(name) != 0) {
+    } else if (readers_.count(name) != 0 || name == output_name_) {
       return node.Unsupported(absl::StrCat("an operation whose output ", k, " (\"", name, "\") is used"));
     }
   }

@@ -155,9 +155,8 @@ class OnnxImporter {
   absl::flat_hash_map<int, at::Tensor> proxies_;               // layer graph value -> its sizes, as a meta tensor
   std::unordered_map<std::string, std::vector<int>> readers_;  // value name -> indices of the nodes reading it
   std::unordered_map<std::string, int> writers_;               // value name -> index of the node computing it
-  std::unordered_map<std::string, bool> graph_outputs_;        // the one graph output segrel explains
-  std::string output_name_;
-  std::map<int, int> absorbed_;  // node index -> the node it was folded into
+  std::string output_name_;                                    // the graph output segrel explains
+  std::map<int, int> absorbed_;                                // node index -> the node it was folded into
 };
 
 }  // namespace onnx_import

@@ -43,6 +43,7 @@ absl::StatusOr<std::vector<OnnxValue>> Arithmetic(OnnxNode& node) {
   const std::string& op = node.op_type();
   const OnnxValue& a = node.Input(0);
   const OnnxValue& b = node.Input(1);
+  if (a.kind == Kind::kAbsent || b.kind == Kind::kAbsent) return node.Invalid("an operand is missing");
   if (a.IsConstant() && b.IsConstant()) {
     if (op == "Add") return Outputs(OnnxValue::Constant(a.constant + b.constant));
     if (op == "Sub") return Outputs(OnnxValue::Constant(a.constant - b.constant));
@@ -51,7 +52,6 @@ absl::StatusOr<std::vector<OnnxValue>> Arithmetic(OnnxNode& node) {
         !at::isFloatingType(a.constant.scalar_type()) && !at::isFloatingType(b.constant.scalar_type());
     return Outputs(OnnxValue::Constant(integers ? at::div(a.constant, b.constant, "trunc") : a.constant / b.constant));
   }
-  if (a.kind != Kind::kData && a.kind != Kind::kConstant) return node.Invalid("an operand is missing");
   if (a.IsData() && b.IsData()) {
     if (op == "Mul" || op == "Div") {
       return node.Unsupported("multiplying or dividing two tensors that both depend on the input (not linear)");

@@ -7,7 +7,9 @@
 // Every other mode is a separable linear map: one [out, in] interpolation matrix per resized dimension, built at
 // import from ONNX's formulas (coordinate transformation, nearest rounding, linear or cubic weights with edge
 // padding and exclude_outside), applied dimension by dimension.
+#include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
