@@ -186,7 +186,10 @@ absl::Status ImportNetwork(model::ModelReplica& replica, const at::Tensor& input
     graph_sizes.resize(2);
     graph_sizes.insert(graph_sizes.end(), run.options.window->patch.begin(), run.options.window->patch.end());
   }
-  SEGREL_ASSIGN_OR_RETURN(run.graph, replica.Graph(graph_sizes, run.options.device));
+  graph::ImportOptions import;
+  import.output = run.options.output;
+  SEGREL_ASSIGN_OR_RETURN(run.graph, replica.Graph(graph_sizes, run.options.device, import));
+  run.result.notes.insert(run.result.notes.end(), run.graph->notes().begin(), run.graph->notes().end());
   SEGREL_RETURN_IF_ERROR(CheckSegmentationOutput(*run.graph));
   run.result.output_activation = run.graph->output_activation();
   SEGREL_ASSIGN_OR_RETURN(const lrp::Composite composite,
@@ -242,7 +245,7 @@ absl::Status ChooseRegions(const ClassLayout& layout, ExplanationRun& run) {
       balanced.tau = options.tau;
       BalancedRegions regions = ChooseBalancedRegions(run.result.segmentation, run.normalisers, layout, balanced);
       run.choices = std::move(regions.choices);
-      run.result.notes = std::move(regions.notes);
+      run.result.notes.insert(run.result.notes.end(), regions.notes.begin(), regions.notes.end());
       return absl::OkStatus();
     }
     SEGREL_ASSIGN_OR_RETURN(

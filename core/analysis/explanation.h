@@ -41,6 +41,8 @@ struct ExplainOptions {
   at::Tensor reference;
   // Also predict with each sequence replaced by its mean inside the body, and report the change.
   bool ablation = false;
+  // Which of the network's outputs is the segmentation (graph::ImportOptions::output; -1: the first, with a note).
+  int output = -1;
   // Told at each stage and after each window; a non-OK return stops the explanation with that status.
   ProgressCallback progress;
 };

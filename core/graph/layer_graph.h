@@ -75,6 +75,11 @@ class LayerGraph {
   // Moves every parameter to `options` (device and floating-point type).
   absl::Status ConvertTo(const at::TensorOptions& options);
 
+  // What the import decided that the user should know (e.g. which of several outputs is explained), one sentence
+  // each; shown in the analysis's notes.
+  const std::vector<std::string>& notes() const { return notes_; }
+  void AddNote(std::string note) { notes_.push_back(std::move(note)); }
+
   // A multi-line description: one line per node (output, kind, inputs, origin).
   std::string DebugString() const;
 
@@ -85,6 +90,7 @@ class LayerGraph {
   int num_values_ = 1;
   int output_ = kInputValue;
   OutputActivation output_activation_ = OutputActivation::kNone;
+  std::vector<std::string> notes_;
 };
 
 }  // namespace segrel::graph

@@ -4,11 +4,28 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
 #include "core/graph/onnx/onnx_model.h"
 #include "core/graph/torchscript_importer.h"
 
 namespace segrel::graph {
+
+absl::StatusOr<size_t> ChooseOutput(size_t count, const ImportOptions& options, LayerGraph& graph) {
+  if (options.output >= 0) {
+    if (static_cast<size_t>(options.output) >= count) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the network has ", count, " outputs; there is no output ", options.output));
+    }
+    return static_cast<size_t>(options.output);
+  }
+  if (count > 1) {
+    graph.AddNote(absl::StrCat("the network has ", count,
+                               " outputs; segrel explains output 0 (choose another with --output N or the bundle's "
+                               "\"output\")"));
+  }
+  return 0;
+}
 
 bool IsOnnxPath(const std::string& path) {
   return absl::AsciiStrToLower(std::filesystem::path(path).extension().string()) == ".onnx";

@@ -16,6 +16,13 @@
 
 namespace segrel::graph {
 
+struct ImportOptions {
+  // Which output of a network with several (a tuple or list in TorchScript, graph outputs in ONNX; deep supervision,
+  // auxiliary heads) is the segmentation's logits. Default -1: the first, and the graph's notes say how many there
+  // were and how to choose another.
+  int output = -1;
+};
+
 // Thread-safety: implementations' const methods are safe to call concurrently.
 class NetworkModel {
  public:
@@ -27,9 +34,18 @@ class NetworkModel {
   virtual absl::string_view format() const = 0;
 
   // Returns the network as a layer graph for inputs of `input_sizes` ([N, C, spatial...]). Errors: Unimplemented
-  // naming the operation segrel cannot explain; InvalidArgument when the network does not fit such an input.
-  virtual absl::StatusOr<LayerGraph> ImportGraph(const std::vector<int64_t>& input_sizes) const = 0;
+  // naming the operation segrel cannot explain; InvalidArgument when the network does not fit such an input, or
+  // `options.output` names an output it does not have.
+  virtual absl::StatusOr<LayerGraph> ImportGraph(const std::vector<int64_t>& input_sizes,
+                                                 const ImportOptions& options) const = 0;
+  absl::StatusOr<LayerGraph> ImportGraph(const std::vector<int64_t>& input_sizes) const {
+    return ImportGraph(input_sizes, ImportOptions());
+  }
 };
+
+// The output to explain of a network with `count` outputs: options.output, or 0 with a note in `graph` naming the
+// count. Errors: InvalidArgument when options.output is not below `count`.
+absl::StatusOr<size_t> ChooseOutput(size_t count, const ImportOptions& options, LayerGraph& graph);
 
 // Whether `path` names an ONNX file (by its extension, ".onnx").
 bool IsOnnxPath(const std::string& path);

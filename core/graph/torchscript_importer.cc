@@ -80,7 +80,8 @@ c10::IValue ToMeta(const c10::IValue& value) {
 
 class GraphImporter {
  public:
-  explicit GraphImporter(std::vector<int64_t> input_sizes) : graph_(std::move(input_sizes)) {}
+  GraphImporter(std::vector<int64_t> input_sizes, ImportOptions options)
+      : graph_(std::move(input_sizes)), options_(options) {}
 
   absl::StatusOr<LayerGraph> Import(const torch::jit::Graph& jit_graph) {
     SEGREL_RETURN_IF_ERROR(BindInput(jit_graph));
@@ -110,13 +111,19 @@ class GraphImporter {
     if (jit_graph.outputs().size() != 1) {
       return absl::InvalidArgumentError("the network returns several values; segrel needs one tensor");
     }
-    const ImportedValue& output = values_.at(jit_graph.outputs()[0]);
+    ImportedValue output = values_.at(jit_graph.outputs()[0]);
+    if (output.kind == Kind::kDataList) {  // several outputs (deep supervision): one of them is the segmentation
+      SEGREL_ASSIGN_OR_RETURN(const size_t chosen, ChooseOutput(output.list.size(), options_, graph_));
+      output = ImportedValue::Data(output.list[chosen], output.list_proxies[chosen]);
+    } else if (options_.output > 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the network returns one tensor; there is no output ", options_.output));
+    }
     switch (output.kind) {
       case Kind::kConstant:
         return absl::InvalidArgumentError("the network's output does not depend on its input");
       case Kind::kDataList:
-        return absl::InvalidArgumentError(
-            absl::StrCat("the network returns ", output.list.size(), " tensors; segrel needs one tensor"));
+        return absl::InternalError("a list output was not resolved");
       case Kind::kActivatedOutput:
         graph_.SetOutput(output.data, SizesOf(output.data), output.activation);
         return absl::OkStatus();
@@ -370,8 +377,14 @@ class GraphImporter {
     absl::StatusOr<at::Tensor> proxy = run(/*on_meta=*/true);
     if (proxy.ok()) return proxy;
     proxy = run(/*on_meta=*/false);
-    // An operator that refuses its inputs' shapes: the input does not fit the network.
-    if (!proxy.ok()) return absl::InvalidArgumentError(proxy.status().message());
+    // An operator that refuses its inputs' shapes: the input does not fit the network, most often because a traced
+    // network is fixed to the size it was traced at (its skip connections, pads or reshapes were recorded for it).
+    if (!proxy.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          proxy.status().message(), " (for inputs of [", absl::StrJoin(graph_.input_sizes(), ", "),
+          "]: the network may need another input size, e.g. the one it was traced for; give it windows of that "
+          "size with the bundle's patch_size or --patch)"));
+    }
     return proxy;
   }
 
@@ -407,6 +420,7 @@ class GraphImporter {
   }
 
   LayerGraph graph_;
+  ImportOptions options_;
   // References into values_ must survive insertions, hence a node-based map.
   std::unordered_map<const Value*, ImportedValue> values_;
   absl::flat_hash_map<int, at::Tensor> proxies_;  // layer graph value -> its sizes, as a meta tensor
@@ -450,13 +464,15 @@ absl::StatusOr<at::Tensor> TorchScriptModel::Run(const at::Tensor& input) const 
   });
 }
 
-absl::StatusOr<LayerGraph> TorchScriptModel::ImportGraph(const std::vector<int64_t>& input_sizes) const {
+absl::StatusOr<LayerGraph> TorchScriptModel::ImportGraph(const std::vector<int64_t>& input_sizes,
+                                                         const ImportOptions& options) const {
   if (input_sizes.size() < 2) {
     return absl::InvalidArgumentError(absl::StrCat("input sizes [", absl::StrJoin(input_sizes, ", "),
                                                    "] need at least a batch and a channel dimension"));
   }
-  return CatchTorch(absl::StrCat("importing ", state_->path),
-                    [&]() -> absl::StatusOr<LayerGraph> { return GraphImporter(input_sizes).Import(*state_->graph); });
+  return CatchTorch(absl::StrCat("importing ", state_->path), [&]() -> absl::StatusOr<LayerGraph> {
+    return GraphImporter(input_sizes, options).Import(*state_->graph);
+  });
 }
 
 }  // namespace segrel::graph

@@ -43,7 +43,9 @@ class TorchScriptModel final : public NetworkModel {
   // Errors: Unimplemented, naming the operator and its source location, for an operation segrel cannot explain
   // (or control flow that depends on the data); InvalidArgument when the network does not take exactly one tensor
   // or does not return exactly one tensor that depends on its input.
-  absl::StatusOr<LayerGraph> ImportGraph(const std::vector<int64_t>& input_sizes) const override;
+  absl::StatusOr<LayerGraph> ImportGraph(const std::vector<int64_t>& input_sizes,
+                                         const ImportOptions& options) const override;
+  using NetworkModel::ImportGraph;
 
  private:
   struct State;

@@ -236,6 +236,14 @@ absl::StatusOr<Bundle> ReadBundle(const std::string& path) {
     return fields.Error("composite", composite.status().message());
   }
 
+  if (document.contains("output")) {
+    const json& output = document["output"];
+    if (!output.is_number_integer() || output.get<int64_t>() < 0 || output.get<int64_t>() > 1000) {
+      return fields.Error("output", "must be the index of one of the network's outputs (0, 1, ...)");
+    }
+    bundle.output = output.get<int>();
+  }
+
   ReadProvenance(document, bundle);
   SEGREL_ASSIGN_OR_RETURN(bundle.series_rules, ReadRules(fields, document, bundle));
   return bundle;

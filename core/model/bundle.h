@@ -6,7 +6,7 @@
 //    "sequences": [{"name": "T1", "description": "...", "normalisation": "zscore-nonzero", "range": [lo, hi]}, ...],
 //    "reference_sequence": "FLAIR", "classes": ["background", "lesion"],
 //    "patch_size": [128, 128, 128], "overlap": 0.5, "gaussian_sigma_fraction": 0.125,
-//    "composite": "epsilon-plus", "training": {...}, "evaluation": {...}, "series_rules": {...}}
+//    "composite": "epsilon-plus", "output": 0, "training": {...}, "evaluation": {...}, "series_rules": {...}}
 // `sequences` is the network's channel order; `range` (optional) is the sequence's value range after
 // normalisation, the z-box bounds of composites that use them. `series_rules` (optional) says which DICOM series
 // is which sequence (the format of core/io/series_rules.h); without it the bundle reads NIfTI studies only.
@@ -45,9 +45,10 @@ struct Bundle {
   double overlap = 0.5;
   double sigma_fraction = 0.125;
   std::string composite = "epsilon-plus";
-  std::string license;                          // training.license, for reports
-  std::string training_json;                    // the "training" object as written, for reports
-  std::string evaluation_json;                  // the "evaluation" object as written
+  int output = -1;              // "output": which of the network's outputs is the segmentation (-1: the first)
+  std::string license;          // training.license, for reports
+  std::string training_json;    // the "training" object as written, for reports
+  std::string evaluation_json;  // the "evaluation" object as written
   std::optional<io::SeriesRules> series_rules;  // one rule per sequence, when given
 
   // The sequence names in channel order.

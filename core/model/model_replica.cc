@@ -12,11 +12,12 @@ absl::StatusOr<std::unique_ptr<ModelReplica>> ModelReplica::Load(const std::stri
 }
 
 absl::StatusOr<std::shared_ptr<const graph::LayerGraph>> ModelReplica::Graph(const std::vector<int64_t>& input_sizes,
-                                                                             const at::Device& device) {
-  const auto key = std::make_pair(input_sizes, device.str());
+                                                                             const at::Device& device,
+                                                                             const graph::ImportOptions& options) {
+  const auto key = std::make_tuple(input_sizes, device.str(), options.output);
   absl::MutexLock lock(&mutex_);  // held while importing: two jobs of one worker never import the same graph twice
   if (const auto found = graphs_.find(key); found != graphs_.end()) return found->second;
-  SEGREL_ASSIGN_OR_RETURN(graph::LayerGraph imported, model_->ImportGraph(input_sizes));
+  SEGREL_ASSIGN_OR_RETURN(graph::LayerGraph imported, model_->ImportGraph(input_sizes, options));
   SEGREL_RETURN_IF_ERROR(imported.ConvertTo(at::TensorOptions().device(device)));
   auto graph = std::make_shared<const graph::LayerGraph>(std::move(imported));
   graphs_[key] = graph;

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -33,7 +34,8 @@ class ModelReplica {
   // The network imported for inputs of `input_sizes` ([N, C, spatial...]) with its tensors on `device`: imported
   // on the first call for these sizes and device, the same graph afterwards. Errors: those of ImportGraph.
   absl::StatusOr<std::shared_ptr<const graph::LayerGraph>> Graph(const std::vector<int64_t>& input_sizes,
-                                                                 const at::Device& device);
+                                                                 const at::Device& device,
+                                                                 const graph::ImportOptions& options = {});
 
   // How many graphs were imported so far (for tests and metrics).
   int imports() const;
@@ -41,7 +43,7 @@ class ModelReplica {
  private:
   const std::unique_ptr<const graph::NetworkModel> model_;
   mutable absl::Mutex mutex_;
-  std::map<std::pair<std::vector<int64_t>, std::string>, std::shared_ptr<const graph::LayerGraph>> graphs_
+  std::map<std::tuple<std::vector<int64_t>, std::string, int>, std::shared_ptr<const graph::LayerGraph>> graphs_
       ABSL_GUARDED_BY(mutex_);
   int imports_ ABSL_GUARDED_BY(mutex_) = 0;
 };

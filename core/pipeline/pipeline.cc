@@ -190,6 +190,7 @@ void SetWindowsAndBounds(const AnalysisRequest& request, const std::optional<mod
     options.window = analysis::WindowOptions{request.patch};
   }
   if (options.window) options.window->cache_bytes = request.window_cache_bytes;
+  options.output = request.output.value_or(bundle ? bundle->output : -1);
 }
 
 // What relevance.json says besides the explanation.

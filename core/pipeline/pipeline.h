@@ -35,6 +35,7 @@ struct AnalysisRequest {
   std::vector<std::pair<int64_t, std::string>> regions;  // class -> mask file
   uint64_t seed = 0;
   std::vector<int64_t> patch;  // bare models: window patch (empty: whole volume)
+  std::optional<int> output;   // which of the network's outputs is the segmentation (default: the bundle's, else 0)
   bool per_lesion = false;     // explain each predicted lesion
   std::string reference;       // reference segmentation: Dice, TP/FP/FN explained
   bool ablation = false;       // sequence ablation cross-check

@@ -214,6 +214,24 @@ TEST(AnalyzeErrors, UnsupportedOperation) {
                 "aten::cumsum");
 }
 
+// A network with two outputs: output 0 is explained and relevance.json's notes say so; --output chooses another
+// (here the auxiliary head at half resolution, which is no segmentation of the study's grid) or one that is missing.
+TEST(Analyze, ANetworkWithSeveralOutputsExplainsTheFirstAndSaysSo) {
+  const std::string s = FixturePath("study/");
+  const std::string inputs = " --input A=" + s + "T1.nii.gz --input B=" + s + "T2.nii.gz";
+  for (const std::string model : {"deep_supervision.pt", "onnx/deep_supervision.onnx"}) {
+    const std::string out = segrel::testing::TestTempDir();
+    const RunResult run = RunAnalyze("--model " + FixturePath(model) + inputs + " --no-pictures --out " + out);
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+    const json report = json::parse(ReadFile(out + "/relevance.json"));
+    EXPECT_THAT(report["notes"].dump(), ::testing::HasSubstr("the network has 2 outputs; segrel explains output 0"))
+        << model;
+    ExpectFailure("--model " + FixturePath(model) + inputs + " --output 1 --out /tmp/segrel_unused", "[1, K, 8, 8, 8]");
+    ExpectFailure("--model " + FixturePath(model) + inputs + " --output 5 --out /tmp/segrel_unused",
+                  "the network has 2 outputs; there is no output 5");
+  }
+}
+
 TEST(AnalyzeErrors, UnsupportedOnnxOperation) {
   const std::string s = FixturePath("study/");
   ExpectFailure("--model " + FixturePath("onnx/unsupported_op.onnx") + " --input A=" + s + "T1.nii.gz --input B=" + s +

@@ -150,6 +150,7 @@ const std::vector<Option>& AnalyzeOptions() {
       {"ablation", "", "predict without each sequence and compare with the relevance ranking"},
       {"no-pictures", "", "skip relevance_bars.png and relevance_overlay.png"},
       {"patch", "N[,N,N]", "sliding-window patch for a bare model (bundles give their own)"},
+      {"output", "N", "which of the network's outputs is the segmentation (default: the bundle's, else 0)"},
       {"window-cache-mb", "MB", "memory for windows kept between the two passes (default 0: recompute)"},
       {"threads", "N", "LibTorch threads (default: all cores)"},
       {"device", "cpu|cuda[:N]", "where the analysis runs (default cpu)"},
@@ -203,6 +204,14 @@ absl::StatusOr<AnalyzeCommand> ParseAnalyzeArguments(const std::vector<std::stri
   SEGREL_ASSIGN_OR_RETURN(const std::optional<std::string> patch, command_line.Single("patch"));
   if (patch.has_value()) {
     SEGREL_ASSIGN_OR_RETURN(request.patch, ParsePatch(*patch));
+  }
+  SEGREL_ASSIGN_OR_RETURN(const std::optional<std::string> output, command_line.Single("output"));
+  int output_index = 0;
+  if (output.has_value()) {
+    if (!absl::SimpleAtoi(*output, &output_index) || output_index < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("--output: '", *output, "' is not an output index (0, 1, ...)"));
+    }
+    request.output = output_index;
   }
   command.write_maps = command_line.Flag("maps");
   command.pictures = !command_line.Flag("no-pictures");

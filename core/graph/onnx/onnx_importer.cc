@@ -199,8 +199,8 @@ absl::Status OnnxNode::Invalid(absl::string_view why) const {
 // ---------------------------------------------------------------------------------------------------------------
 // OnnxImporter
 
-OnnxImporter::OnnxImporter(const OnnxModel::State& model, std::vector<int64_t> input_sizes)
-    : model_(model), graph_proto_(model.model.graph()), graph_(std::move(input_sizes)) {}
+OnnxImporter::OnnxImporter(const OnnxModel::State& model, std::vector<int64_t> input_sizes, ImportOptions options)
+    : model_(model), options_(options), graph_proto_(model.model.graph()), graph_(std::move(input_sizes)) {}
 
 absl::StatusOr<LayerGraph> OnnxImporter::Import() {
   for (const auto& [name, tensor] : model_.constants) values_[name] = OnnxValue::Constant(tensor);
@@ -297,22 +297,10 @@ const OnnxValue& OnnxImporter::Find(const std::string& name) const {
   return found == values_.end() ? *kAbsent : found->second;
 }
 
-absl::StatusOr<std::string> OnnxImporter::OutputName() const {
-  const int count = graph_proto_.output_size();
-  if (model_.output_index >= 0) {
-    if (model_.output_index >= count) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("the network has ", count, " outputs; there is no output ", model_.output_index));
-    }
-    return graph_proto_.output(model_.output_index).name();
-  }
-  if (count != 1) {
-    std::vector<std::string> names;
-    for (const onnx::ValueInfoProto& output : graph_proto_.output()) names.push_back(output.name());
-    return absl::InvalidArgumentError(absl::StrCat("the network has ", count, " outputs (", absl::StrJoin(names, ", "),
-                                                   "); segrel needs one tensor"));
-  }
-  return graph_proto_.output(0).name();
+absl::StatusOr<std::string> OnnxImporter::OutputName() {
+  if (graph_proto_.output_size() == 0) return absl::InvalidArgumentError("the network has no output");
+  SEGREL_ASSIGN_OR_RETURN(const size_t chosen, ChooseOutput(graph_proto_.output_size(), options_, graph_));
+  return graph_proto_.output(static_cast<int>(chosen)).name();
 }
 
 absl::Status OnnxImporter::BindOutput() {

@@ -20,6 +20,7 @@
 #include "absl/strings/string_view.h"
 #include "core/graph/layer.h"
 #include "core/graph/layer_graph.h"
+#include "core/graph/network_model.h"
 #include "core/graph/onnx/onnx_model.h"
 #include "onnx/onnx_pb.h"
 
@@ -34,7 +35,6 @@ struct OnnxModel::State {
   std::string data_input;
   std::vector<int64_t> declared_input_sizes;  // -1: not fixed
   int64_t max_elements = 0;                   // OnnxLoadOptions::max_elements
-  int output_index = -1;                      // OnnxLoadOptions::output_index
 };
 
 namespace onnx_import {
@@ -134,7 +134,7 @@ class OnnxNode {
 // Walks one ONNX graph for one input shape and builds the layer graph.
 class OnnxImporter {
  public:
-  OnnxImporter(const OnnxModel::State& model, std::vector<int64_t> input_sizes);
+  OnnxImporter(const OnnxModel::State& model, std::vector<int64_t> input_sizes, ImportOptions options);
 
   absl::StatusOr<LayerGraph> Import();
 
@@ -142,13 +142,14 @@ class OnnxImporter {
   friend class OnnxNode;
 
   absl::Status ImportNode(int index);
-  // The name of the graph output that is the segmentation (OnnxLoadOptions::output_index).
-  absl::StatusOr<std::string> OutputName() const;
+  // The name of the graph output that is the segmentation (ImportOptions::output).
+  absl::StatusOr<std::string> OutputName();
   absl::Status BindOutput();
   absl::StatusOr<OnnxValue> AddLayer(const std::string& origin, std::unique_ptr<Layer> layer, std::vector<int> inputs);
   const OnnxValue& Find(const std::string& name) const;
 
   const OnnxModel::State& model_;
+  const ImportOptions options_;
   const onnx::GraphProto& graph_proto_;
   LayerGraph graph_;
   std::unordered_map<std::string, OnnxValue> values_;

@@ -126,7 +126,6 @@ absl::StatusOr<OnnxModel> OnnxModel::Load(const std::string& path, OnnxLoadOptio
   state->path = path;
   state->dir = std::filesystem::path(path).parent_path();
   state->max_elements = options.max_elements;
-  state->output_index = options.output_index;
   SEGREL_RETURN_IF_ERROR(ParseModel(path, state->model));
   SEGREL_ASSIGN_OR_RETURN(state->opset, DefaultDomainOpset(state->model, path));
   absl::Status read = CatchTorch(absl::StrCat("reading ", path), [&]() -> absl::Status {
@@ -140,7 +139,8 @@ absl::StatusOr<OnnxModel> OnnxModel::Load(const std::string& path, OnnxLoadOptio
   return OnnxModel(std::move(state));
 }
 
-absl::StatusOr<LayerGraph> OnnxModel::ImportGraph(const std::vector<int64_t>& input_sizes) const {
+absl::StatusOr<LayerGraph> OnnxModel::ImportGraph(const std::vector<int64_t>& input_sizes,
+                                                  const ImportOptions& options) const {
   const std::vector<int64_t>& declared = state_->declared_input_sizes;
   bool fits = input_sizes.size() >= 2 && (declared.empty() || declared.size() == input_sizes.size());
   for (size_t i = 1; fits && i < declared.size(); ++i) fits = declared[i] < 0 || declared[i] == input_sizes[i];
@@ -161,7 +161,7 @@ absl::StatusOr<LayerGraph> OnnxModel::ImportGraph(const std::vector<int64_t>& in
         "]; give it windows of its size (the bundle's patch size, or --patch) or export it with dynamic axes"));
   }
   return CatchTorch(absl::StrCat("importing ", state_->path), [&]() -> absl::StatusOr<LayerGraph> {
-    return onnx_import::OnnxImporter(*state_, input_sizes).Import();
+    return onnx_import::OnnxImporter(*state_, input_sizes, options).Import();
   });
 }
 

@@ -33,9 +33,6 @@ struct OnnxLoadOptions {
   // The most elements any value of the graph may have (constants computed at import and layer outputs): a guard
   // against files that would make segrel allocate without bound. Default 2^32.
   int64_t max_elements = int64_t{1} << 32;
-  // Which graph output is the segmentation's logits, for networks with several (deep supervision, or statistics
-  // beside the result). Default -1: the network must have exactly one output.
-  int output_index = -1;
 };
 
 // A loaded ONNX network. Copies share it.
@@ -63,7 +60,9 @@ class OnnxModel final : public NetworkModel {
   // Errors: InvalidArgument when `input_sizes` contradict the input's declared sizes (the message gives them) or
   // an operator refuses the shapes; Unimplemented, naming the operator, node and index, for an operation or
   // attribute value segrel cannot explain.
-  absl::StatusOr<LayerGraph> ImportGraph(const std::vector<int64_t>& input_sizes) const override;
+  absl::StatusOr<LayerGraph> ImportGraph(const std::vector<int64_t>& input_sizes,
+                                         const ImportOptions& options) const override;
+  using NetworkModel::ImportGraph;
 
   struct State;
 

@@ -199,6 +199,44 @@ TEST(OnnxModel, TheBundledModelExportedToOnnxExplainsAWindowAsTheTorchScriptFile
   EXPECT_LT((shares0 - shares1).abs().max().item<double>(), 1e-6);
 }
 
+class SeveralOutputsTest : public ::testing::TestWithParam<std::string> {};
+
+// A network with two outputs (deep supervision), from either file: output 0 by default with a note naming the
+// count, output 1 on request (each equal to the saved module's), and an output it does not have refused.
+TEST_P(SeveralOutputsTest, OutputZeroByDefaultWithANoteAndAnyOutputOnRequest) {
+  const auto fixture = LoadModelFixture("deep_supervision");
+  const at::Tensor auxiliary = segrel::testing::ReadFloat32("deep_supervision.output1.f32", {1, 2, 4, 4, 4});
+  absl::StatusOr<std::unique_ptr<NetworkModel>> model = LoadNetworkModel(GetParam());
+  ASSERT_TRUE(model.ok()) << model.status();
+  const LayerGraph first = Import(**model, fixture.input.sizes().vec());
+  ASSERT_EQ(first.notes().size(), 1u);
+  EXPECT_THAT(first.notes()[0], HasSubstr("the network has 2 outputs; segrel explains output 0 (choose another with "
+                                          "--output N or the bundle's \"output\")"));
+  absl::StatusOr<at::Tensor> main_output = first.Forward(fixture.input);
+  ASSERT_TRUE(main_output.ok()) << main_output.status();
+  EXPECT_LT(RelativeError(*main_output, fixture.output), 1e-5);
+
+  ImportOptions options;
+  options.output = 1;
+  absl::StatusOr<LayerGraph> second = (*model)->ImportGraph(fixture.input.sizes().vec(), options);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_TRUE(second->notes().empty());
+  absl::StatusOr<at::Tensor> aux_output = second->Forward(fixture.input);
+  ASSERT_TRUE(aux_output.ok()) << aux_output.status();
+  EXPECT_LT(RelativeError(*aux_output, auxiliary), 1e-5);
+
+  options.output = 2;
+  EXPECT_THAT(
+      (*model)->ImportGraph(fixture.input.sizes().vec(), options),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("the network has 2 outputs; there is no output 2")));
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, SeveralOutputsTest,
+                         ::testing::Values(FixturePath("deep_supervision.pt"), OnnxPath("deep_supervision")),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           return std::string(IsOnnxPath(info.param) ? "onnx" : "torchscript");
+                         });
+
 TEST(OnnxModel, TheUnsupportedOperatorIsNamedWithItsNodeAndIndex) {
   absl::StatusOr<OnnxModel> model = OnnxModel::Load(OnnxPath("unsupported_op"));
   ASSERT_TRUE(model.ok()) << model.status();

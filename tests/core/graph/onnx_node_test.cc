@@ -138,11 +138,12 @@ std::string RunNodeTest(const fs::path& dir, const onnx::ModelProto& model) {
     if (inputs[0].dim() < 2) return "input 0 has fewer than 2 dimensions (segrel's inputs are [N, C, ...])";
 
     OnnxLoadOptions options;
-    options.output_index = 0;  // some operators' tests also output their statistics
     for (size_t k = 1; k < input_names.size(); ++k) options.fixed_inputs[input_names[k]] = inputs[k];
     absl::StatusOr<OnnxModel> loaded = OnnxModel::Load((dir / "model.onnx").string(), options);
     if (!loaded.ok()) return std::string(loaded.status().message());
-    absl::StatusOr<LayerGraph> graph = loaded->ImportGraph(inputs[0].sizes().vec());
+    ImportOptions import;
+    import.output = 0;  // some operators' tests also output their statistics
+    absl::StatusOr<LayerGraph> graph = loaded->ImportGraph(inputs[0].sizes().vec(), import);
     if (!graph.ok()) return std::string(graph.status().message());
     absl::StatusOr<at::Tensor> logits = graph->Forward(inputs[0].to(at::kFloat));
     if (!logits.ok()) {

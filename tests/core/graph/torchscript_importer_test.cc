@@ -115,6 +115,19 @@ TEST(TorchScriptImporter, ForwardRejectsInputOfAnotherShape) {
   EXPECT_EQ(output.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// unet_bn pools twice: at 9^3 the decoder's upsampled 8^3 does not meet its 9^3 skip connection. The error says
+// so in LibTorch's words and what to do in segrel's.
+TEST(TorchScriptImporter, AnInputSizeTheNetworkCannotTakeSaysWhatToDo) {
+  absl::StatusOr<TorchScriptModel> model = TorchScriptModel::Load(FixturePath("unet_bn.pt"));
+  ASSERT_TRUE(model.ok()) << model.status();
+  const absl::StatusOr<LayerGraph> graph = model->ImportGraph({1, 3, 9, 9, 9});
+  EXPECT_THAT(graph, segrel::testing::StatusIs(
+                         absl::StatusCode::kInvalidArgument,
+                         ::testing::AllOf(::testing::HasSubstr("aten::cat"), ::testing::HasSubstr("Sizes of tensors"),
+                                          ::testing::HasSubstr("for inputs of [1, 3, 9, 9, 9]"),
+                                          ::testing::HasSubstr("patch_size or --patch"))));
+}
+
 TEST(TorchScriptImporter, BatchNormIsFoldedIntoConvolutions) {
   absl::StatusOr<TorchScriptModel> model = TorchScriptModel::Load(FixturePath("unet_bn.pt"));
   ASSERT_TRUE(model.ok()) << model.status();

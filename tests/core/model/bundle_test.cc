@@ -37,10 +37,25 @@ TEST(Bundle, ReadsTheFixtureBundle) {
   EXPECT_EQ(bundle->patch_size, (std::vector<int64_t>{8, 8, 8}));
   EXPECT_DOUBLE_EQ(bundle->overlap, 0.5);
   EXPECT_EQ(bundle->composite, "epsilon-plus");
+  EXPECT_EQ(bundle->output, -1);  // not given: the network's first output
+  EXPECT_EQ(bundle->model_format, "torchscript");
   EXPECT_EQ(bundle->license, "synthetic test fixture, no data");
   EXPECT_TRUE(std::filesystem::exists(bundle->model_path));
   // The segrel.json path names the same bundle.
   EXPECT_TRUE(ReadBundle(segrel::testing::FixturePath("bundle/segrel.json")).ok());
+}
+
+TEST(Bundle, ReadsTheOutputToExplainAndTheModelFormat) {
+  json document = ValidBundle();
+  document["output"] = 1;
+  const std::string dir = WriteBundle(document);
+  document["model"] = "model.onnx";
+  std::filesystem::copy_file(segrel::testing::FixturePath("onnx/unet_bn.onnx"), dir + "/model.onnx");
+  std::ofstream(dir + "/segrel.json") << document.dump(2);
+  absl::StatusOr<Bundle> bundle = ReadBundle(dir);
+  ASSERT_TRUE(bundle.ok()) << bundle.status();
+  EXPECT_EQ(bundle->output, 1);
+  EXPECT_EQ(bundle->model_format, "onnx");
 }
 
 TEST(Bundle, ReadsRangesAndNormalisation) {
@@ -96,6 +111,7 @@ INSTANTIATE_TEST_SUITE_P(
                                 "patch_size[1]"},
                       BadBundle{"overlap", [](json& d) { d["overlap"] = 1.0; }, "'overlap'"},
                       BadBundle{"composite", [](json& d) { d["composite"] = "lrp-zero"; }, "'composite'"},
+                      BadBundle{"output", [](json& d) { d["output"] = -1; }, "'output'"},
                       BadBundle{"classes",
                                 [](json& d) {
                                   d["classes"] = {"background", 1};
