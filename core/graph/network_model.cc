@@ -5,6 +5,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/common/status_macros.h"
 #include "core/graph/onnx/onnx_model.h"
 #include "core/graph/torchscript_importer.h"
@@ -25,6 +26,12 @@ absl::StatusOr<size_t> ChooseOutput(size_t count, const ImportOptions& options, 
                                "\"output\")"));
   }
   return 0;
+}
+
+std::string InputSizeHint(const std::vector<int64_t>& input_sizes) {
+  return absl::StrCat(" (for inputs of [", absl::StrJoin(input_sizes, ", "),
+                      "]: the network may need another input size, e.g. the one it was traced or exported for; give "
+                      "it windows of that size with the bundle's patch_size or --patch)");
 }
 
 bool IsOnnxPath(const std::string& path) {

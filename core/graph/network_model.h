@@ -47,6 +47,9 @@ class NetworkModel {
 // count. Errors: InvalidArgument when options.output is not below `count`.
 absl::StatusOr<size_t> ChooseOutput(size_t count, const ImportOptions& options, LayerGraph& graph);
 
+// What to say after LibTorch's message when an operator refuses the shapes an input of `input_sizes` gives it.
+std::string InputSizeHint(const std::vector<int64_t>& input_sizes);
+
 // Whether `path` names an ONNX file (by its extension, ".onnx").
 bool IsOnnxPath(const std::string& path);
 

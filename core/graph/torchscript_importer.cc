@@ -380,10 +380,7 @@ class GraphImporter {
     // An operator that refuses its inputs' shapes: the input does not fit the network, most often because a traced
     // network is fixed to the size it was traced at (its skip connections, pads or reshapes were recorded for it).
     if (!proxy.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          proxy.status().message(), " (for inputs of [", absl::StrJoin(graph_.input_sizes(), ", "),
-          "]: the network may need another input size, e.g. the one it was traced for; give it windows of that "
-          "size with the bundle's patch_size or --patch)"));
+      return absl::InvalidArgumentError(absl::StrCat(proxy.status().message(), InputSizeHint(graph_.input_sizes())));
     }
     return proxy;
   }

@@ -274,7 +274,9 @@ absl::StatusOr<OnnxValue> OnnxImporter::AddLayer(const std::string& origin, std:
   };
   absl::StatusOr<at::Tensor> proxy = run(/*on_meta=*/true);
   if (!proxy.ok()) proxy = run(/*on_meta=*/false);  // the inputs' sizes are within the import's limit
-  if (!proxy.ok()) return absl::InvalidArgumentError(proxy.status().message());
+  if (!proxy.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(proxy.status().message(), InputSizeHint(graph_.input_sizes())));
+  }
   if (proxy->numel() > model_.max_elements) {
     return absl::InvalidArgumentError(absl::StrCat(origin, ": its output [", absl::StrJoin(proxy->sizes(), ", "),
                                                    "] exceeds the import limit of ", model_.max_elements, " elements"));
