@@ -43,6 +43,17 @@ ModelFixture LoadModelFixture(const std::string& name, const std::string& data_n
   return fixture;
 }
 
+std::vector<std::string> LayerSignature(const graph::LayerGraph& graph) {
+  std::vector<std::string> kinds;
+  for (const graph::GraphNode& node : graph.nodes()) {
+    const graph::LayerRole role = node.layer->Role();
+    const bool by_role = role == graph::LayerRole::kStructural || role == graph::LayerRole::kAveragePool;
+    const std::string kind = by_role ? "by-role" : std::string(node.layer->Kind());
+    kinds.push_back(absl::StrCat(kind, "/", static_cast<int>(role), " <- ", node.inputs.size()));
+  }
+  return kinds;
+}
+
 double RelativeError(const at::Tensor& a, const at::Tensor& b, double floor) {
   const double scale = std::max(b.abs().max().item<double>(), floor);
   return (a - b).abs().max().item<double>() / scale;

@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "core/graph/layer_graph.h"
 
 namespace segrel::testing {
 namespace internal {
@@ -42,6 +43,11 @@ struct ModelFixture {
   std::string output_activation;  // "none", "softmax" or "sigmoid"
 };
 ModelFixture LoadModelFixture(const std::string& name, const std::string& data_name = "");
+
+// "conv3d/0 <- 1" per node of `graph`: what the LRP engine sees of each layer (its role decides the rule), with its
+// number of inputs. Layers that move or average values are named by their role: ONNX's Flatten is a reshape where
+// TorchScript has aten::flatten, and an adaptive average pooling may be exported as the AveragePool it amounts to.
+std::vector<std::string> LayerSignature(const graph::LayerGraph& graph);
 
 // max |a - b| / max(max |b|, floor).
 double RelativeError(const at::Tensor& a, const at::Tensor& b, double floor = 1e-30);

@@ -8,7 +8,9 @@
 #include <torch/csrc/jit/passes/remove_mutation.h>
 #include <torch/csrc/jit/serialization/import.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <string>
 #include <unordered_map>
 #include <utility>
 
@@ -164,6 +166,7 @@ class GraphImporter {
       if (Find(node->input(0)).kind == Kind::kDataList) return ImportUnpack(node);
       return Unpack(node);
     }
+    if (IsDataListOperation(node)) return ImportListOperation(node);
     if (kind == c10::prim::Uninitialized) {
       values_[node->output()] = ImportedValue::Constant(c10::IValue());
       return absl::OkStatus();
@@ -217,6 +220,120 @@ class GraphImporter {
       for (size_t k = 0; k < carried.size(); ++k) carried[k] = Find(body->outputs()[k + 1]);
     }
     for (size_t k = 0; k < carried.size(); ++k) values_[node->output(k)] = carried[k];
+    return absl::OkStatus();
+  }
+
+  // Lists of data tensors that a scripted network builds step by step (skip connections collected in a loop):
+  // append, insert, pop, reverse, indexing, len, slicing and concatenation act on the importer's copy of the list,
+  // which the loops and branches around them have already resolved.
+  bool IsDataListOperation(const Node* node) {
+    static const auto* const ops = new std::unordered_map<std::string, int>({{"aten::append", 0},
+                                                                             {"aten::insert", 0},
+                                                                             {"aten::pop", 0},
+                                                                             {"aten::reverse", 0},
+                                                                             {"aten::__getitem__", 0},
+                                                                             {"aten::len", 0},
+                                                                             {"aten::slice", 0},
+                                                                             {"aten::add", 0},
+                                                                             {"aten::extend", 0}});
+    if (ops->count(node->kind().toQualString()) == 0 || node->inputs().empty()) return false;
+    if (!node->input(0)->type()->cast<c10::ListType>()) return false;
+    if (Find(node->input(0)).kind == Kind::kDataList) return true;
+    // An empty list of tensors that receives data.
+    const std::string op = node->kind().toQualString();
+    return (op == "aten::append" || op == "aten::insert") && Find(node->inputs().back()).kind == Kind::kData;
+  }
+
+  absl::Status ImportListOperation(const Node* node) {
+    const std::string op = node->kind().toQualString();
+    ImportedValue& list = values_[node->input(0)];
+    if (list.kind == Kind::kConstant) {  // the empty list a data tensor is appended to
+      if (!list.constant.isList() || !list.constant.toListRef().empty()) {
+        return Unsupported(node, "a list that mixes data with constants");
+      }
+      list = ImportedValue();
+      list.kind = Kind::kDataList;
+    }
+    auto constant_int = [&](size_t index, int64_t fallback) -> absl::StatusOr<int64_t> {
+      if (index >= node->inputs().size()) return fallback;
+      const ImportedValue& value = Find(node->input(index));
+      if (value.IsData()) return Unsupported(node, "a list index that depends on the data");
+      if (value.constant.isNone()) return fallback;
+      if (!value.constant.isInt()) return Unsupported(node, "a list index that is not an integer");
+      return value.constant.toInt();
+    };
+    const int64_t size = static_cast<int64_t>(list.list.size());
+    auto position = [&](int64_t index, bool inserting) -> absl::StatusOr<size_t> {
+      const int64_t wrapped = index < 0 ? index + size : index;
+      if (inserting) return static_cast<size_t>(std::clamp<int64_t>(wrapped, 0, size));
+      if (wrapped < 0 || wrapped >= size) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(NodeOrigin(node), ": list index ", index, " is out of range for a list of ", size));
+      }
+      return static_cast<size_t>(wrapped);
+    };
+    auto element = [&](const Value* value) -> absl::StatusOr<const ImportedValue*> {
+      const ImportedValue& found = Find(value);
+      if (found.kind != Kind::kData) return Unsupported(node, "a list that mixes data with constants");
+      return &found;
+    };
+    if (op == "aten::append" || op == "aten::insert") {
+      SEGREL_ASSIGN_OR_RETURN(const ImportedValue* added, element(node->inputs().back()));
+      size_t at = list.list.size();
+      if (op == "aten::insert") {
+        SEGREL_ASSIGN_OR_RETURN(const int64_t index, constant_int(1, 0));
+        SEGREL_ASSIGN_OR_RETURN(at, position(index, /*inserting=*/true));
+      }
+      const int data = added->data;
+      const at::Tensor proxy = added->proxy;
+      list.list.insert(list.list.begin() + at, data);
+      list.list_proxies.insert(list.list_proxies.begin() + at, proxy);
+    } else if (op == "aten::extend" || op == "aten::add") {
+      const ImportedValue& other = Find(node->input(1));
+      if (other.kind != Kind::kDataList) return Unsupported(node, "a list that mixes data with constants");
+      ImportedValue joined = list;
+      joined.list.insert(joined.list.end(), other.list.begin(), other.list.end());
+      joined.list_proxies.insert(joined.list_proxies.end(), other.list_proxies.begin(), other.list_proxies.end());
+      if (op == "aten::extend") {
+        list = joined;
+      } else {
+        values_[node->output()] = std::move(joined);
+        return absl::OkStatus();
+      }
+    } else if (op == "aten::reverse") {
+      std::reverse(list.list.begin(), list.list.end());
+      std::reverse(list.list_proxies.begin(), list.list_proxies.end());
+    } else if (op == "aten::len") {
+      values_[node->output()] = ImportedValue::Constant(size);
+      return absl::OkStatus();
+    } else if (op == "aten::__getitem__" || op == "aten::pop") {
+      SEGREL_ASSIGN_OR_RETURN(const int64_t index, constant_int(1, -1));
+      SEGREL_ASSIGN_OR_RETURN(const size_t at, position(index, /*inserting=*/false));
+      ImportedValue chosen = ImportedValue::Data(list.list[at], list.list_proxies[at]);
+      if (op == "aten::pop") {
+        list.list.erase(list.list.begin() + at);
+        list.list_proxies.erase(list.list_proxies.begin() + at);
+      }
+      values_[node->output()] = std::move(chosen);
+      return absl::OkStatus();
+    } else {  // aten::slice(list, start, end, step), as Python slices
+      SEGREL_ASSIGN_OR_RETURN(const int64_t step, constant_int(3, 1));
+      if (step <= 0) return Unsupported(node, "a list slice with a step below 1");
+      SEGREL_ASSIGN_OR_RETURN(int64_t start, constant_int(1, 0));
+      SEGREL_ASSIGN_OR_RETURN(int64_t end, constant_int(2, size));
+      start = std::clamp<int64_t>(start < 0 ? start + size : start, 0, size);
+      end = std::clamp<int64_t>(end < 0 ? end + size : end, 0, size);
+      ImportedValue sliced;
+      sliced.kind = Kind::kDataList;
+      for (int64_t i = start; i < end; i += step) {
+        sliced.list.push_back(list.list[i]);
+        sliced.list_proxies.push_back(list.list_proxies[i]);
+      }
+      values_[node->output()] = std::move(sliced);
+      return absl::OkStatus();
+    }
+    // Mutating operators return the list itself (append) or nothing (reverse, insert).
+    if (node->outputs().size() == 1 && node->output()->type()->cast<c10::ListType>()) values_[node->output()] = list;
     return absl::OkStatus();
   }
 

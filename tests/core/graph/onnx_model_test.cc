@@ -47,20 +47,6 @@ LayerGraph Import(const NetworkModel& model, const std::vector<int64_t>& sizes) 
   return graph.ok() ? *std::move(graph) : LayerGraph(sizes);
 }
 
-// "conv3d/0 <- 1" per node: what the LRP engine sees of each layer (its role decides the rule), with the number
-// of inputs. Layers that move or average values are named by their role: ONNX's Flatten is a reshape where
-// TorchScript has aten::flatten, and an adaptive average pooling is exported as the AveragePool it amounts to.
-std::vector<std::string> LayerKinds(const LayerGraph& graph) {
-  std::vector<std::string> kinds;
-  for (const GraphNode& node : graph.nodes()) {
-    const LayerRole role = node.layer->Role();
-    const bool by_role = role == LayerRole::kStructural || role == LayerRole::kAveragePool;
-    const std::string kind = by_role ? "by-role" : std::string(node.layer->Kind());
-    kinds.push_back(absl::StrCat(kind, "/", static_cast<int>(role), " <- ", node.inputs.size()));
-  }
-  return kinds;
-}
-
 struct ForwardCase {
   std::string onnx;         // file under fixtures/data/onnx/
   std::string torchscript;  // the TorchScript fixture it was exported from
@@ -90,9 +76,10 @@ TEST_P(OnnxForwardTest, ForwardEqualsTheTorchScriptModuleAndTheLayersAreTheSame)
   ASSERT_TRUE(torchscript.ok()) << torchscript.status();
   EXPECT_EQ((*torchscript)->format(), "torchscript");
   const LayerGraph reference = Import(**torchscript, fixture.input.sizes().vec());
-  EXPECT_EQ(LayerKinds(graph), LayerKinds(reference)) << "ONNX:\n"
-                                                      << graph.DebugString() << "TorchScript:\n"
-                                                      << reference.DebugString();
+  EXPECT_EQ(segrel::testing::LayerSignature(graph), segrel::testing::LayerSignature(reference))
+      << "ONNX:\n"
+      << graph.DebugString() << "TorchScript:\n"
+      << reference.DebugString();
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -68,7 +68,7 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ImporterForwardTest,
                                            ForwardCase{"unet_padded", "unet_padded.11"}, ForwardCase{"ops_zoo", ""},
                                            ForwardCase{"ops_2d", ""}, ForwardCase{"ops_1d", ""},
                                            ForwardCase{"classifier", ""}, ForwardCase{"linear_ops", ""},
-                                           ForwardCase{"layer_norm", ""}),
+                                           ForwardCase{"layer_norm", ""}, ForwardCase{"unet_list", ""}),
                          [](const ::testing::TestParamInfo<ForwardCase>& info) {
                            std::string name = info.param.data.empty() ? info.param.model : info.param.data;
                            for (char& c : name) {
@@ -126,6 +126,24 @@ TEST(TorchScriptImporter, AnInputSizeTheNetworkCannotTakeSaysWhatToDo) {
                          ::testing::AllOf(::testing::HasSubstr("aten::cat"), ::testing::HasSubstr("Sizes of tensors"),
                                           ::testing::HasSubstr("for inputs of [1, 3, 9, 9, 9]"),
                                           ::testing::HasSubstr("patch_size or --patch"))));
+}
+
+// The same U-Net traced and scripted: scripted, its skip connections are a list the graph appends to, reverses,
+// measures and indexes. Both give the same layers and the saved module's output.
+TEST(TorchScriptImporter, AScriptedListOfSkipConnectionsImportsAsTheTracedNetwork) {
+  const auto fixture = LoadModelFixture("unet_list");
+  absl::StatusOr<TorchScriptModel> traced = TorchScriptModel::Load(fixture.model_path);
+  absl::StatusOr<TorchScriptModel> scripted = TorchScriptModel::Load(FixturePath("unet_list.scripted.pt"));
+  ASSERT_TRUE(traced.ok() && scripted.ok()) << traced.status() << scripted.status();
+  absl::StatusOr<LayerGraph> traced_graph = traced->ImportGraph(fixture.input.sizes().vec());
+  absl::StatusOr<LayerGraph> scripted_graph = scripted->ImportGraph(fixture.input.sizes().vec());
+  ASSERT_TRUE(traced_graph.ok()) << traced_graph.status();
+  ASSERT_TRUE(scripted_graph.ok()) << scripted_graph.status();
+  EXPECT_EQ(segrel::testing::LayerSignature(*scripted_graph), segrel::testing::LayerSignature(*traced_graph))
+      << scripted_graph->DebugString() << traced_graph->DebugString();
+  absl::StatusOr<at::Tensor> output = scripted_graph->Forward(fixture.input);
+  ASSERT_TRUE(output.ok()) << output.status();
+  EXPECT_LT(RelativeError(*output, fixture.output), 1e-5);
 }
 
 TEST(TorchScriptImporter, BatchNormIsFoldedIntoConvolutions) {
