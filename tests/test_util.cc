@@ -54,6 +54,20 @@ std::vector<std::string> LayerSignature(const graph::LayerGraph& graph) {
   return kinds;
 }
 
+at::Tensor ApplyOutputActivation(const at::Tensor& logits, graph::OutputActivation activation) {
+  switch (activation) {
+    case graph::OutputActivation::kSoftmax:
+      return at::softmax(logits, 1);
+    case graph::OutputActivation::kLogSoftmax:
+      return at::log_softmax(logits, 1);
+    case graph::OutputActivation::kSigmoid:
+      return at::sigmoid(logits);
+    case graph::OutputActivation::kNone:
+      break;
+  }
+  return logits;
+}
+
 double RelativeError(const at::Tensor& a, const at::Tensor& b, double floor) {
   const double scale = std::max(b.abs().max().item<double>(), floor);
   return (a - b).abs().max().item<double>() / scale;

@@ -49,6 +49,9 @@ ModelFixture LoadModelFixture(const std::string& name, const std::string& data_n
 // TorchScript has aten::flatten, and an adaptive average pooling may be exported as the AveragePool it amounts to.
 std::vector<std::string> LayerSignature(const graph::LayerGraph& graph);
 
+// `logits` with the activation the network applied to them (what its module returned).
+at::Tensor ApplyOutputActivation(const at::Tensor& logits, graph::OutputActivation activation);
+
 // max |a - b| / max(max |b|, floor).
 double RelativeError(const at::Tensor& a, const at::Tensor& b, double floor = 1e-30);
 

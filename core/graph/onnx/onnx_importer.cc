@@ -42,9 +42,8 @@ OnnxNode::OnnxNode(OnnxImporter& importer, int index, const onnx::NodeProto& pro
 int64_t OnnxNode::opset() const { return importer_.model_.opset; }
 
 const OnnxValue& OnnxNode::Input(size_t i) const {
-  static const OnnxValue* const kAbsent = new OnnxValue();
-  if (i >= static_cast<size_t>(proto_.input_size()) || proto_.input(i).empty()) return *kAbsent;
-  return importer_.Find(proto_.input(i));
+  // No value is called "" (ONNX's name for a left-out optional input), so Find gives the absent value for it.
+  return importer_.Find(i < static_cast<size_t>(proto_.input_size()) ? proto_.input(i) : std::string());
 }
 
 absl::StatusOr<at::Tensor> OnnxNode::ConstantInput(size_t i, absl::string_view what) const {

@@ -38,6 +38,18 @@ struct Padding {
   }
 };
 
+// The "pads" attribute of `dims` spatial dimensions (begins, then ends; default none).
+absl::StatusOr<Padding> ExplicitPadding(const OnnxNode& node, size_t dims) {
+  SEGREL_ASSIGN_OR_RETURN(const std::vector<int64_t> pads, node.Ints("pads", std::vector<int64_t>(2 * dims, 0)));
+  if (pads.size() != 2 * dims) return node.Invalid(absl::StrCat("pads has ", pads.size(), " entries, not ", 2 * dims));
+  Padding padding{std::vector<int64_t>(pads.begin(), pads.begin() + dims),
+                  std::vector<int64_t>(pads.begin() + dims, pads.end())};
+  for (size_t d = 0; d < dims; ++d) {
+    if (padding.begin[d] < 0 || padding.end[d] < 0) return node.Unsupported("negative pads");
+  }
+  return padding;
+}
+
 // Padding from "pads" or "auto_pad" for windows of `extent` ((kernel - 1) * dilation + 1) moved by `stride` over
 // `input` (spatial sizes).
 absl::StatusOr<Padding> WindowPadding(const OnnxNode& node, const std::vector<int64_t>& input,
@@ -46,13 +58,7 @@ absl::StatusOr<Padding> WindowPadding(const OnnxNode& node, const std::vector<in
   SEGREL_ASSIGN_OR_RETURN(const std::string auto_pad, node.String("auto_pad", "NOTSET"));
   Padding padding{std::vector<int64_t>(dims, 0), std::vector<int64_t>(dims, 0)};
   if (auto_pad == "NOTSET") {
-    SEGREL_ASSIGN_OR_RETURN(const std::vector<int64_t> pads, node.Ints("pads", std::vector<int64_t>(2 * dims, 0)));
-    if (pads.size() != 2 * dims)
-      return node.Invalid(absl::StrCat("pads has ", pads.size(), " entries, not ", 2 * dims));
-    for (size_t d = 0; d < dims; ++d) {
-      padding.begin[d] = pads[d];
-      padding.end[d] = pads[d + dims];
-    }
+    SEGREL_ASSIGN_OR_RETURN(padding, ExplicitPadding(node, dims));
   } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
     for (size_t d = 0; d < dims; ++d) {
       const int64_t output = (input[d] + stride[d] - 1) / stride[d];
@@ -62,9 +68,6 @@ absl::StatusOr<Padding> WindowPadding(const OnnxNode& node, const std::vector<in
     }
   } else if (auto_pad != "VALID") {
     return node.Unsupported(absl::StrCat("auto_pad ", auto_pad));
-  }
-  for (size_t d = 0; d < dims; ++d) {
-    if (padding.begin[d] < 0 || padding.end[d] < 0) return node.Unsupported("negative pads");
   }
   return padding;
 }
@@ -221,7 +224,7 @@ absl::StatusOr<std::vector<OnnxValue>> ConvTranspose(OnnxNode& node) {
     padding.end[d] = total - padding.begin[d];
   }
   if (output_shape.empty() && auto_pad == "NOTSET") {
-    SEGREL_ASSIGN_OR_RETURN(padding, WindowPadding(node, input, input, geometry.stride));
+    SEGREL_ASSIGN_OR_RETURN(padding, ExplicitPadding(node, dims));
   } else if (output_shape.empty() && auto_pad != "VALID") {
     return node.Unsupported(absl::StrCat("auto_pad ", auto_pad));
   }

@@ -27,20 +27,6 @@ using ::testing::HasSubstr;
 
 std::string OnnxPath(const std::string& name) { return FixturePath("onnx/" + name + ".onnx"); }
 
-at::Tensor ApplyActivation(const at::Tensor& logits, OutputActivation activation) {
-  switch (activation) {
-    case OutputActivation::kSoftmax:
-      return at::softmax(logits, 1);
-    case OutputActivation::kLogSoftmax:
-      return at::log_softmax(logits, 1);
-    case OutputActivation::kSigmoid:
-      return at::sigmoid(logits);
-    case OutputActivation::kNone:
-      break;
-  }
-  return logits;
-}
-
 LayerGraph Import(const NetworkModel& model, const std::vector<int64_t>& sizes) {
   absl::StatusOr<LayerGraph> graph = model.ImportGraph(sizes);
   EXPECT_TRUE(graph.ok()) << graph.status();
@@ -68,7 +54,7 @@ TEST_P(OnnxForwardTest, ForwardEqualsTheTorchScriptModuleAndTheLayersAreTheSame)
   EXPECT_EQ(std::string(OutputActivationName(graph.output_activation())), fixture.output_activation);
   absl::StatusOr<at::Tensor> logits = graph.Forward(fixture.input);
   ASSERT_TRUE(logits.ok()) << logits.status();
-  const at::Tensor output = ApplyActivation(*logits, graph.output_activation());
+  const at::Tensor output = segrel::testing::ApplyOutputActivation(*logits, graph.output_activation());
   ASSERT_EQ(output.sizes(), fixture.output.sizes());
   EXPECT_LT(RelativeError(output, fixture.output), 1e-5) << graph.DebugString();
 

@@ -24,6 +24,7 @@
 #include "core/graph/onnx/onnx_ops.h"
 #include "core/graph/onnx/onnx_tensor.h"
 #include "onnx/onnx_pb.h"
+#include "tests/test_util.h"
 
 namespace segrel::graph {
 namespace {
@@ -150,20 +151,7 @@ std::string RunNodeTest(const fs::path& dir, const onnx::ModelProto& model) {
       ADD_FAILURE() << dir.filename() << ": " << logits.status();
       return "";
     }
-    at::Tensor output = *logits;
-    switch (graph->output_activation()) {
-      case OutputActivation::kSoftmax:
-        output = at::softmax(output, 1);
-        break;
-      case OutputActivation::kLogSoftmax:
-        output = at::log_softmax(output, 1);
-        break;
-      case OutputActivation::kSigmoid:
-        output = at::sigmoid(output);
-        break;
-      case OutputActivation::kNone:
-        break;
-    }
+    const at::Tensor output = segrel::testing::ApplyOutputActivation(*logits, graph->output_activation());
     const at::Tensor reference = expected->to(at::kFloat);
     if (output.sizes() != reference.sizes()) {
       ADD_FAILURE() << dir.filename() << " " << set.path().filename() << ": sizes " << output.sizes() << ", expected "

@@ -16,20 +16,6 @@ using segrel::testing::FixturePath;
 using segrel::testing::LoadModelFixture;
 using segrel::testing::RelativeError;
 
-at::Tensor ApplyActivation(const at::Tensor& logits, OutputActivation activation) {
-  switch (activation) {
-    case OutputActivation::kSoftmax:
-      return at::softmax(logits, 1);
-    case OutputActivation::kLogSoftmax:
-      return at::log_softmax(logits, 1);
-    case OutputActivation::kSigmoid:
-      return at::sigmoid(logits);
-    case OutputActivation::kNone:
-      break;
-  }
-  return logits;
-}
-
 struct ForwardCase {
   std::string model;
   std::string data;  // fixture data name when it differs from the model's
@@ -51,7 +37,7 @@ TEST_P(ImporterForwardTest, ForwardEqualsTorchScriptModule) {
 
   absl::StatusOr<at::Tensor> logits = graph->Forward(fixture.input);
   ASSERT_TRUE(logits.ok()) << logits.status();
-  const at::Tensor output = ApplyActivation(*logits, graph->output_activation());
+  const at::Tensor output = segrel::testing::ApplyOutputActivation(*logits, graph->output_activation());
   ASSERT_EQ(output.sizes(), fixture.output.sizes());
   EXPECT_LT(RelativeError(output, fixture.output), 1e-5) << graph->DebugString();
 
