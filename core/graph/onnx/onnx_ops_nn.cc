@@ -152,16 +152,23 @@ absl::Status FoldBatchNorm(OnnxNode& node, int64_t channel_dim, at::Tensor& weig
   return absl::OkStatus();
 }
 
+// The weights (input 1) and optional bias (input 2) of Conv and ConvTranspose, as layer parameters.
+absl::StatusOr<AffineParameters> ConvolutionParameters(const OnnxNode& node) {
+  SEGREL_ASSIGN_OR_RETURN(const at::Tensor weight, node.ConstantInput(1, "weights"));
+  if (weight.dim() < 3) return node.Invalid("its weights have fewer than 3 dimensions");
+  AffineParameters parameters{AsParameter(weight), at::Tensor()};
+  if (node.Input(2).kind != OnnxValue::Kind::kAbsent) {
+    SEGREL_ASSIGN_OR_RETURN(const at::Tensor bias, node.ConstantInput(2, "bias"));
+    parameters.bias = AsParameter(bias);
+  }
+  return parameters;
+}
+
 absl::StatusOr<std::vector<OnnxValue>> Conv(OnnxNode& node) {
   SEGREL_ASSIGN_OR_RETURN(const int data, node.DataInput(0, "input"));
-  SEGREL_ASSIGN_OR_RETURN(const at::Tensor raw_weight, node.ConstantInput(1, "weights"));
-  at::Tensor weight = AsParameter(raw_weight);
-  at::Tensor bias;
-  if (node.Input(2).kind != OnnxValue::Kind::kAbsent) {
-    SEGREL_ASSIGN_OR_RETURN(const at::Tensor raw_bias, node.ConstantInput(2, "bias"));
-    bias = AsParameter(raw_bias);
-  }
-  if (weight.dim() < 3) return node.Invalid("its weights have fewer than 3 dimensions");
+  SEGREL_ASSIGN_OR_RETURN(AffineParameters parameters, ConvolutionParameters(node));
+  at::Tensor& weight = parameters.weight;
+  at::Tensor& bias = parameters.bias;
   const size_t dims = weight.dim() - 2;
   SEGREL_ASSIGN_OR_RETURN(const std::vector<int64_t> input, SpatialSizes(node, data, dims));
   ConvolutionGeometry geometry;
@@ -189,14 +196,9 @@ absl::StatusOr<std::vector<OnnxValue>> Conv(OnnxNode& node) {
 // takes one padding per dimension; asymmetric padding becomes the smaller one and a crop of the rest.
 absl::StatusOr<std::vector<OnnxValue>> ConvTranspose(OnnxNode& node) {
   SEGREL_ASSIGN_OR_RETURN(const int data, node.DataInput(0, "input"));
-  SEGREL_ASSIGN_OR_RETURN(const at::Tensor raw_weight, node.ConstantInput(1, "weights"));
-  at::Tensor weight = AsParameter(raw_weight);
-  at::Tensor bias;
-  if (node.Input(2).kind != OnnxValue::Kind::kAbsent) {
-    SEGREL_ASSIGN_OR_RETURN(const at::Tensor raw_bias, node.ConstantInput(2, "bias"));
-    bias = AsParameter(raw_bias);
-  }
-  if (weight.dim() < 3) return node.Invalid("its weights have fewer than 3 dimensions");
+  SEGREL_ASSIGN_OR_RETURN(AffineParameters parameters, ConvolutionParameters(node));
+  at::Tensor& weight = parameters.weight;
+  at::Tensor& bias = parameters.bias;
   const size_t dims = weight.dim() - 2;
   SEGREL_ASSIGN_OR_RETURN(const std::vector<int64_t> input, SpatialSizes(node, data, dims));
   ConvolutionGeometry geometry;
