@@ -44,6 +44,15 @@ int LayerGraph::AddNode(std::unique_ptr<Layer> layer, std::vector<int> inputs, s
   return nodes_.back().output;
 }
 
+std::pair<int, OutputActivation> LayerGraph::LogitsBeforeSigmoid(int value) const {
+  for (const GraphNode& node : nodes_) {
+    if (node.output == value && node.layer->Kind() == "sigmoid") {
+      return {node.inputs[0], OutputActivation::kSigmoid};
+    }
+  }
+  return {value, OutputActivation::kNone};
+}
+
 void LayerGraph::SetOutput(int value, std::vector<int64_t> output_sizes, OutputActivation activation) {
   output_ = value;
   output_sizes_ = std::move(output_sizes);

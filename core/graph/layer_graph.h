@@ -13,6 +13,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -45,6 +46,10 @@ class LayerGraph {
 
   // Builder: appends a node reading `inputs` (existing values) and returns the id of its output value.
   int AddNode(std::unique_ptr<Layer> layer, std::vector<int> inputs, std::string origin);
+  // The logits of the network output `value`: the input of a final sigmoid, which is recorded as the output
+  // activation rather than explained; else `value` itself, with no activation.
+  std::pair<int, OutputActivation> LogitsBeforeSigmoid(int value) const;
+
   // Builder: sets the output value, its sizes, and the activation the network applied to it. Removes the nodes
   // that do not contribute to the output.
   void SetOutput(int value, std::vector<int64_t> output_sizes, OutputActivation activation);

@@ -132,14 +132,8 @@ class GraphImporter {
       case Kind::kData:
         break;
     }
-    // A final sigmoid is recorded rather than explained.
-    for (const GraphNode& node : graph_.nodes()) {
-      if (node.output == output.data && node.layer->Kind() == "sigmoid") {
-        graph_.SetOutput(node.inputs[0], SizesOf(node.inputs[0]), OutputActivation::kSigmoid);
-        return absl::OkStatus();
-      }
-    }
-    graph_.SetOutput(output.data, SizesOf(output.data), OutputActivation::kNone);
+    const auto [logits, activation] = graph_.LogitsBeforeSigmoid(output.data);
+    graph_.SetOutput(logits, SizesOf(logits), activation);
     return absl::OkStatus();
   }
 

@@ -317,14 +317,8 @@ absl::Status OnnxImporter::BindOutput() {
     case Kind::kData:
       break;
   }
-  // A final sigmoid is recorded rather than explained, as the TorchScript importer does.
-  for (const GraphNode& node : graph_.nodes()) {
-    if (node.output == output.data && node.layer->Kind() == "sigmoid") {
-      graph_.SetOutput(node.inputs[0], sizes(node.inputs[0]), OutputActivation::kSigmoid);
-      return absl::OkStatus();
-    }
-  }
-  graph_.SetOutput(output.data, sizes(output.data), OutputActivation::kNone);
+  const auto [logits, activation] = graph_.LogitsBeforeSigmoid(output.data);
+  graph_.SetOutput(logits, sizes(logits), activation);
   return absl::OkStatus();
 }
 
